@@ -1,0 +1,170 @@
+"""taskbox's benchmarks, side by side with the peer (flytekit) in one run, reported as ratios.
+
+Usage: ``make bench`` (creates .venv and .venv-flytekit first), or
+``python bench/run.py --flytekit-venv .venv-flytekit [--runs 9] [--json out.json]``.
+
+Each command is run as a fresh process (a task start is a fresh container), ``--runs`` times after one
+warm-up run (so both sides read their bytecode from the page cache, as a warm node would); we report
+the median and minimum wall time and the median peak RSS (``ru_maxrss`` of the child). Every run's
+output is checked, so a fast failure can never pass for a fast success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+COLD_START_TARGET = 0.10  # taskbox's whole run under 1/10 of flytekit's
+
+
+@dataclass
+class Measurement:
+    name: str
+    median_ms: float
+    min_ms: float
+    rss_mib: float
+    runs: int
+
+
+def measure(name: str, argv: list[str], runs: int, check, cwd: str | None = None, env=None) -> Measurement:
+    """Run ``argv`` ``runs`` times (after one warm-up) and measure wall time and peak RSS."""
+    times, rss = [], []
+    for i in range(runs + 1):
+        check("reset")
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        if proc.returncode != 0:
+            raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{stderr[-2000:]}")
+        check("verify")
+        if i == 0:
+            continue  # warm-up
+        times.append(elapsed * 1000)
+        rss.append(usage.ru_maxrss / 1024)
+    return Measurement(name, statistics.median(times), min(times), statistics.median(rss), runs)
+
+
+def _no_check(stage: str) -> None:
+    return None
+
+
+def _outputs_checker(prefix: Path, expected: int):
+    from flyteidl.core import literals_pb2
+
+    def check(stage: str) -> None:
+        if stage == "reset":
+            shutil.rmtree(prefix, ignore_errors=True)
+            return
+        if (prefix / "error.pb").exists() or not (prefix / "outputs.pb").exists():
+            raise SystemExit(f"run under {prefix} did not commit outputs.pb")
+        lm = literals_pb2.LiteralMap()
+        lm.ParseFromString((prefix / "outputs.pb").read_bytes())
+        value = next(iter(lm.literals.values())).scalar.primitive.integer
+        if value != expected:
+            raise SystemExit(f"run under {prefix} produced {value}, expected {expected}")
+
+    return check
+
+
+def bench_cold_start(work: Path, flytekit_venv: Path, runs: int) -> list[Measurement]:
+    """Cold start of the entrypoint: taskbox execute (echo) vs pyflyte-execute (trivial task)."""
+    from flyteidl.core import interface_pb2, literals_pb2, tasks_pb2, types_pb2
+
+    int_type = types_pb2.LiteralType(simple=types_pb2.SimpleType.INTEGER)
+    variables = interface_pb2.VariableMap(variables={"x": interface_pb2.Variable(type=int_type)})
+    template = tasks_pb2.TaskTemplate(
+        type="echo", interface=interface_pb2.TypedInterface(inputs=variables, outputs=variables)
+    )
+    (work / "task.pb").write_bytes(template.SerializeToString())
+    inputs = literals_pb2.LiteralMap()
+    inputs.literals["x"].scalar.primitive.integer = 42
+    (work / "inputs.pb").write_bytes(inputs.SerializeToString())
+
+    python = sys.executable
+    taskbox = str(Path(python).with_name("taskbox"))
+    results = [measure("python -c pass", [python, "-c", "pass"], runs, _no_check)]
+    out = work / "taskbox-out"
+    results.append(
+        measure(
+            "taskbox execute (echo)",
+            [taskbox, "execute", "--inputs", str(work / "inputs.pb"), "--output-prefix", str(out),
+             "--raw-output-data-prefix", str(work / "raw"), "--resolver", "taskbox.template", "--", str(work / "task.pb")],
+            runs,
+            _outputs_checker(out, 42),
+        )
+    )
+    pyflyte = flytekit_venv / "bin" / "pyflyte-execute"
+    if not pyflyte.exists():
+        raise SystemExit(f"{pyflyte} is missing: run `make flytekit-venv`")
+    fk_out = work / "flytekit-out"
+    env = dict(os.environ, FLYTE_INTERNAL_EXECUTION_ID="bench", FLYTE_INTERNAL_EXECUTION_PROJECT="p",
+               FLYTE_INTERNAL_EXECUTION_DOMAIN="d")
+    results.append(
+        measure(
+            "flytekit pyflyte-execute (trivial @task)",
+            [str(pyflyte), "--inputs", str(work / "inputs.pb"), "--output-prefix", str(fk_out),
+             "--raw-output-data-prefix", str(work / "fk-raw"), "--resolver",
+             "flytekit.core.python_auto_container.default_task_resolver", "--", "task-module", "flyte_trivial",
+             "task-name", "echo"],
+            runs,
+            _outputs_checker(fk_out, 42),
+            cwd=str(ROOT / "bench" / "peers"),
+            env=env,
+        )
+    )
+    return results
+
+
+def report(title: str, results: list[Measurement], target: tuple[str, str, float] | None = None) -> dict:
+    print(f"\n== {title}")
+    print(f"{'command':<44} {'median ms':>10} {'min ms':>9} {'peak RSS MiB':>13}")
+    for m in results:
+        print(f"{m.name:<44} {m.median_ms:>10.1f} {m.min_ms:>9.1f} {m.rss_mib:>13.1f}")
+    summary: dict = {"title": title, "results": [asdict(m) for m in results]}
+    if target:
+        ours, peer, limit = target
+        a = next(m for m in results if m.name == ours)
+        b = next(m for m in results if m.name == peer)
+        ratio, rss_ratio = a.median_ms / b.median_ms, a.rss_mib / b.rss_mib
+        met = ratio <= limit
+        print(f"ratio taskbox/flytekit: time {ratio:.3f} (target <= {limit:.2f}: {'met' if met else 'NOT MET'}), "
+              f"peak RSS {rss_ratio:.2f}")
+        summary.update(ratio=ratio, rss_ratio=rss_ratio, target=limit, met=met)
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flytekit-venv", default=str(ROOT / ".venv-flytekit"), type=Path)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    ns = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    summaries = []
+    with tempfile.TemporaryDirectory(prefix="taskbox-bench-") as tmp:
+        work = Path(tmp)
+        cold = bench_cold_start(work, ns.flytekit_venv.resolve(), ns.runs)
+        summaries.append(report("cold start: whole run on local storage", cold,
+                                ("taskbox execute (echo)", "flytekit pyflyte-execute (trivial @task)", COLD_START_TARGET)))
+    if ns.json:
+        ns.json.write_text(json.dumps(summaries, indent=2))
+    return 0 if all(s.get("met", True) for s in summaries) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

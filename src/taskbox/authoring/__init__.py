@@ -1,0 +1,33 @@
+"""Define taskbox tasks in Python: build their Flyte ``TaskTemplate``\\ s, or run them in-process.
+
+Why: a prebuilt-executor task needs no code of its author's in the container, only a template. This
+package builds those templates from Python objects, validated by the executors' own config models, and
+runs them locally through the entrypoint's pipeline.
+
+Invariants:
+    * Importing this package imports no executor, no driver and no pyarrow; the task classes load their
+      config models when a task is defined.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["SQLTask", "SQLiteTask", "TaskFailed", "TemplateTask", "run_template"]
+
+_LAZY = {
+    "SQLTask": "taskbox.authoring.sql",
+    "SQLiteTask": "taskbox.authoring.sql",
+    "TaskFailed": "taskbox.authoring.base",
+    "TemplateTask": "taskbox.authoring.base",
+    "run_template": "taskbox.authoring.base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskbox.authoring' has no attribute {name!r}")
+    import importlib  # noqa: PLC0415
+
+    return getattr(importlib.import_module(module), name)

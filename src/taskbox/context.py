@@ -1,0 +1,134 @@
+"""The execution context an executor receives: who is running, where data goes, and secrets.
+
+Why: an executor should not read Flyte's environment variables or entrypoint flags itself; it gets
+one immutable object that says which execution and attempt it serves (from the variables propeller
+injects), where to put raw data, where its checkpoints live, a scratch directory and the secrets
+accessor. Everything is plain data, so the same executor runs under Flyte, under ``taskbox run`` and
+in-process from the authoring API.
+
+Invariants:
+    * Identity fields come from ``FLYTE_INTERNAL_EXECUTION_*`` / ``FLYTE_INTERNAL_TASK_*`` (or
+      flytekit's short aliases ``_F_PRJ`` ...) and ``FLYTE_ATTEMPT_NUMBER``; missing ones are ``""``.
+    * ``working_dir`` is private to this run and removed by the entrypoint afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskbox.secrets import SecretStore
+
+# Each field: (long name, flytekit's short alias).
+_EXECUTION_VARS = {
+    "project": ("FLYTE_INTERNAL_EXECUTION_PROJECT", "_F_PRJ"),
+    "domain": ("FLYTE_INTERNAL_EXECUTION_DOMAIN", "_F_DM"),
+    "name": ("FLYTE_INTERNAL_EXECUTION_ID", "_F_NM"),
+    "workflow": ("FLYTE_INTERNAL_EXECUTION_WORKFLOW", "_F_WF"),
+    "launch_plan": ("FLYTE_INTERNAL_EXECUTION_LAUNCHPLAN", "_F_LP"),
+}
+_TASK_VARS = {
+    "project": ("FLYTE_INTERNAL_TASK_PROJECT", "_F_TK_PRJ"),
+    "domain": ("FLYTE_INTERNAL_TASK_DOMAIN", "_F_TK_DM"),
+    "name": ("FLYTE_INTERNAL_TASK_NAME", "_F_TK_NM"),
+    "version": ("FLYTE_INTERNAL_TASK_VERSION", "_F_TK_V"),
+}
+
+
+def _pick(env: Mapping[str, str], names: tuple[str, str]) -> str:
+    return env.get(names[0]) or env.get(names[1]) or ""
+
+
+@dataclass(frozen=True)
+class ExecutionIdentity:
+    """Which workflow execution this run belongs to (Flyte's ``WorkflowExecutionIdentifier`` and more)."""
+
+    project: str = ""
+    domain: str = ""
+    name: str = ""
+    workflow: str = ""
+    launch_plan: str = ""
+
+
+@dataclass(frozen=True)
+class TaskIdentity:
+    """Which registered task version is running."""
+
+    project: str = ""
+    domain: str = ""
+    name: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutionContext:
+    """Everything an executor may know about the run it serves.
+
+    Attributes:
+        execution: The workflow execution's identity.
+        task: The task's identity.
+        attempt: ``FLYTE_ATTEMPT_NUMBER`` (0 for the first attempt).
+        output_prefix: Where the commit file goes (the executor writes no files there itself).
+        raw_output_prefix: Where data blobs (files, tables) go.
+        working_dir: A private local scratch directory.
+        checkpoint_path: Where this attempt may write its checkpoint, if any.
+        prev_checkpoint: The previous attempt's checkpoint, if any.
+        secrets: The secrets accessor.
+        cancelled: Set when the run is being stopped (SIGTERM); long loops should check it.
+        execution_url: ``FLYTE_EXECUTION_URL`` if propeller set it.
+        output_types: The declared outputs, name -> ``LiteralType`` (template tasks) or Python type.
+        template: The ``TaskTemplate`` being run, when there is one.
+    """
+
+    output_prefix: str
+    raw_output_prefix: str
+    working_dir: str
+    execution: ExecutionIdentity = field(default_factory=ExecutionIdentity)
+    task: TaskIdentity = field(default_factory=TaskIdentity)
+    attempt: int = 0
+    checkpoint_path: str | None = None
+    prev_checkpoint: str | None = None
+    secrets: SecretStore = field(default_factory=SecretStore)
+    cancelled: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    execution_url: str = ""
+    output_types: Mapping[str, Any] = field(default_factory=dict)
+    template: Any = None
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        output_prefix: str,
+        raw_output_prefix: str,
+        working_dir: str,
+        checkpoint_path: str | None = None,
+        prev_checkpoint: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        output_types: Mapping[str, Any] | None = None,
+        template: Any = None,
+        cancelled: threading.Event | None = None,
+    ) -> ExecutionContext:
+        """Build a context from Flyte's environment variables and the entrypoint's paths."""
+        env = os.environ if environ is None else environ
+        try:
+            attempt = int(env.get("FLYTE_ATTEMPT_NUMBER", "0") or 0)
+        except ValueError:
+            attempt = 0
+        return cls(
+            output_prefix=output_prefix,
+            raw_output_prefix=raw_output_prefix,
+            working_dir=working_dir,
+            execution=ExecutionIdentity(**{k: _pick(env, v) for k, v in _EXECUTION_VARS.items()}),
+            task=TaskIdentity(**{k: _pick(env, v) for k, v in _TASK_VARS.items()}),
+            attempt=attempt,
+            checkpoint_path=checkpoint_path,
+            prev_checkpoint=prev_checkpoint,
+            secrets=SecretStore(env),
+            execution_url=env.get("FLYTE_EXECUTION_URL", ""),
+            output_types=dict(output_types or {}),
+            template=template,
+            cancelled=cancelled if cancelled is not None else threading.Event(),
+        )

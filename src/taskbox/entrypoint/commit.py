@@ -1,0 +1,123 @@
+"""The commit protocol: exactly one of ``outputs.pb`` or ``error.pb`` under the output prefix.
+
+Why: Flyte's propeller judges an attempt that exited 0 by what it finds under the output prefix. It
+reads ``error.pb`` first: if present, the attempt failed (retryable iff ``kind`` is RECOVERABLE) and
+``outputs.pb`` is ignored; otherwise ``outputs.pb`` must exist when outputs are declared. So the commit
+file is the single point at which a run's result becomes visible, and it must be whole and alone.
+
+Invariants:
+    * Data blobs (files, tables, offloaded literals) are written before the commit file, by the
+      literal engine; the commit file is written last, atomically (``taskbox.storage.write_bytes``).
+    * Before writing its commit file, a run removes the other kind left by an earlier run into the same
+      prefix (a restarted pod): a stale ``error.pb`` beside a new ``outputs.pb`` would fail the attempt.
+      Between the removal and the write the prefix holds neither, which propeller treats as "no
+      outputs" (recoverable): never a wrong answer.
+    * Error messages are redacted and bounded (:data:`MAX_MESSAGE_BYTES`, far below propeller's 2 MB
+      read limit), keeping the head and the tail of the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+import uuid
+from typing import TYPE_CHECKING
+
+from taskbox import redaction, storage
+from taskbox.errors import TaskboxError
+
+if TYPE_CHECKING:
+    from flyteidl.core import errors_pb2, literals_pb2
+
+OUTPUTS_FILE = "outputs.pb"
+ERROR_FILE = "error.pb"
+MAX_MESSAGE_BYTES = 64 * 1024
+
+_DIST_ERROR_VARS = ("FLYTE_INTERNAL_DIST_ERROR_STRATEGY", "_F_DES")
+
+
+def error_file_name() -> str:
+    """``error.pb``, or ``error-<uuid>.pb`` under Flyte's distributed error strategy (``_F_DES``)."""
+    if any(os.environ.get(v) for v in _DIST_ERROR_VARS):
+        return f"error-{uuid.uuid4().hex}.pb"
+    return ERROR_FILE
+
+
+def _bounded(text: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return text
+    keep = limit // 2 - 64
+    head = data[:keep].decode("utf-8", errors="ignore")
+    tail = data[-keep:].decode("utf-8", errors="ignore")
+    return f"{head}\n... [{len(data) - 2 * keep} bytes cut] ...\n{tail}"
+
+
+def describe(exc: BaseException) -> tuple[str, str, bool, str]:
+    """Classify an exception for the error document.
+
+    Args:
+        exc: What ended the run.
+
+    Returns:
+        ``(code, origin, recoverable, message)``. taskbox errors carry their own mapping; anything
+        else escaped translation and is reported as a recoverable SYSTEM error (flytekit's rule).
+    """
+    if isinstance(exc, TaskboxError):
+        code, origin, recoverable = exc.code, exc.origin, exc.recoverable
+    else:
+        code, origin, recoverable = f"SYSTEM:{type(exc).__name__}", "SYSTEM", True
+    summary = f"{type(exc).__name__}: {exc}"
+    trace = "".join(traceback.format_exception(exc))
+    message = redaction.redact(f"{summary}\n\nTrace:\n{trace}")
+    return code, origin, recoverable, _bounded(message)
+
+
+def error_document(exc: BaseException) -> errors_pb2.ErrorDocument:
+    """Build Flyte's ``ErrorDocument`` for an exception."""
+    from flyteidl.core import errors_pb2  # noqa: PLC0415
+
+    code, origin, recoverable, message = describe(exc)
+    error = errors_pb2.ContainerError(
+        code=code,
+        message=message,
+        kind=errors_pb2.ContainerError.RECOVERABLE if recoverable else errors_pb2.ContainerError.NON_RECOVERABLE,
+        origin=_origin_enum(origin),
+    )
+    error.timestamp.FromNanoseconds(time.time_ns())
+    worker = os.environ.get("_F_WN")
+    if worker and any(os.environ.get(v) for v in _DIST_ERROR_VARS):
+        error.worker = worker
+    return errors_pb2.ErrorDocument(error=error)
+
+
+def _origin_enum(origin: str) -> int:
+    from flyteidl.core import execution_pb2  # noqa: PLC0415
+
+    return execution_pb2.ExecutionError.USER if origin == "USER" else execution_pb2.ExecutionError.SYSTEM
+
+
+def commit_outputs(output_prefix: str, outputs: literals_pb2.LiteralMap) -> str:
+    """Write ``outputs.pb`` as the run's commit, removing a stale ``error.pb`` first.
+
+    Returns:
+        The URI written.
+    """
+    storage.remove(storage.join(output_prefix, ERROR_FILE))
+    uri = storage.join(output_prefix, OUTPUTS_FILE)
+    storage.write_bytes(uri, outputs.SerializeToString())
+    return uri
+
+
+def commit_error(output_prefix: str, exc: BaseException) -> str:
+    """Write ``error.pb`` for ``exc`` as the run's commit, removing a stale ``outputs.pb`` first.
+
+    Returns:
+        The URI written.
+    """
+    document = error_document(exc)
+    storage.remove(storage.join(output_prefix, OUTPUTS_FILE))
+    uri = storage.join(output_prefix, error_file_name())
+    storage.write_bytes(uri, document.SerializeToString())
+    return uri

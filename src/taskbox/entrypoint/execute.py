@@ -1,0 +1,163 @@
+"""``taskbox execute``: the run pipeline behind Flyte's container contract.
+
+Flow: load the task through its resolver -> read ``inputs.pb`` (a ``LiteralMap``, possibly 0 bytes) ->
+convert inputs by the declared interface -> run -> convert outputs by the declared interface (data
+blobs are uploaded here) -> commit ``outputs.pb``; on any failure commit ``error.pb`` instead.
+
+Invariants:
+    * outputs.pb is the commit point: it is written last, once, and only when every output converted
+      and every data blob was written (see :mod:`taskbox.entrypoint.commit`).
+    * Every failure ends in ``error.pb`` with its USER/SYSTEM origin and recoverability, and exit code 0
+      (Flyte's contract; propeller ignores ``error.pb`` after a non-zero exit). ``--fail-on-error`` or
+      ``FLYTE_FAIL_ON_ERROR`` turn that into exit 1; SIGTERM always exits 143.
+    * If even ``error.pb`` cannot be written, the reason goes to stderr and the exit code is 1, so the
+      pod fails visibly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskbox import redaction, storage
+from taskbox.entrypoint import commit
+from taskbox.entrypoint.resolvers import load_task
+from taskbox.entrypoint.signals import EXIT_TERMINATED, TerminationGuard
+from taskbox.errors import InputError
+
+log = logging.getLogger("taskbox")
+
+DEFAULT_MAX_INPUTS_BYTES = 256 * 1024 * 1024
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+@dataclass
+class ExecuteOptions:
+    """The flags of ``taskbox execute`` (``pyflyte-execute``'s, after placeholder normalisation)."""
+
+    inputs: str
+    output_prefix: str
+    resolver: str
+    resolver_args: Sequence[str] = ()
+    raw_output_prefix: str | None = None
+    checkpoint_path: str | None = None
+    prev_checkpoint: str | None = None
+    fail_on_error: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_inputs(uri: str) -> Any:
+    """Read ``inputs.pb`` as a ``LiteralMap`` (0 bytes is an empty map, as propeller may write)."""
+    from flyteidl.core import literals_pb2  # noqa: PLC0415
+    from google.protobuf.message import DecodeError  # noqa: PLC0415
+
+    limit = int(os.environ.get("TASKBOX_MAX_INPUTS_BYTES", DEFAULT_MAX_INPUTS_BYTES))
+    data = storage.read_bytes(uri, max_size=limit)
+    inputs = literals_pb2.LiteralMap()
+    try:
+        inputs.ParseFromString(data)
+    except DecodeError as exc:
+        raise InputError(f"{uri} is not a serialized LiteralMap: {exc}") from None
+    return inputs
+
+
+def _offload_settings() -> tuple[int, int] | None:
+    minimum = os.environ.get("_F_L_MIN_SIZE_MB")
+    if not minimum:
+        return None
+    maximum = os.environ.get("_F_L_MAX_SIZE_MB") or "1000"
+    return int(float(minimum) * 1024 * 1024), int(float(maximum) * 1024 * 1024)
+
+
+def _run(opts: ExecuteOptions, working_dir: str, cancelled: threading.Event) -> Any:
+    from taskbox.context import ExecutionContext  # noqa: PLC0415
+    from taskbox.literals import (  # noqa: PLC0415
+        ConversionContext,
+        literal_map_to_python,
+        offload_literals,
+        python_to_literal_map,
+    )
+
+    task = load_task(opts.resolver, opts.resolver_args, working_dir)
+    raw_prefix = opts.raw_output_prefix or storage.join(opts.output_prefix, "data")
+    conversion = ConversionContext(raw_output_prefix=raw_prefix, working_dir=working_dir)
+    inputs = literal_map_to_python(read_inputs(opts.inputs), task.input_types, conversion)
+    context = ExecutionContext.from_env(
+        output_prefix=opts.output_prefix,
+        raw_output_prefix=raw_prefix,
+        working_dir=working_dir,
+        checkpoint_path=opts.checkpoint_path,
+        prev_checkpoint=opts.prev_checkpoint,
+        output_types=task.output_types,
+        template=task.template,
+        cancelled=cancelled,
+    )
+    log.info("running %s", task.name)
+    values = task.body(context, inputs)
+    outputs = python_to_literal_map(values, task.output_types, conversion)
+    offload = _offload_settings()
+    if offload is not None:
+        outputs = offload_literals(outputs, opts.output_prefix, *offload)
+    return outputs
+
+
+def execute(opts: ExecuteOptions, guard: TerminationGuard) -> int:
+    """Run one task and commit its result.
+
+    Args:
+        opts: Parsed flags.
+        guard: The process's SIGTERM guard (installed by the CLI before anything heavy loads).
+
+    Returns:
+        The process exit code.
+    """
+    working_dir = tempfile.mkdtemp(prefix="taskbox-")
+    cancelled = threading.Event()
+    try:
+        try:
+            outcome: Any = guard.run(lambda: _run(opts, working_dir, cancelled), cancelled)
+            failure: BaseException | None = None
+        except BaseException as exc:  # noqa: BLE001 - every failure must end in error.pb
+            outcome, failure = None, exc
+        code = _commit(opts.output_prefix, outcome, failure)
+    finally:
+        shutil.rmtree(working_dir, ignore_errors=True)
+    if guard.received:
+        return EXIT_TERMINATED
+    if code == EXIT_OK and failure is not None and opts.fail_on_error:
+        return EXIT_FAILED
+    return code
+
+
+def _commit(output_prefix: str, outputs: Any, failure: BaseException | None) -> int:
+    if failure is None:
+        try:
+            uri = commit.commit_outputs(output_prefix, outputs)
+            log.info("committed %s", uri)
+            return EXIT_OK
+        except BaseException as exc:  # noqa: BLE001 - a failed commit is reported like any failure
+            failure = exc
+    code, origin, recoverable, message = commit.describe(failure)
+    first_line = message.splitlines()[0] if message else ""
+    print(
+        f"taskbox: task failed ({code}, {origin}, {'recoverable' if recoverable else 'non-recoverable'}): {first_line}",
+        file=sys.stderr,
+    )
+    try:
+        uri = commit.commit_error(output_prefix, failure)
+    except BaseException as exc:  # noqa: BLE001
+        print(
+            f"taskbox: could not write the error document under {output_prefix}: {redaction.redact(str(exc))}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    log.info("committed %s", uri)
+    return EXIT_OK

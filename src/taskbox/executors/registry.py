@@ -1,0 +1,252 @@
+"""Lazy registry of executors: built-ins by string, third parties through entry points.
+
+Why: the entrypoint pays for every import at every task start, so executors are registered as
+strings (``"module:Class"``) and imported only when a template asks for them — fsspec's
+``known_implementations`` model, with an install hint for executors whose optional dependencies are
+missing from the image. Third-party executors register under the entry-point group
+``taskbox.executors`` (name -> ``"module:Class"``); that group is scanned only when a name or task type
+is not a built-in, because scanning installed distributions costs about 0.1 s.
+
+Invariants:
+    * A class is validated when it is loaded (pluggy's rule), never when it is called: a broken plugin
+      is reported as ``PluginInvalid`` naming what is wrong, before any input is read.
+    * A known executor whose dependencies are missing raises ``ExecutorNotInstalled`` with the
+      ``pip install 'taskbox[extra]'`` hint; an unknown name or task type raises ``ExecutorNotFound``
+      listing what is available.
+    * flytekit's executor class paths map to the taskbox executor of the same task type, so
+      templates serialized by flytekit run without flytekit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from taskbox.errors import ExecutorNotFound, ExecutorNotInstalled, PluginInvalid
+from taskbox.executors.base import Executor
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+ENTRY_POINT_GROUP = "taskbox.executors"
+
+
+@dataclass(frozen=True)
+class KnownExecutor:
+    """A built-in executor, described without importing it.
+
+    Attributes:
+        name: Registry name (``taskbox execute ... -- TEMPLATE NAME``).
+        target: ``"module:Class"``.
+        task_types: Template types it serves; the first is its own.
+        extra: The ``taskbox[...]`` extra that installs its dependencies, if any.
+    """
+
+    name: str
+    target: str
+    task_types: tuple[str, ...]
+    extra: str | None = None
+
+
+# Kept sorted by name (checked below), like fsspec's known_implementations.
+BUILTINS: tuple[KnownExecutor, ...] = (
+    KnownExecutor("echo", "taskbox.executors.echo:EchoExecutor", ("echo",)),
+    KnownExecutor("http", "taskbox.executors.http:HTTPExecutor", ("http", "webhook"), "http"),
+    KnownExecutor("sql", "taskbox.executors.sql:SQLExecutor", ("sqlalchemy", "sql"), "sql"),
+    KnownExecutor("sqlite", "taskbox.executors.sqlite:SQLiteExecutor", ("sqlite",), "sqlite"),
+)
+assert [k.name for k in BUILTINS] == sorted(k.name for k in BUILTINS), "keep BUILTINS sorted by name"
+
+#: flytekit's executor classes (the second resolver argument of its template tasks) -> taskbox name.
+FLYTEKIT_ALIASES: dict[str, str] = {
+    "flytekit.extras.sqlite3.task.SQLite3TaskExecutor": "sqlite",
+    "flytekitplugins.sqlalchemy.task.SQLAlchemyTaskExecutor": "sql",
+}
+
+_BY_NAME = {k.name: k for k in BUILTINS}
+_BY_TASK_TYPE = {t: k for k in BUILTINS for t in k.task_types}
+_loaded: dict[str, type[Executor]] = {}
+
+
+def _entry_points() -> list[EntryPoint]:
+    from importlib.metadata import entry_points  # noqa: PLC0415 - scanning distributions costs ~0.1 s
+
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _import_target(target: str) -> Any:
+    module_name, sep, attr = target.partition(":")
+    if not sep:
+        module_name, _, attr = target.rpartition(".")
+    if not module_name or not attr:
+        raise ExecutorNotFound(f"executor reference {target!r} is neither a registered name nor 'module:Class'")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ExecutorNotFound(f"module {module_name!r} has no executor class {attr!r}") from None
+
+
+def validate(obj: Any, source: str) -> type[Executor]:
+    """Check that ``obj`` satisfies the executor contract.
+
+    Args:
+        obj: What the registry imported.
+        source: Where it came from, for the error message.
+
+    Returns:
+        ``obj``, typed as an executor class.
+
+    Raises:
+        PluginInvalid: Naming the first broken rule.
+    """
+
+    def broken(why: str) -> PluginInvalid:
+        return PluginInvalid(f"executor plugin {source} is invalid: {why}")
+
+    if not (isinstance(obj, type) and issubclass(obj, Executor)):
+        raise broken(f"{obj!r} is not a subclass of taskbox.executors.Executor")
+    if not isinstance(obj.task_type, str) or not obj.task_type:
+        raise broken("task_type must be a non-empty string")
+    if obj.execute is Executor.execute:
+        raise broken("it does not implement execute(context, config, inputs)")
+    try:
+        inspect.signature(obj.execute).bind(None, None, None, None)
+    except TypeError:
+        raise broken("execute must accept (self, context, config, inputs)") from None
+    if obj.Config is not None:
+        from pydantic import BaseModel  # noqa: PLC0415 - the plugin module imported it already
+
+        if not (isinstance(obj.Config, type) and issubclass(obj.Config, BaseModel)):
+            raise broken("Config must be a pydantic BaseModel subclass or None")
+    return obj
+
+
+def _load_known(known: KnownExecutor) -> type[Executor]:
+    try:
+        obj = _import_target(known.target)
+    except ModuleNotFoundError as exc:
+        hint = f"pip install 'taskbox[{known.extra}]'" if known.extra else "reinstall taskbox"
+        raise ExecutorNotInstalled(
+            f"executor {known.name!r} is not installed in this image ({exc.name} is missing): {hint}, "
+            f"or use the taskbox image for {known.name!r}"
+        ) from None
+    return validate(obj, f"{known.name!r} ({known.target})")
+
+
+def _load_entry_point(ep: EntryPoint) -> type[Executor]:
+    try:
+        obj = ep.load()
+    except ModuleNotFoundError as exc:
+        dist = ep.dist.name if ep.dist is not None else "its distribution"
+        raise ExecutorNotInstalled(
+            f"executor {ep.name!r} cannot load ({exc.name} is missing): reinstall {dist}"
+        ) from None
+    return validate(obj, f"{ep.name!r} ({ep.value})")
+
+
+def _cached(key: str, load: Any) -> type[Executor]:
+    cls = _loaded.get(key)
+    if cls is None:
+        cls = _loaded[key] = load()
+    return cls
+
+
+def load(ref: str) -> type[Executor]:
+    """Load an executor by registry name, flytekit class path, or ``module:Class`` import path.
+
+    Args:
+        ref: The reference, as the template's resolver arguments carry it.
+
+    Returns:
+        The validated executor class.
+    """
+    name = FLYTEKIT_ALIASES.get(ref, ref)
+    known = _BY_NAME.get(name)
+    if known is not None:
+        return _cached(name, lambda: _load_known(known))
+    for ep in _entry_points():
+        if ep.name == name:
+            return _cached(name, lambda ep=ep: _load_entry_point(ep))
+    if ":" in ref or "." in ref:
+        return _cached(ref, lambda: _load_import_path(ref))
+    raise ExecutorNotFound(f"no executor named {ref!r}; available: {', '.join(sorted(names()))}")
+
+
+def _load_import_path(ref: str) -> type[Executor]:
+    try:
+        obj = _import_target(ref)
+    except ModuleNotFoundError as exc:
+        raise ExecutorNotFound(f"executor {ref!r} cannot be imported: no module named {exc.name!r}") from None
+    return validate(obj, repr(ref))
+
+
+def for_task_type(task_type: str) -> type[Executor]:
+    """Load the executor that serves a template type.
+
+    Built-ins are matched first; then an entry point named like the task type; then every
+    third-party executor is loaded and asked for its ``task_type``.
+    """
+    known = _BY_TASK_TYPE.get(task_type)
+    if known is not None:
+        return _cached(known.name, lambda: _load_known(known))
+    eps = _entry_points()
+    for ep in eps:
+        if ep.name == task_type and ep.name not in _BY_NAME:
+            return _cached(ep.name, lambda ep=ep: _load_entry_point(ep))
+    served, broken = set(_BY_TASK_TYPE), []
+    for ep in eps:
+        if ep.name in _BY_NAME:
+            continue
+        try:
+            cls = _cached(ep.name, lambda ep=ep: _load_entry_point(ep))
+        except (ExecutorNotInstalled, PluginInvalid):
+            broken.append(ep.name)  # an unrelated broken plugin must not hide a working one
+            continue
+        if cls.task_type == task_type:
+            return cls
+        served.add(cls.task_type)
+    unusable = f"; plugins that failed to load: {', '.join(broken)}" if broken else ""
+    raise ExecutorNotFound(
+        f"no executor serves task type {task_type!r}; installed executors serve: {', '.join(sorted(served))}{unusable}"
+    )
+
+
+def names() -> list[str]:
+    """Every executor name: built-ins and installed entry points."""
+    return sorted(set(_BY_NAME) | {ep.name for ep in _entry_points()})
+
+
+@dataclass(frozen=True)
+class ExecutorInfo:
+    """What ``taskbox executors`` prints about one executor."""
+
+    name: str
+    target: str
+    task_types: tuple[str, ...]
+    source: str
+    status: str
+    config_schema: dict[str, Any] | None
+
+
+def describe() -> list[ExecutorInfo]:
+    """Load every executor (built-in and plugin) and describe it; failures are reported, not raised."""
+    targets: dict[str, tuple[str, str, Any]] = {k.name: (k.target, "builtin", k) for k in BUILTINS}
+    for ep in _entry_points():
+        if ep.name not in targets:
+            dist = ep.dist.name if ep.dist is not None else "?"
+            targets[ep.name] = (ep.value, f"plugin ({dist})", ep)
+    infos = []
+    for name, (target, source, spec) in sorted(targets.items()):
+        task_types: tuple[str, ...] = spec.task_types if isinstance(spec, KnownExecutor) else ()
+        try:
+            cls = load(name)
+        except (ExecutorNotInstalled, ExecutorNotFound, PluginInvalid) as exc:
+            infos.append(ExecutorInfo(name, target, task_types, source, f"unavailable: {exc}", None))
+            continue
+        schema = cls.Config.model_json_schema() if cls.Config is not None else None
+        types = task_types or (cls.task_type,)
+        infos.append(ExecutorInfo(name, target, types, source, "available", schema))
+    return infos

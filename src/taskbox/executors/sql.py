@@ -1,0 +1,192 @@
+"""The ``sql`` executor: run one query against any SQLAlchemy database (task type ``sqlalchemy``).
+
+Why: flytekit's ``SQLAlchemyTask`` pastes input values into the SQL, keeps the password in the URI
+(and logs it), commits whatever the query does and reads the whole result into pandas. This executor
+runs the same templates (``custom`` = ``query_template``, ``uri``, ``connect_args``,
+``secret_connect_args``) with bound parameters, secrets only from Flyte's secret store, a read-only
+transaction by default, a statement timeout, and a streamed Parquet result (server-side cursors on
+PostgreSQL and MySQL/MariaDB).
+
+Invariants:
+    * A URI with a password, or a password in ``connect_args``, is refused: credentials come from
+      ``secret_connect_args`` (Flyte secrets), so they are never in the template, and are registered
+      for redaction before use. The URL is logged only with its password hidden.
+    * ``read_only`` (the default) makes the transaction read-only in the database and never commits;
+      statements sqlglot classifies as writes are refused before connecting.
+    * Driver failures are translated by :func:`taskbox.sql.errors.translate`; nothing is written to
+      the outputs on failure; a Parquet result is published only after the transaction has ended.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, field_validator
+
+from taskbox.executors.base import Executor
+from taskbox.sql.config import QueryConfig, SecretRef
+
+if TYPE_CHECKING:
+    from taskbox.context import ExecutionContext
+
+__all__ = ["SQLConfig", "SQLExecutor"]
+
+log = logging.getLogger("taskbox.sql")
+
+#: connect_args keys that hold credentials; they must come from secret_connect_args.
+CREDENTIAL_ARGS = frozenset({"password", "passwd", "pwd", "pass", "sslpassword", "passfile", "token", "secret"})
+DEFAULT_CONNECT_TIMEOUT_S = 30
+
+
+class SQLConfig(QueryConfig):
+    """``custom`` of a ``sqlalchemy`` template: flytekit's ``SQLAlchemyTask`` fields plus taskbox's.
+
+    Attributes:
+        uri: A SQLAlchemy URL *without* a password (``postgresql://user@host:5432/db``).
+        connect_args: Extra keyword arguments for the driver's ``connect()`` (no credentials).
+        secret_connect_args: Driver arguments taken from Flyte secrets, e.g.
+            ``{"password": {"group": "db", "key": "password"}}``.
+        read_only: Run in a read-only transaction that is never committed (the default); ``false``
+            commits the statement's writes.
+    """
+
+    uri: str = Field(min_length=1)
+    connect_args: dict[str, Any] = Field(default_factory=dict)
+    secret_connect_args: dict[str, SecretRef] | None = None
+    read_only: bool = True
+
+    @field_validator("uri")
+    @classmethod
+    def _no_password_in_uri(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url  # noqa: PLC0415
+        from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError("is not a SQLAlchemy database URL (dialect+driver://user@host:port/database)") from None
+        if url.password or any(k.lower() in CREDENTIAL_ARGS for k in url.query):
+            raise ValueError(
+                "holds a password; remove it from the URI and pass it through secret_connect_args "
+                '(e.g. {"password": {"group": "db", "key": "password"}}), so it never appears in the template'
+            )
+        return value
+
+    @field_validator("connect_args")
+    @classmethod
+    def _no_credentials_in_connect_args(cls, value: dict[str, Any]) -> dict[str, Any]:
+        plain = sorted(k for k in value if k.lower() in CREDENTIAL_ARGS)
+        if plain:
+            raise ValueError(f"holds credentials ({', '.join(plain)}); pass them through secret_connect_args")
+        return value
+
+
+class SQLExecutor(Executor):
+    """Runs a query template on a SQLAlchemy engine."""
+
+    task_type = "sqlalchemy"
+    Config = SQLConfig
+    summary = "runs one query on any SQLAlchemy database (read-only by default); results as Parquet or one row"
+
+    def execute(self, context: ExecutionContext, config: SQLConfig, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Connect, run the query in one transaction, and map the result onto the declared outputs."""
+        from sqlalchemy import bindparam, create_engine, text  # noqa: PLC0415
+        from sqlalchemy.engine import make_url  # noqa: PLC0415
+        from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+        from sqlalchemy.pool import NullPool  # noqa: PLC0415
+
+        from taskbox.sql import errors  # noqa: PLC0415
+        from taskbox.sql.dialects import begin_session, normalise_url, stream_supported, type_hints  # noqa: PLC0415
+        from taskbox.sql.results import CursorSource, OutputPlan, collect  # noqa: PLC0415
+        from taskbox.sql.templating import compile_template, sqlglot_dialect  # noqa: PLC0415
+
+        url = normalise_url(make_url(config.uri))
+        backend = url.get_backend_name()
+        plan = OutputPlan.from_types(context.output_types)
+        compiled = compile_template(
+            config.query_template,
+            _input_names(context, inputs),
+            dialect=sqlglot_dialect(backend),
+            identifiers=config.identifiers,
+        )
+        if config.read_only and compiled.kind == "write":
+            raise errors.ReadOnlyViolation(
+                f"the statement is a {compiled.statement or 'write'}, which changes data, but the task is read-only; "
+                "set read_only: false in the task config to allow writes"
+            )
+        connect_args = _connect_args(context, config, backend)
+        engine = create_engine(url, connect_args=connect_args, poolclass=NullPool, hide_parameters=True)
+        try:
+            sql, params = compiled.render(inputs, quote=engine.dialect.identifier_preparer.quote, style="sqlalchemy")
+            clause = text(sql)
+            expanding = [bindparam(name, expanding=True) for name, v in params.items() if isinstance(v, list)]
+            if expanding:
+                clause = clause.bindparams(*expanding)
+            stream = plan.kind == "table" and compiled.kind == "read" and stream_supported(backend)
+            log.info("connecting to %s", url.render_as_string(hide_password=True))
+            log.info("running query (%s, %s): %s", "read-only" if config.read_only else "read-write", compiled.kind, sql)
+            try:
+                with engine.connect() as conn:
+                    enforced = begin_session(
+                        conn,
+                        backend,
+                        read_only=config.read_only,
+                        timeout_s=config.timeout_seconds,
+                        is_mariadb=bool(getattr(engine.dialect, "is_mariadb", False)),
+                    )
+                    if config.read_only and not enforced and compiled.kind != "read":
+                        raise errors.ReadOnlyViolation(
+                            f"the {backend} database cannot run this statement in a read-only transaction and taskbox "
+                            "cannot tell that it only reads; set read_only: false to run it"
+                        )
+                    runner = conn.execution_options(yield_per=config.batch_rows) if stream else conn
+                    result = runner.execute(clause, params)
+                    if plan.kind != "none" and not result.returns_rows:
+                        raise errors.ResultShapeError("the statement returns no rows, but the task declares outputs")
+                    source = CursorSource(
+                        list(result.keys()) if result.returns_rows else [],
+                        result.fetchmany,
+                        type_hints(backend, getattr(result.cursor, "description", None) if result.returns_rows else None),
+                    )
+                    outputs, publish = collect(
+                        source,
+                        plan,
+                        raw_output_prefix=context.raw_output_prefix,
+                        working_dir=context.working_dir,
+                        batch_rows=config.batch_rows,
+                        cancelled=context.cancelled,
+                    )
+                    result.close()
+                    if config.read_only:
+                        conn.rollback()
+                    else:
+                        conn.commit()
+            except SQLAlchemyError as exc:
+                raise errors.translate(exc) from None
+        finally:
+            engine.dispose()
+        publish()
+        return outputs
+
+
+def _connect_args(context: ExecutionContext, config: SQLConfig, backend: str) -> dict[str, Any]:
+    """``connect_args`` with integral floats made ints (``Struct`` numbers) and secrets filled in."""
+    args: dict[str, Any] = {}
+    for key, value in config.connect_args.items():
+        args[key] = int(value) if isinstance(value, float) and value.is_integer() else value
+    if backend == "postgresql":
+        args.setdefault("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S)
+    elif backend in ("mysql", "mariadb"):
+        args.setdefault("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S)
+        args.setdefault("read_timeout", int(config.timeout_seconds) + DEFAULT_CONNECT_TIMEOUT_S)
+    for arg, ref in (config.secret_connect_args or {}).items():
+        args[arg] = context.secrets.get(ref.group, ref.key, ref.group_version or None, env_var=ref.env_var)
+    return args
+
+
+def _input_names(context: ExecutionContext, inputs: Mapping[str, Any]) -> list[str]:
+    template = context.template
+    names = list(template.interface.inputs.variables) if template is not None else []
+    return names + [n for n in inputs if n not in names]

@@ -1,0 +1,127 @@
+"""The ``sqlite`` executor: run one query against a SQLite database file fetched from any storage URI.
+
+Why: flytekit's ``SQLite3Task`` runs a query on a database file without a container of the author's
+own, but pastes input values into the SQL, unpacks archives with ``shutil.unpack_archive`` and reads
+the whole result into pandas. This executor runs the same templates (``custom`` = ``query_template``,
+``uri``, ``compressed``) with bound parameters, a validated archive, a read-only untrusted connection
+and a streamed Parquet result.
+
+Invariants:
+    * The template is compiled (and rejected if unsafe) before the database is fetched.
+    * The database file is opened read-only and untrusted (see :mod:`taskbox.sql.sqlite`); it is
+      cached for later runs in the same container, and a cached copy that fails validation is dropped.
+    * Nothing is written to the outputs on failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from taskbox.executors.base import Executor
+from taskbox.sql.config import QueryConfig
+
+if TYPE_CHECKING:
+    from taskbox.context import ExecutionContext
+
+__all__ = ["SQLiteConfig", "SQLiteExecutor"]
+
+log = logging.getLogger("taskbox.sql")
+
+
+class SQLiteConfig(QueryConfig):
+    """``custom`` of a ``sqlite`` template: flytekit's ``SQLite3Task`` fields plus taskbox's limits.
+
+    Attributes:
+        uri: Where the database file is: a path in the image, or any storage URI (s3, gs, http(s)).
+        compressed: The file is a zip or tar archive holding exactly one database file.
+        allow_triggers: Accept a database file that defines triggers (refused by default).
+        max_download_bytes: Largest file downloaded.
+        max_database_bytes: Largest database unpacked from an archive.
+    """
+
+    uri: str = Field(min_length=1)
+    compressed: bool = False
+    allow_triggers: bool = False
+    max_download_bytes: int = Field(default=8 * 1024**3, ge=1)
+    max_database_bytes: int = Field(default=8 * 1024**3, ge=1)
+
+
+def quote_identifier(name: str) -> str:
+    """SQLite's quoting of an identifier: always double quotes, embedded quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class SQLiteExecutor(Executor):
+    """Runs a query template against a read-only copy of a SQLite database."""
+
+    task_type = "sqlite"
+    Config = SQLiteConfig
+    summary = "runs one query on a SQLite file from any storage URI; results as Parquet or one row"
+
+    def execute(self, context: ExecutionContext, config: SQLiteConfig, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Fetch the database, run the query, and map the result onto the declared outputs."""
+        import sqlite3  # noqa: PLC0415
+
+        from taskbox.sql import errors  # noqa: PLC0415
+        from taskbox.sql.archives import ArchiveLimits  # noqa: PLC0415
+        from taskbox.sql.results import CursorSource, OutputPlan, collect  # noqa: PLC0415
+        from taskbox.sql.sqlite import DatabaseCache, FetchLimits, fetch_database, open_read_only  # noqa: PLC0415
+        from taskbox.sql.templating import compile_template  # noqa: PLC0415
+
+        plan = OutputPlan.from_types(context.output_types)
+        compiled = compile_template(
+            config.query_template, _input_names(context, inputs), dialect="sqlite", identifiers=config.identifiers
+        )
+        if compiled.kind == "write":
+            raise errors.ReadOnlyViolation(
+                f"the statement is a {compiled.statement or 'write'}, which changes data; a SQLite task's database "
+                "is opened read-only"
+            )
+        sql, params = compiled.render(inputs, quote=quote_identifier, style="sqlite")
+        limits = FetchLimits(
+            max_download_bytes=config.max_download_bytes,
+            archive=ArchiveLimits(max_bytes=config.max_database_bytes),
+        )
+        cache = DatabaseCache()
+        database = fetch_database(
+            config.uri, compressed=config.compressed, working_dir=context.working_dir, limits=limits, cache=cache
+        )
+        try:
+            conn = open_read_only(database.path, check=not database.checked, allow_triggers=config.allow_triggers)
+        except errors.DatabaseRejected:
+            database.discard()
+            raise
+        database.mark_checked()
+        log.info("running query: %s", sql)
+        try:
+            with conn.deadline(config.timeout_seconds, context.cancelled):
+                cursor = conn.conn.execute(sql, params)
+                columns = [d[0] for d in cursor.description or ()]
+                if plan.kind != "none" and not cursor.description:
+                    raise errors.ResultShapeError("the statement returns no rows, but the task declares outputs")
+                outputs, publish = collect(
+                    CursorSource(columns, cursor.fetchmany),
+                    plan,
+                    raw_output_prefix=context.raw_output_prefix,
+                    working_dir=context.working_dir,
+                    batch_rows=config.batch_rows,
+                    cancelled=context.cancelled,
+                )
+                cursor.close()
+        except sqlite3.Error as exc:
+            raise errors.translate(exc) from None
+        finally:
+            conn.close()
+        publish()
+        return outputs
+
+
+def _input_names(context: ExecutionContext, inputs: Mapping[str, Any]) -> list[str]:
+    """The task's declared inputs (from the template's interface when there is one)."""
+    template = context.template
+    names = list(template.interface.inputs.variables) if template is not None else []
+    return names + [n for n in inputs if n not in names]

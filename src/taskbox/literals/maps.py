@@ -1,0 +1,104 @@
+"""Whole interfaces: a ``LiteralMap`` of inputs to keyword arguments, produced values to a ``LiteralMap``.
+
+Why: the entrypoint converts all inputs before the task runs and all outputs after; failures must name
+the variable, and a missing or undeclared variable is an error of its own kind (flytekit raises on extra
+inputs; propeller reports missing outputs as ``OutputsNotFound``).
+
+Invariants:
+    * Inputs fail with :class:`~taskbox.errors.InputError`, outputs with
+      :class:`~taskbox.errors.OutputError`; the message starts with ``input 'x'`` / ``output 'x'``.
+      Storage errors keep their class (and retry flag) and gain the same prefix.
+    * A variable's declared type may be a ``LiteralType``, a Python type hint or an
+      ``interface_pb2.Variable``; a ``LiteralType`` drives the conversion by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flyteidl.core import literals_pb2, types_pb2
+
+from taskbox.errors import InputError, OutputError, TaskboxError
+from taskbox.literals.context import ConversionContext
+from taskbox.literals.engine import TypeEngine, reprefix
+from taskbox.literals.typeinfo import describe_python_type, describe_type
+
+__all__ = ["literal_map_to_python", "python_to_literal_map"]
+
+
+def _split(spec: Any) -> tuple[Any, types_pb2.LiteralType | None]:
+    if isinstance(spec, types_pb2.LiteralType):
+        return None, spec
+    declared = getattr(spec, "type", None)
+    if isinstance(declared, types_pb2.LiteralType):  # interface_pb2.Variable
+        return None, declared
+    return spec, None
+
+
+def _describe(spec: Any) -> str:
+    python_type, literal_type = _split(spec)
+    return describe_type(literal_type) if literal_type is not None else describe_python_type(python_type)
+
+
+def literal_map_to_python(
+    lm: literals_pb2.LiteralMap, variables: Mapping[str, Any], ctx: ConversionContext | None = None
+) -> dict[str, Any]:
+    """Convert task inputs to Python values.
+
+    Args:
+        lm: The inputs (``inputs.pb``).
+        variables: Declared inputs: name -> ``LiteralType`` | Python type | ``Variable``.
+        ctx: Conversion context.
+
+    Returns:
+        name -> value, in the order of ``variables``.
+
+    Raises:
+        InputError: An input is missing, undeclared or of the wrong type (names the input).
+
+    """
+    extra = sorted(set(lm.literals) - set(variables))
+    if extra:
+        raise InputError(f"input {extra[0]!r} is not declared by the task (declared: {sorted(variables)})")
+    out: dict[str, Any] = {}
+    for name, spec in variables.items():
+        if name not in lm.literals:
+            raise InputError(f"input {name!r} ({_describe(spec)}) is missing")
+        python_type, literal_type = _split(spec)
+        try:
+            out[name] = TypeEngine.to_python_value(lm.literals[name], python_type, literal_type=literal_type, ctx=ctx)
+        except TaskboxError as exc:
+            raise reprefix(exc, f"input {name!r}") from exc
+    return out
+
+
+def python_to_literal_map(
+    values: Mapping[str, Any], variables: Mapping[str, Any], ctx: ConversionContext | None = None
+) -> literals_pb2.LiteralMap:
+    """Convert task outputs to a ``LiteralMap``.
+
+    Args:
+        values: Produced values by output name.
+        variables: Declared outputs: name -> ``LiteralType`` | Python type | ``Variable``.
+        ctx: Conversion context (uploads go under its raw-output prefix).
+
+    Raises:
+        OutputError: An output is missing, undeclared or of the wrong type (names the output).
+        StorageError: Uploading an output's data failed (prefixed with the output's name).
+
+    """
+    extra = sorted(set(values) - set(variables))
+    if extra:
+        raise OutputError(f"output {extra[0]!r} is not declared by the task (declared: {sorted(variables)})")
+    lm = literals_pb2.LiteralMap()
+    for name, spec in variables.items():
+        if name not in values:
+            raise OutputError(f"output {name!r} ({_describe(spec)}) was not produced")
+        python_type, literal_type = _split(spec)
+        try:
+            literal = TypeEngine.to_literal(values[name], python_type, literal_type=literal_type, ctx=ctx)
+        except TaskboxError as exc:
+            raise reprefix(exc, f"output {name!r}") from exc
+        lm.literals[name].CopyFrom(literal)
+    return lm

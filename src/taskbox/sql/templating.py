@@ -1,0 +1,466 @@
+"""Compile flytekit-style query templates into one statement with bound parameters.
+
+Why: flytekit fills ``{{ .inputs.name }}`` by pasting ``str(value)`` into the SQL text, so an input
+value is SQL (``x' OR '1'='1`` injects). Here a placeholder becomes a bind parameter and the value
+travels separately from the statement, so the statement text is the same whatever the values are.
+
+Template rules (flytekit's syntax, made safe):
+    * ``{{ .inputs.name }}``: case-insensitive, spaces optional. A bare placeholder is a bind
+      parameter; so is a placeholder that is a *whole* quoted literal (``'{{ .inputs.name }}'``), which
+      flytekit templates use for strings. A placeholder inside a larger literal (``'%{{ .inputs.q }}%'``)
+      is rejected: put the wildcards in the value instead.
+    * A list value binds as an expanding parameter: ``WHERE id IN {{ .inputs.ids }}``.
+    * Identifiers (a table name from an input) cannot be bound. An input listed in ``identifiers``
+      with its allowed values is replaced by the dialect-quoted identifier if its value is allowed.
+    * Unknown placeholders and inputs no placeholder uses are errors, as in flytekit.
+    * One statement only (a trailing ``;`` is allowed and dropped).
+    * flytekit collapses templates to one line. That is accepted, except when a ``--`` comment now
+      swallows the rest of the query, which flytekit would silently run without its WHERE clause.
+
+Invariants:
+    * The compiled SQL contains no input value, except allow-listed identifiers.
+    * For SQLAlchemy's ``text()``, every ``:word`` that is not one of our parameters is escaped, so a
+      colon inside a literal or comment is never read as a bind marker.
+    * sqlglot (pure Python) is imported when a template is compiled, never at module import.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskbox.sql.errors import SqlRejected
+
+__all__ = ["CompiledQuery", "compile_template", "sqlglot_dialect"]
+
+#: flytekit's placeholder syntax, with the dot escaped (flytekit's unescaped ``.`` also matches ``Xinputs``).
+PLACEHOLDER = re.compile(r"\{\{\s*\.inputs\.(\w+)\s*\}\}", re.IGNORECASE)
+#: Anything that looks like an attempt at a placeholder but is not one (``{{ inputs.x }}``, ``{{.input.x}}``).
+_NEAR_MISS = re.compile(r"\{\{[^{}]*\binputs?\b[^{}]*\}\}", re.IGNORECASE)
+# SQLAlchemy text()'s bind-parameter syntax (sqlalchemy.sql.elements.TextClause._bind_params_regex).
+_TEXT_BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)", re.UNICODE)
+_ESCAPED_COLON = re.compile(r"\x5c:\w")
+_ASCII_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+
+# sqlglot token types that are quoted string literals.
+_STRING_TOKENS = frozenset(
+    {"STRING", "NATIONAL_STRING", "RAW_STRING", "BYTE_STRING", "UNICODE_STRING", "HEREDOC_STRING", "BIT_STRING",
+     "HEX_STRING", "NATIONAL_RAW_STRING"}
+)
+# Token types that show a swallowed one-line comment held real SQL, not prose.
+_CLAUSE_TOKENS = frozenset(
+    {"WHERE", "JOIN", "GROUP_BY", "ORDER_BY", "HAVING", "LIMIT", "OFFSET", "UNION", "EXCEPT", "INTERSECT", "EQ",
+     "NEQ", "LT", "GT", "LTE", "GTE", "SEMICOLON"}
+)
+# Statement classes (sqlglot expression names) that only read.
+_READ_ROOTS = frozenset({"Select", "Union", "Except", "Intersect", "Values", "Subquery", "SetOperation"})
+_WRITE_NODES = frozenset(
+    {"Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "AlterTable", "TruncateTable", "Copy",
+     "Grant", "Revoke", "Into", "Lock", "Transaction", "Commit", "Rollback", "Set", "Use", "Analyze", "Attach",
+     "Detach", "LoadData"}
+)
+
+# SQLAlchemy backend name -> sqlglot dialect.
+_SQLGLOT_DIALECTS = {
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+    "mssql": "tsql",
+    "oracle": "oracle",
+    "snowflake": "snowflake",
+    "bigquery": "bigquery",
+    "redshift": "redshift",
+    "duckdb": "duckdb",
+    "trino": "trino",
+    "presto": "presto",
+    "clickhouse": "clickhouse",
+    "databricks": "databricks",
+}
+
+
+def sqlglot_dialect(backend: str) -> str | None:
+    """The sqlglot dialect for a SQLAlchemy backend name (``None``: sqlglot's generic SQL)."""
+    return _SQLGLOT_DIALECTS.get(backend.lower())
+
+
+@dataclass(frozen=True)
+class _Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class _Bind:
+    input: str
+
+
+@dataclass(frozen=True)
+class _Identifier:
+    input: str
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """A template compiled for one dialect, ready to be rendered with input values.
+
+    Attributes:
+        template: The template as the task holds it.
+        inputs: The input names the template uses, in order of first use.
+        kind: ``"read"`` (SELECT/UNION/VALUES, possibly under WITH), ``"write"`` (anything that
+            changes data or schema) or ``"unknown"`` (sqlglot could not classify it).
+        statement: sqlglot's class name of the statement (``"Select"``, ``"Insert"``...), or ``""``.
+    """
+
+    template: str
+    inputs: tuple[str, ...]
+    kind: str
+    statement: str
+    _segments: tuple[_Text | _Bind | _Identifier, ...] = field(repr=False)
+    _identifiers: Mapping[str, tuple[str, ...]] = field(repr=False, default_factory=dict)
+
+    def render(
+        self,
+        values: Mapping[str, Any],
+        *,
+        quote: Callable[[str], str],
+        style: str = "sqlalchemy",
+    ) -> tuple[str, dict[str, Any]]:
+        """Produce the SQL text and its parameters.
+
+        Args:
+            values: Input values by name (already checked against the template's inputs).
+            quote: Quotes one identifier for the dialect (``preparer.quote``).
+            style: ``"sqlalchemy"`` for ``sqlalchemy.text()`` (colons escaped, lists expanding) or
+                ``"sqlite"`` for :mod:`sqlite3`'s named style (lists rendered as ``(:x_0, :x_1)``).
+
+        Returns:
+            ``(sql, params)``; ``params`` maps bind names to values.
+
+        Raises:
+            SqlRejected: An identifier value is not allow-listed, or a value cannot be bound.
+        """
+        names = _bind_names(self.inputs)
+        parts: list[tuple[str, str]] = []  # (kind, text): kind "text" or "bind"
+        params: dict[str, Any] = {}
+        for seg in self._segments:
+            if isinstance(seg, _Text):
+                parts.append(("text", _escape_text_binds(seg.text) if style == "sqlalchemy" else seg.text))
+            elif isinstance(seg, _Identifier):
+                parts.append(("text", self._identifier(seg.input, values.get(seg.input), quote)))
+            else:
+                name = names[seg.input]
+                value = bindable(seg.input, values.get(seg.input))
+                if style == "sqlite" and isinstance(value, list):
+                    expanded = [f"{name}_{i}" for i in range(len(value))]
+                    params.update(zip(expanded, value, strict=True))
+                    parts.append(("text", "(" + ", ".join(f":{n}" for n in expanded) + ")"))
+                else:
+                    params[name] = value
+                    parts.append(("bind", f":{name}"))
+        return _join(parts), params
+
+    def _identifier(self, name: str, value: Any, quote: Callable[[str], str]) -> str:
+        allowed = self._identifiers.get(name, ())
+        if not isinstance(value, str) or value not in allowed:
+            shown = ", ".join(repr(a) for a in allowed)
+            raise SqlRejected(
+                f"input {name!r} is used as an identifier, so its value must be one of the allow-listed "
+                f"identifiers ({shown}); got {_describe(value)}"
+            )
+        return ".".join(quote(part) for part in value.split("."))
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _bind_names(inputs: Sequence[str]) -> dict[str, str]:
+    """Bind parameter names: the input's own name when it is a plain ASCII identifier."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for i, name in enumerate(inputs):
+        candidate = name if _ASCII_NAME.match(name) and name.lower() not in used else f"p{i}_"
+        names[name] = candidate
+        used.add(candidate.lower())
+    return names
+
+
+def _join(parts: list[tuple[str, str]]) -> str:
+    """Join rendered parts, keeping each bind marker readable as one by ``text()`` and the drivers.
+
+    A marker written right after a word character or a colon, or right before a colon (``:x::int``),
+    would not be read as a bind; a space keeps it apart (SQL allows white space around ``::``).
+    """
+    out: list[str] = []
+    for i, (kind, text) in enumerate(parts):
+        if kind == "bind":
+            prev = out[-1][-1:] if out and out[-1] else ""
+            if prev and (prev.isalnum() or prev in "_:"):
+                out.append(" ")
+            out.append(text)
+            nxt = parts[i + 1][1][:1] if i + 1 < len(parts) else ""
+            if nxt and (nxt.isalnum() or nxt in "_:"):
+                out.append(" ")
+        else:
+            out.append(text)
+    return "".join(out)
+
+
+def _escape_text_binds(text: str) -> str:
+    r"""Escape ``:word`` so ``sqlalchemy.text()`` keeps it as text (``\:word``, unescaped on compile)."""
+    return _TEXT_BIND.sub(lambda m: "\\:" + m.group(1), text)
+
+
+def bindable(name: str, value: Any) -> Any:
+    """Convert an input value to what a DBAPI driver binds; refuse what no driver can bind.
+
+    Args:
+        name: The input's name, for the message.
+        value: The value the literal engine produced.
+
+    Returns:
+        ``int``/``float``/``str``/``bool``/``bytes``/``datetime``/``date``/``timedelta``/``Decimal``/
+        ``None``, or a list of those (an expanding parameter).
+
+    Raises:
+        SqlRejected: The value is a mapping, a file, a dataset or another object.
+    """
+    import datetime as dt  # noqa: PLC0415
+    import decimal  # noqa: PLC0415
+    import enum  # noqa: PLC0415
+
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if value is None or isinstance(value, (bool, int, float, str, bytes, dt.date, dt.time, dt.timedelta, decimal.Decimal)):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [bindable(name, v) for v in value]
+        if any(isinstance(v, list) for v in items):
+            raise SqlRejected(f"input {name!r} is a nested list, which cannot be bound as a SQL parameter")
+        return items
+    raise SqlRejected(
+        f"input {name!r} has a value of type {type(value).__name__}, which cannot be bound as a SQL parameter; "
+        "use int, float, str, bool, datetime, duration, or a list of those"
+    )
+
+
+def _sentinel_nonce(template: str) -> str:
+    while True:
+        nonce = secrets.token_hex(4)
+        if nonce not in template:
+            return nonce
+
+
+def compile_template(
+    template: str,
+    inputs: Sequence[str],
+    *,
+    dialect: str | None,
+    identifiers: Mapping[str, Sequence[str]] | None = None,
+) -> CompiledQuery:
+    """Compile a query template for one dialect.
+
+    Args:
+        template: The query template (flytekit's ``query_template``).
+        inputs: The task's declared input names; each must be used by the template.
+        dialect: sqlglot dialect name (see :func:`sqlglot_dialect`), ``None`` for generic SQL.
+        identifiers: Input name -> allowed identifier values, for inputs that name tables or columns.
+
+    Returns:
+        The compiled query.
+
+    Raises:
+        SqlRejected: Unknown placeholder, unused input, placeholder inside a larger literal or a
+            comment, more than one statement, a collapsed ``--`` comment, or text sqlglot cannot read.
+    """
+    identifiers = {k: tuple(v) for k, v in (identifiers or {}).items()}
+    if "\x00" in template:
+        raise SqlRejected("the query template contains a NUL character")
+    if _ESCAPED_COLON.search(template):
+        raise SqlRejected(
+            "the query template contains a backslash before a colon (\\:name), which SQLAlchemy would rewrite; "
+            "write the colon without the backslash"
+        )
+    matches = list(PLACEHOLDER.finditer(template))
+    declared = list(inputs)
+    for m in matches:
+        if m.group(1) not in declared:
+            raise SqlRejected(
+                f"Variable {m.group(1)} in Query (part of {m.group(0)}) not found in inputs {sorted(declared)}"
+            )
+    used = {m.group(1) for m in matches}
+    extra = [name for name in declared if name not in used]
+    if extra:
+        raise SqlRejected(f"Extra Inputs have no matches in query template - missing {set(extra)}")
+    for name in identifiers:
+        if name not in declared:
+            raise SqlRejected(f"identifiers names {name!r}, which is not an input of the task")
+    stripped = PLACEHOLDER.sub("", template)
+    near = _NEAR_MISS.search(stripped)
+    if near:
+        raise SqlRejected(
+            f"{near.group(0)!r} looks like a placeholder but is not one; write {{{{ .inputs.NAME }}}}"
+        )
+
+    # Replace each placeholder by a sentinel identifier, tokenize, and find where each sentinel landed.
+    nonce = _sentinel_nonce(template)
+    pieces: list[str] = []
+    sentinels: dict[str, str] = {}
+    pos = 0
+    for i, m in enumerate(matches):
+        token = f"tbx{nonce}p{i}"
+        sentinels[token] = m.group(1)
+        pieces += [template[pos : m.start()], token]
+        pos = m.end()
+    pieces.append(template[pos:])
+    source = "".join(pieces)
+    tokens = _tokenize(source, dialect)
+
+    segments: list[_Text | _Bind | _Identifier] = []
+    cursor = 0
+    end_of_statement = len(source)
+    seen_semicolon = False
+    order: list[str] = []
+    prev_end = 0
+    for tok in tokens:
+        kind = tok.token_type.name
+        if seen_semicolon:
+            if kind != "SEMICOLON":
+                raise SqlRejected("the query template holds more than one statement; taskbox runs exactly one")
+            continue
+        if kind == "SEMICOLON":
+            seen_semicolon = True
+            end_of_statement = tok.start
+            continue
+        raw = source[tok.start : tok.end + 1]
+        _check_gap(source[prev_end : tok.start], sentinels, template)
+        prev_end = tok.end + 1
+        found = [s for s in sentinels if s in raw]
+        if not found:
+            continue
+        name = sentinels[found[0]]
+        whole = len(found) == 1 and (
+            (kind == "VAR" and raw == found[0])
+            or (kind in _STRING_TOKENS and tok.text == found[0] and len(raw) == len(found[0]) + 2)
+        )
+        if not whole:
+            raise SqlRejected(_inside_message(name, kind))
+        if kind in _STRING_TOKENS and name in identifiers:
+            raise SqlRejected(f"input {name!r} is an identifier; write its placeholder without quotes")
+        segments.append(_Text(source[cursor : tok.start]))
+        segments.append(_Identifier(name) if name in identifiers else _Bind(name))
+        if name not in order:
+            order.append(name)
+        cursor = tok.end + 1
+    tail = source[cursor:end_of_statement]
+    _check_collapsed_comment(template, source, tokens, sentinels, dialect)
+    _check_gap(source[prev_end:], sentinels, template)
+    segments.append(_Text(tail.rstrip() if end_of_statement < len(source) else tail))
+    if not any(isinstance(s, _Text) and s.text.strip() for s in segments) and not order:
+        raise SqlRejected("the query template is empty")
+    kind, statement = _classify("".join(_classify_text(s, sentinels) for s in segments), dialect)
+    return CompiledQuery(
+        template=template,
+        inputs=tuple(order),
+        kind=kind,
+        statement=statement,
+        _segments=tuple(s for s in segments if not (isinstance(s, _Text) and s.text == "")),
+        _identifiers=identifiers,
+    )
+
+
+def _inside_message(name: str, kind: str) -> str:
+    if kind in _STRING_TOKENS:
+        return (
+            f"the placeholder for input {name!r} is part of a larger string literal; input values are sent as "
+            f"bound parameters, never pasted into SQL text, so a quoted placeholder must be the whole literal "
+            f"('{{{{ .inputs.{name} }}}}'). Put wildcards or other text into the input value instead"
+        )
+    if kind == "IDENTIFIER":
+        return (
+            f"the placeholder for input {name!r} is inside a quoted identifier; list the input under "
+            "'identifiers' with its allowed values and write the placeholder without quotes"
+        )
+    return f"the placeholder for input {name!r} is joined to other SQL text; separate it with white space"
+
+
+def _tokenize(source: str, dialect: str | None) -> list[Any]:
+    import sqlglot  # noqa: PLC0415
+    from sqlglot.errors import SqlglotError  # noqa: PLC0415
+
+    try:
+        return list(sqlglot.Dialect.get_or_raise(dialect).tokenize(source))
+    except SqlglotError as exc:
+        raise SqlRejected(f"the query template cannot be read as SQL: {exc}") from None
+
+
+def _check_gap(gap: str, sentinels: Mapping[str, str], template: str) -> None:
+    """Text between tokens is white space and comments; a placeholder there is inside a comment."""
+    for token, name in sentinels.items():
+        if token in gap:
+            raise SqlRejected(
+                f"the placeholder for input {name!r} is inside a SQL comment"
+                + (" (flytekit collapsed the template to one line, so a '--' comment runs to its end)"
+                   if "\n" not in template else "")
+            )
+
+
+def _check_collapsed_comment(
+    template: str, source: str, tokens: list[Any], sentinels: Mapping[str, str], dialect: str | None
+) -> None:
+    """Reject a one-line template whose ``--`` comment swallowed SQL that followed it on another line."""
+    if "\n" in template or not tokens:
+        return
+    last = tokens[-1]
+    trailing = source[last.end + 1 :]
+    markers = ["--", "#"] if dialect == "mysql" else ["--"]
+    for marker in markers:
+        at = trailing.find(marker)
+        if at < 0 or "/*" in trailing[:at]:
+            continue
+        comment = trailing[at + len(marker) :]
+        try:
+            inner = _tokenize(comment, dialect)
+        except SqlRejected:
+            inner = []
+        if any(t.token_type.name in _CLAUSE_TOKENS for t in inner) or any(s in comment for s in sentinels):
+            column = len(source[: last.end + 1 + at])
+            for token, name in sentinels.items():
+                comment = comment.replace(token, f"{{{{ .inputs.{name} }}}}")
+            raise SqlRejected(
+                f"the query template is a single line (flytekit collapses newlines when a task is defined) and "
+                f"its '{marker}' comment at character {column} now comments out the rest of the query: "
+                f"{comment.strip()[:120]!r}. Use /* ... */ comments, or remove the comment"
+            )
+
+
+def _classify_text(seg: _Text | _Bind | _Identifier, sentinels: Mapping[str, str]) -> str:
+    if isinstance(seg, _Text):
+        return seg.text
+    return " tbx_placeholder " if isinstance(seg, _Bind) else " tbx_identifier "
+
+
+def _classify(sql: str, dialect: str | None) -> tuple[str, str]:
+    """``(kind, statement class)`` of one statement, by sqlglot; ``("unknown", "")`` if it cannot parse it."""
+    import sqlglot  # noqa: PLC0415
+    from sqlglot.errors import SqlglotError  # noqa: PLC0415
+
+    try:
+        parsed = [e for e in sqlglot.parse(sql, read=dialect) if e is not None]
+    except (SqlglotError, RecursionError, ValueError):
+        return "unknown", ""
+    if len(parsed) != 1:
+        return "unknown", ""
+    root = parsed[0]
+    statement = type(root).__name__
+    if statement == "Command":
+        return "unknown", statement
+    if any(type(node).__name__ in _WRITE_NODES for node in root.walk()):
+        return "write", statement
+    if statement in _READ_ROOTS or isinstance(root, sqlglot.exp.Query):
+        return "read", statement
+    return "unknown", statement

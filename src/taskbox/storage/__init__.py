@@ -1,0 +1,141 @@
+"""Blob storage for the entrypoint: local paths natively, everything else through fsspec.
+
+Why: every task start reads ``inputs.pb`` (and often a template) and ends by writing one commit file.
+On local storage that must cost nothing beyond the file system calls, so local paths and ``file://``
+URIs are served by :mod:`taskbox.storage.local` with the standard library only; ``s3://``, ``gs://``,
+``gcs://``, ``http(s)://`` and other fsspec protocols load fsspec and the backend lazily, on first use,
+in :mod:`taskbox.storage.remote`.
+
+Invariants:
+    * Every function raises only :class:`taskbox.errors.StorageError` subclasses for storage
+      failures: ``StorageNotFound``, ``StorageDenied``, ``StorageTransient`` (after retries).
+    * :func:`write_bytes` is atomic: readers see the old object, or the whole new one (local: temp file
+      and ``os.replace``; object stores: a single PUT).
+    * URIs are joined with :func:`join`, never by pasting strings.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import TYPE_CHECKING
+
+from taskbox.storage import local
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = [
+    "download",
+    "exists",
+    "is_local",
+    "join",
+    "protocol_of",
+    "read_bytes",
+    "remove",
+    "size",
+    "upload",
+    "write_bytes",
+]
+
+_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+
+
+def protocol_of(uri: str) -> str:
+    """Return the URI's scheme in lower case (``""`` for a plain path).
+
+    Args:
+        uri: A path or URI.
+
+    Returns:
+        The scheme, ``"gs"`` and ``"gcs"`` kept apart as written.
+    """
+    head, sep, _ = uri.partition("://")
+    if not sep or "/" in head:
+        return ""
+    return head.lower()
+
+
+def is_local(uri: str) -> bool:
+    """True for plain paths and ``file://`` URIs, which never need fsspec."""
+    return protocol_of(uri) in _LOCAL_PROTOCOLS
+
+
+def _backend(uri: str) -> ModuleType:
+    if is_local(uri):
+        return local
+    from taskbox.storage import remote  # noqa: PLC0415 - deferred: fsspec costs ~0.2 s to import
+
+    return remote
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path segments onto a path or URI, keeping its scheme and bucket.
+
+    Args:
+        base: A path or URI (``/tmp/out``, ``file:///tmp/out``, ``s3://bucket/prefix``).
+        *parts: Relative segments; each must be non-empty and must not climb out with ``..``.
+
+    Returns:
+        The joined path or URI.
+
+    Raises:
+        ValueError: A segment is absolute, empty or contains ``..``.
+    """
+    for part in parts:
+        if not part or part.startswith("/") or ".." in part.split("/"):
+            raise ValueError(f"invalid path segment {part!r}")
+    scheme, sep, rest = base.partition("://")
+    if sep and "/" not in scheme:
+        return f"{scheme}://{posixpath.join(rest, *parts)}" if rest else f"{scheme}://{'/'.join(parts)}"
+    return posixpath.join(base, *parts)
+
+
+def read_bytes(uri: str, *, max_size: int | None = None) -> bytes:
+    """Read a whole object.
+
+    Args:
+        uri: Where to read.
+        max_size: Refuse (``StorageError``, not recoverable) objects larger than this many bytes.
+
+    Returns:
+        The object's bytes.
+    """
+    return _backend(uri).read_bytes(uri, max_size=max_size)
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write a whole object atomically, replacing any previous one."""
+    _backend(uri).write_bytes(uri, data)
+
+
+def exists(uri: str) -> bool:
+    """True if an object (or a directory prefix) exists at ``uri``."""
+    return _backend(uri).exists(uri)
+
+
+def size(uri: str) -> int:
+    """Size of the object at ``uri`` in bytes."""
+    return _backend(uri).size(uri)
+
+
+def remove(uri: str) -> None:
+    """Delete an object; a missing object is not an error."""
+    _backend(uri).remove(uri)
+
+
+def download(uri: str, local_path: str, *, recursive: bool = False) -> str:
+    """Copy an object (or, with ``recursive``, a whole prefix) to a local path.
+
+    Returns:
+        ``local_path``.
+    """
+    return _backend(uri).download(uri, local_path, recursive=recursive)
+
+
+def upload(local_path: str, uri: str, *, recursive: bool = False) -> str:
+    """Copy a local file (or, with ``recursive``, a directory tree) to ``uri``.
+
+    Returns:
+        ``uri``.
+    """
+    return _backend(uri).upload(local_path, uri, recursive=recursive)

@@ -1,0 +1,138 @@
+"""Local file system backend: plain paths and ``file://`` URIs, standard library only.
+
+Invariants:
+    * ``write_bytes`` writes a temporary file in the target directory, fsyncs it and ``os.replace``\\ s
+      it into place, so a reader (or a killed writer) never leaves a partial file under the final name.
+    * ``OSError`` is translated here: ENOENT -> ``StorageNotFound``, EACCES/EPERM/EROFS ->
+      ``StorageDenied``, ENOSPC -> ``StorageError`` (recoverable: another node may have room),
+      anything else -> ``StorageError``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import unquote, urlsplit
+
+from taskbox.errors import StorageDenied, StorageError, StorageNotFound
+
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def to_path(uri: str) -> str:
+    """Turn ``file:///x``, ``file://localhost/x``, ``local://x`` or a plain path into a path."""
+    if "://" not in uri:
+        return uri
+    parts = urlsplit(uri)
+    if parts.scheme.lower() == "local":
+        return unquote(parts.netloc + parts.path)
+    if parts.netloc not in ("", "localhost"):
+        raise StorageError(f"file URI with a remote host is not supported: {uri}", recoverable=False)
+    return unquote(parts.path)
+
+
+@contextmanager
+def translate(uri: str) -> Iterator[None]:
+    """Map ``OSError`` raised inside the block to the storage error tree."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT:
+            raise StorageNotFound(f"not found: {uri}") from exc
+        if exc.errno in _DENIED:
+            raise StorageDenied(f"permission denied: {uri}: {reason}") from exc
+        if exc.errno == errno.ENOSPC:
+            raise StorageError(f"no space left on device writing {uri}", code="SYSTEM:DiskFull") from exc
+        raise StorageError(f"local storage error on {uri}: {reason}") from exc
+
+
+def read_bytes(uri: str, *, max_size: int | None = None) -> bytes:
+    """Read a whole file, refusing one larger than ``max_size``."""
+    path = to_path(uri)
+    with translate(uri), open(path, "rb") as fh:
+        if max_size is not None:
+            actual = os.fstat(fh.fileno()).st_size
+            if actual > max_size:
+                raise StorageError(f"{uri} is {actual} bytes, over the limit of {max_size}", recoverable=False)
+        return fh.read()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Atomically replace the file at ``uri`` with ``data``."""
+    path = to_path(uri)
+    directory = os.path.dirname(path) or "."
+    with translate(uri):
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with _quiet():
+                os.unlink(tmp)
+            raise
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    try:
+        yield
+    except OSError:
+        pass
+
+
+def exists(uri: str) -> bool:
+    """True if a file or directory exists."""
+    return os.path.exists(to_path(uri))
+
+
+def size(uri: str) -> int:
+    """File size in bytes."""
+    with translate(uri):
+        return os.stat(to_path(uri)).st_size
+
+
+def remove(uri: str) -> None:
+    """Delete a file or directory tree; missing is fine."""
+    path = to_path(uri)
+    with translate(uri):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+def _copy(src: str, dst: str, *, recursive: bool, src_uri: str) -> None:
+    with translate(src_uri):
+        if recursive:
+            if not os.path.isdir(src):
+                raise StorageNotFound(f"not a directory: {src_uri}")
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+            return
+        if os.path.isdir(src):
+            raise StorageError(f"{src_uri} is a directory; copy it recursively", recoverable=False)
+        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+        if os.path.abspath(src) != os.path.abspath(dst):
+            shutil.copyfile(src, dst)
+
+
+def download(uri: str, local_path: str, *, recursive: bool = False) -> str:
+    """Copy a local file or tree to ``local_path``."""
+    _copy(to_path(uri), local_path, recursive=recursive, src_uri=uri)
+    return local_path
+
+
+def upload(local_path: str, uri: str, *, recursive: bool = False) -> str:
+    """Copy ``local_path`` to the local destination ``uri``."""
+    _copy(local_path, to_path(uri), recursive=recursive, src_uri=local_path)
+    return uri

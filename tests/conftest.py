@@ -1,0 +1,170 @@
+"""Shared fixtures: loopback S3 (moto) and GCS (emulator) servers for the whole test session.
+
+Fixtures (request them by name; none is autouse, so tests that need no server start none):
+
+``s3_server`` (session)
+    A :class:`tests.servers.S3Server`: ``.bucket`` (exists), ``.endpoint`` (``http://127.0.0.1:PORT``),
+    ``.uri(key)`` -> ``"s3://BUCKET/KEY"``, ``.env`` (the variables below), ``.create_bucket(name)``,
+    ``.client(service="s3")`` (a botocore client), ``.process`` (the moto subprocess). While it is
+    active, ``os.environ`` holds ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID=testing``,
+    ``AWS_SECRET_ACCESS_KEY=testing``, ``AWS_DEFAULT_REGION=us-east-1`` and
+    ``AWS_EC2_METADATA_DISABLED=true``, so in-process code *and* subprocesses (the ``taskbox`` CLI)
+    reach moto. Variables that could send S3 traffic elsewhere (``AWS_PROFILE``,
+    ``AWS_ENDPOINT_URL_S3``, ``FLYTE_AWS_*``...) are removed and ``~/.aws`` is hidden.
+
+``gcs_server`` (session)
+    A :class:`tests.servers.GCSServer`: ``.bucket``, ``.endpoint``, ``.uri(key)`` -> ``"gs://BUCKET/KEY"``,
+    ``.env``, ``.create_bucket(name)``. Exports ``STORAGE_EMULATOR_HOST`` and
+    ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false``.
+
+``unique_prefix`` (function)
+    A key prefix unique to the test (``<test name>-<8 hex>``): use ``s3_server.uri(f"{unique_prefix}/x")``
+    so tests sharing the session bucket never see each other's objects.
+
+``s3_base`` / ``gcs_base`` (function)
+    ``s3://BUCKET/<unique_prefix>`` and ``gs://BUCKET/<unique_prefix>``.
+
+``storage_base`` (function, parametrised ``local`` / ``s3`` / ``gcs``)
+    A fresh base location on each backend; a test using it runs three times. The local one is a
+    directory under ``tmp_path``; the servers start only for the remote parameters.
+
+``servers_venv`` (session)
+    Path of the venv holding the servers (installed on first use, see below); pass it to
+    ``servers.start_moto(venv=..., env=...)`` to start an extra, differently configured server.
+
+``fresh_filesystems`` (function)
+    Clears taskbox's cached remote filesystems before and after the test; use it when a test changes
+    storage environment variables (with ``monkeypatch``).
+
+Servers are installed by scripts/install-test-servers.sh into ``.venv-servers`` (or
+``$TASKBOX_SERVERS_VENV``). If that venv is missing, the first server fixture runs the script once;
+set ``TASKBOX_SERVERS_AUTO_INSTALL=0`` to turn that off, and the tests then fail (never skip) with the
+install hint.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import servers
+
+S3_BUCKET = "taskbox-test"
+GCS_BUCKET = "taskbox-test"
+
+# Variables that could route storage traffic away from the loopback servers or pick up real credentials.
+_SCRUBBED_ENV = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "FLYTE_AWS_ENDPOINT",
+    "FLYTE_AWS_ACCESS_KEY_ID",
+    "FLYTE_AWS_SECRET_ACCESS_KEY",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
+
+
+def _reset_storage() -> None:
+    import sys  # noqa: PLC0415
+
+    remote = sys.modules.get("taskbox.storage.remote")
+    if remote is not None:
+        remote.reset_filesystems()
+
+
+@pytest.fixture(scope="session")
+def servers_venv() -> Path:
+    """The venv holding moto and the GCS emulator; installs it once if missing (see module doc)."""
+    venv = servers.servers_venv()
+    if not servers.servers_installed(venv) and os.environ.get("TASKBOX_SERVERS_AUTO_INSTALL", "1") != "0":
+        servers.install_servers(venv)
+    return servers.require_servers_venv(venv)
+
+
+@pytest.fixture(scope="session")
+def _loopback_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pytest.MonkeyPatch]:
+    """Session-wide environment hygiene shared by both server fixtures."""
+    mp = pytest.MonkeyPatch()
+    for name in _SCRUBBED_ENV:
+        mp.delenv(name, raising=False)
+    empty = tmp_path_factory.mktemp("no-aws-config") / "none"
+    mp.setenv("AWS_CONFIG_FILE", str(empty))
+    mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
+    mp.setenv("NO_PROXY", no_proxy)
+    mp.setenv("no_proxy", no_proxy)
+    yield mp
+    mp.undo()
+    _reset_storage()
+
+
+@pytest.fixture(scope="session")
+def s3_server(servers_venv: Path, _loopback_env: pytest.MonkeyPatch) -> Iterator[servers.S3Server]:
+    """moto on 127.0.0.1 with bucket ``taskbox-test``; its env is exported for the session."""
+    with servers.start_moto(venv=servers_venv) as process:
+        server = servers.S3Server(process, S3_BUCKET)
+        server.create_bucket(S3_BUCKET)
+        for name, value in server.env.items():
+            _loopback_env.setenv(name, value)
+        _reset_storage()
+        yield server
+        _reset_storage()
+
+
+@pytest.fixture(scope="session")
+def gcs_server(servers_venv: Path, _loopback_env: pytest.MonkeyPatch) -> Iterator[servers.GCSServer]:
+    """The GCS emulator on 127.0.0.1 with bucket ``taskbox-test``; its env is exported for the session."""
+    with servers.start_gcs_emulator(GCS_BUCKET, venv=servers_venv) as process:
+        server = servers.GCSServer(process, GCS_BUCKET)
+        for name, value in server.env.items():
+            _loopback_env.setenv(name, value)
+        _reset_storage()
+        yield server
+        _reset_storage()
+
+
+@pytest.fixture
+def unique_prefix(request: pytest.FixtureRequest) -> str:
+    """``<sanitised test name>-<8 hex>``: a key prefix no other test uses."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")[:60] or "test"
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def s3_base(s3_server: servers.S3Server, unique_prefix: str) -> str:
+    """``s3://taskbox-test/<unique_prefix>``."""
+    return s3_server.uri(unique_prefix)
+
+
+@pytest.fixture
+def gcs_base(gcs_server: servers.GCSServer, unique_prefix: str) -> str:
+    """``gs://taskbox-test/<unique_prefix>``."""
+    return gcs_server.uri(unique_prefix)
+
+
+@pytest.fixture(params=["local", "s3", "gcs"])
+def storage_base(request: pytest.FixtureRequest, tmp_path: Path, unique_prefix: str) -> str:
+    """A fresh base location on the local file system, moto, or the GCS emulator."""
+    if request.param == "local":
+        return str(tmp_path / "store" / unique_prefix)
+    server = request.getfixturevalue(f"{request.param}_server")
+    return server.uri(unique_prefix)
+
+
+@pytest.fixture
+def fresh_filesystems() -> Iterator[None]:
+    """Forget cached remote filesystems before and after the test (for tests that change the env)."""
+    _reset_storage()
+    yield
+    _reset_storage()

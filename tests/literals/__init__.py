@@ -1,0 +1,1 @@
+"""Tests for taskbox.literals (a package so module names cannot clash with other test folders)."""

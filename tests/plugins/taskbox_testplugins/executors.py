@@ -1,0 +1,72 @@
+"""Test executors: each is a real plugin, found through the ``taskbox.executors`` entry point group."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field
+
+from taskbox.errors import InputError
+from taskbox.executors import Executor
+from taskbox.executors.config import ExecutorConfig
+
+
+class SleepConfig(ExecutorConfig):
+    seconds: float = Field(default=30.0, ge=0)
+    marker: str | None = None
+
+
+class SleepExecutor(Executor):
+    """Sleeps in small steps (so SIGTERM is seen), writing a marker file once running."""
+
+    task_type = "test-sleep"
+    Config = SleepConfig
+
+    def execute(self, context, config: SleepConfig, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        if config.marker:
+            with open(config.marker, "w") as fh:
+                fh.write(str(os.getpid()))
+        deadline = time.monotonic() + config.seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+        return {"slept": config.seconds}
+
+
+class WhoAmIExecutor(Executor):
+    """Reports what the context says about the run."""
+
+    task_type = "test-whoami"
+
+    def execute(self, context, config, inputs):
+        secret = context.secrets.get("demo", "token") if inputs.get("with_secret") else ""
+        return {
+            "execution": context.execution.name,
+            "project": context.execution.project,
+            "task": context.task.name,
+            "attempt": context.attempt,
+            "secret_length": len(secret),
+        }
+
+
+class FailingExecutor(Executor):
+    """Raises what its input asks for, to exercise the error document."""
+
+    task_type = "test-fail"
+
+    def execute(self, context, config, inputs):
+        kind = inputs["kind"]
+        if kind == "user":
+            raise InputError("the input was wrong")
+        if kind == "secret":
+            token = context.secrets.get("demo", "token")
+            raise RuntimeError(f"server said: bad token {token}")
+        if kind == "huge":
+            raise RuntimeError("x" * 5_000_000)
+        raise ValueError("an untranslated bug")
+
+
+class NotAnExecutor:
+    task_type = "test-broken"

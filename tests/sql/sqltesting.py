@@ -1,0 +1,134 @@
+"""Helpers shared by the SQL tests (tests/sql, tests/executors/test_sql*.py, tests/authoring) and bench/sql.py.
+
+* :func:`server` - the shared PostgreSQL / MariaDB server (tests/sql/servers.py, loaded by path so
+  that ``import servers`` keeps meaning tests/servers.py);
+* :func:`seed` - the ``items`` and ``secrets`` tables every database test uses;
+* :func:`make_sqlite` - the same tables in a SQLite file;
+* literal types and templates for the executors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import importlib.util
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flyteidl.core import types_pb2
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+ITEM_ROWS = 1000
+SECRET_VALUE = "top-secret-row"
+
+
+def servers_module() -> Any:
+    """tests/sql/servers.py as module ``taskbox_sql_test_servers`` (one copy per process)."""
+    name = "taskbox_sql_test_servers"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, HERE / "servers.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def server(kind: str) -> Any:
+    """The shared server of ``kind``; fails (never skips) when its binaries are missing."""
+    mod = servers_module()
+    try:
+        return mod.shared(kind)
+    except mod.ServerMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def item_rows(n: int = ITEM_ROWS) -> list[tuple[Any, ...]]:
+    """Rows of ``items``: (id, name, score, created, flag)."""
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    return [
+        (i, f"name-{i}", decimal.Decimal(i) / 4, base + dt.timedelta(minutes=i), i % 2 == 0)
+        for i in range(1, n + 1)
+    ]
+
+
+def seed(srv: Any) -> None:
+    """(Re)create ``items`` (1000 rows) and ``secrets`` (one row) in the server's application database."""
+    mod = servers_module()
+    rows = item_rows()
+    if isinstance(srv, mod.PostgresServer):
+        with srv.admin() as conn:
+            conn.execute("DROP TABLE IF EXISTS items, secrets")
+            conn.execute(
+                "CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL, score numeric(10,2), "
+                "created timestamptz, flag boolean)"
+            )
+            conn.execute("CREATE TABLE secrets (s text)")
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO items VALUES (%s, %s, %s, %s, %s)", rows)
+                cur.execute("INSERT INTO secrets VALUES (%s)", (SECRET_VALUE,))
+            conn.execute(f"ALTER TABLE items OWNER TO {mod.USER}")
+            conn.execute(f"ALTER TABLE secrets OWNER TO {mod.USER}")
+        return
+    with srv.admin() as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS items, secrets")
+        cur.execute(
+            "CREATE TABLE items (id integer PRIMARY KEY, name varchar(100) NOT NULL, score decimal(10,2), "
+            "created datetime(6), flag boolean)"
+        )
+        cur.execute("CREATE TABLE secrets (s varchar(100))")
+        cur.executemany(
+            "INSERT INTO items VALUES (%s, %s, %s, %s, %s)",
+            [(i, n, s, c.replace(tzinfo=None), f) for i, n, s, c, f in rows],
+        )
+        cur.execute("INSERT INTO secrets VALUES (%s)", (SECRET_VALUE,))
+
+
+def count(srv: Any, table: str = "items") -> int:
+    """Rows in a table (as the superuser)."""
+    mod = servers_module()
+    if isinstance(srv, mod.PostgresServer):
+        with srv.admin() as conn:
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    with srv.admin() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {table}")
+        return cur.fetchone()[0]
+
+
+def make_sqlite(path: Path | str, rows: int = ITEM_ROWS, *, trigger: bool = False) -> str:
+    """A SQLite file with ``items`` (id, name, score REAL, created TEXT, flag INTEGER) and ``secrets``."""
+    path = str(path)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, score REAL, created TEXT, flag INTEGER)")
+        conn.execute("CREATE TABLE secrets (s TEXT)")
+        conn.executemany(
+            "INSERT INTO items VALUES (?, ?, ?, ?, ?)",
+            [(i, n, float(s), c.isoformat(), int(f)) for i, n, s, c, f in item_rows(rows)],
+        )
+        conn.execute("INSERT INTO secrets VALUES (?)", (SECRET_VALUE,))
+        if trigger:
+            conn.execute("CREATE TABLE audit (x TEXT)")
+            conn.execute(
+                "CREATE TRIGGER evil AFTER INSERT ON items BEGIN INSERT INTO audit VALUES ('owned'); END"
+            )
+    conn.close()
+    return path
+
+
+def simple(kind: str) -> types_pb2.LiteralType:
+    return types_pb2.LiteralType(simple=types_pb2.SimpleType.Value(kind))
+
+
+def optional(inner: types_pb2.LiteralType) -> types_pb2.LiteralType:
+    none = types_pb2.LiteralType(simple=types_pb2.NONE, structure=types_pb2.TypeStructure(tag="none"))
+    return types_pb2.LiteralType(union_type=types_pb2.UnionType(variants=[inner, none]))
+
+
+DATASET = types_pb2.LiteralType(structured_dataset_type=types_pb2.StructuredDatasetType(format="parquet"))
+SCHEMA = types_pb2.LiteralType(schema=types_pb2.SchemaType())

@@ -1,0 +1,100 @@
+"""Fixtures for the storage tests: an IAM-enforcing moto, a fault proxy in front of moto, fast retries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import servers
+from taskbox.storage import remote
+
+
+@dataclass
+class AuthS3:
+    """A second moto that enforces IAM: ``reader`` may only GetObject/ListBucket on ``bucket``."""
+
+    endpoint: str
+    bucket: str
+    seed_key: str
+    reader_key: str
+    reader_secret: str
+
+
+# moto lets this many requests through unauthenticated, then enforces IAM; _setup_auth_server uses
+# exactly these five (create user, access key, policy, bucket, seed object).
+_UNAUTHENTICATED_SETUP_REQUESTS = 5
+
+
+@pytest.fixture(scope="session")
+def auth_s3(servers_venv: Path) -> Iterator[AuthS3]:
+    """moto with ``INITIAL_NO_AUTH_ACTION_COUNT``: real InvalidAccessKeyId and AccessDenied answers."""
+    env = {"INITIAL_NO_AUTH_ACTION_COUNT": str(_UNAUTHENTICATED_SETUP_REQUESTS)}
+    with servers.start_moto(venv=servers_venv, env=env) as process:
+        s3 = servers.S3Server(process, "locked")
+        iam_client, s3_client = s3.client("iam"), s3.client("s3")
+        iam_client.create_user(UserName="reader")
+        key = iam_client.create_access_key(UserName="reader")["AccessKey"]
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:ListBucket"],
+                    "Resource": ["arn:aws:s3:::locked", "arn:aws:s3:::locked/*"],
+                }
+            ],
+        }
+        iam_client.put_user_policy(UserName="reader", PolicyName="read-only", PolicyDocument=json.dumps(policy))
+        s3_client.create_bucket(Bucket="locked")
+        s3_client.put_object(Bucket="locked", Key="seed.txt", Body=b"seed")
+        yield AuthS3(process.endpoint, "locked", "seed.txt", key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def set_retries(monkeypatch: pytest.MonkeyPatch, retries: int, budget_s: float = 60.0, base_s: float = 0.01) -> None:
+    """Configure taskbox's retry policy through its environment variables (small delays for tests)."""
+    monkeypatch.setenv("TASKBOX_STORAGE_RETRIES", str(retries))
+    monkeypatch.setenv("TASKBOX_STORAGE_RETRY_BUDGET_S", str(budget_s))
+    monkeypatch.setenv("TASKBOX_STORAGE_RETRY_BASE_S", str(base_s))
+
+
+@pytest.fixture
+def retry_env(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - returns a setter
+    """``retry_env(retries, budget_s=60, base_s=0.01)`` sets the retry policy for this test."""
+    return lambda retries, budget_s=60.0, base_s=0.01: set_retries(monkeypatch, retries, budget_s, base_s)
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default attempt count, but millisecond backoff so retry tests stay quick."""
+    set_retries(monkeypatch, 5, 60.0, 0.01)
+
+
+@pytest.fixture
+def s3_proxy(
+    s3_server: servers.S3Server, monkeypatch: pytest.MonkeyPatch, fresh_filesystems: None, fast_retries: None
+) -> Iterator[servers.FaultProxy]:
+    """A :class:`servers.FaultProxy` in front of moto, with ``AWS_ENDPOINT_URL`` pointing at it.
+
+    Set ``proxy.rule`` in the test; with no rule every request is forwarded.
+    """
+    with servers.FaultProxy(s3_server.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        remote.reset_filesystems()
+        yield proxy
+        remote.reset_filesystems()
+
+
+@pytest.fixture
+def gcs_proxy(
+    gcs_server: servers.GCSServer, monkeypatch: pytest.MonkeyPatch, fresh_filesystems: None, fast_retries: None
+) -> Iterator[servers.FaultProxy]:
+    """A :class:`servers.FaultProxy` in front of the GCS emulator, with ``STORAGE_EMULATOR_HOST`` at it."""
+    with servers.FaultProxy(gcs_server.endpoint) as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.endpoint)
+        remote.reset_filesystems()
+        yield proxy
+        remote.reset_filesystems()
