@@ -15,6 +15,7 @@ EXPECTED = {
     errors.ExecutorNotInstalled: ("USER", False),
     errors.SecretNotFound: ("USER", False),
     errors.InvalidSecretName: ("USER", False),
+    errors.UnsupportedType: ("USER", False),
     errors.PlatformError: ("SYSTEM", True),
     errors.StorageError: ("SYSTEM", True),
     errors.StorageTransient: ("SYSTEM", True),

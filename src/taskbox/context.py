@@ -17,8 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskbox.secrets import SecretStore
 
@@ -42,8 +41,7 @@ def _pick(env: Mapping[str, str], names: tuple[str, str]) -> str:
     return env.get(names[0]) or env.get(names[1]) or ""
 
 
-@dataclass(frozen=True)
-class ExecutionIdentity:
+class ExecutionIdentity(NamedTuple):
     """Which workflow execution this run belongs to (Flyte's ``WorkflowExecutionIdentifier`` and more)."""
 
     project: str = ""
@@ -53,8 +51,7 @@ class ExecutionIdentity:
     launch_plan: str = ""
 
 
-@dataclass(frozen=True)
-class TaskIdentity:
+class TaskIdentity(NamedTuple):
     """Which registered task version is running."""
 
     project: str = ""
@@ -63,17 +60,16 @@ class TaskIdentity:
     version: str = ""
 
 
-@dataclass(frozen=True)
 class ExecutionContext:
-    """Everything an executor may know about the run it serves.
+    """Everything an executor may know about the run it serves (read-only by convention).
 
     Attributes:
-        execution: The workflow execution's identity.
-        task: The task's identity.
-        attempt: ``FLYTE_ATTEMPT_NUMBER`` (0 for the first attempt).
         output_prefix: Where the commit file goes (the executor writes no files there itself).
         raw_output_prefix: Where data blobs (files, tables) go.
         working_dir: A private local scratch directory.
+        execution: The workflow execution's identity.
+        task: The task's identity.
+        attempt: ``FLYTE_ATTEMPT_NUMBER`` (0 for the first attempt).
         checkpoint_path: Where this attempt may write its checkpoint, if any.
         prev_checkpoint: The previous attempt's checkpoint, if any.
         secrets: The secrets accessor.
@@ -83,19 +79,55 @@ class ExecutionContext:
         template: The ``TaskTemplate`` being run, when there is one.
     """
 
-    output_prefix: str
-    raw_output_prefix: str
-    working_dir: str
-    execution: ExecutionIdentity = field(default_factory=ExecutionIdentity)
-    task: TaskIdentity = field(default_factory=TaskIdentity)
-    attempt: int = 0
-    checkpoint_path: str | None = None
-    prev_checkpoint: str | None = None
-    secrets: SecretStore = field(default_factory=SecretStore)
-    cancelled: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
-    execution_url: str = ""
-    output_types: Mapping[str, Any] = field(default_factory=dict)
-    template: Any = None
+    __slots__ = (
+        "attempt",
+        "cancelled",
+        "checkpoint_path",
+        "execution",
+        "execution_url",
+        "output_prefix",
+        "output_types",
+        "prev_checkpoint",
+        "raw_output_prefix",
+        "secrets",
+        "task",
+        "template",
+        "working_dir",
+    )
+
+    def __init__(
+        self,
+        output_prefix: str,
+        raw_output_prefix: str,
+        working_dir: str,
+        *,
+        execution: ExecutionIdentity | None = None,
+        task: TaskIdentity | None = None,
+        attempt: int = 0,
+        checkpoint_path: str | None = None,
+        prev_checkpoint: str | None = None,
+        secrets: SecretStore | None = None,
+        cancelled: threading.Event | None = None,
+        execution_url: str = "",
+        output_types: Mapping[str, Any] | None = None,
+        template: Any = None,
+    ) -> None:
+        self.output_prefix = output_prefix
+        self.raw_output_prefix = raw_output_prefix
+        self.working_dir = working_dir
+        self.execution = execution or ExecutionIdentity()
+        self.task = task or TaskIdentity()
+        self.attempt = attempt
+        self.checkpoint_path = checkpoint_path
+        self.prev_checkpoint = prev_checkpoint
+        self.secrets = secrets if secrets is not None else SecretStore()
+        self.cancelled = cancelled if cancelled is not None else threading.Event()
+        self.execution_url = execution_url
+        self.output_types = dict(output_types or {})
+        self.template = template
+
+    def __repr__(self) -> str:
+        return f"ExecutionContext(execution={self.execution!r}, task={self.task!r}, attempt={self.attempt})"
 
     @classmethod
     def from_env(
@@ -128,7 +160,7 @@ class ExecutionContext:
             prev_checkpoint=prev_checkpoint,
             secrets=SecretStore(env),
             execution_url=env.get("FLYTE_EXECUTION_URL", ""),
-            output_types=dict(output_types or {}),
+            output_types=output_types,
             template=template,
-            cancelled=cancelled if cancelled is not None else threading.Event(),
+            cancelled=cancelled,
         )

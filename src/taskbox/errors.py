@@ -40,6 +40,7 @@ __all__ = [
         "TaskboxError",
     "Terminated",
     "TemplateError",
+    "UnsupportedType",
     "UserError",
 ]
 
@@ -106,6 +107,12 @@ class OutputError(UserError):
     """A produced value does not match the declared output interface."""
 
     code = "USER:InvalidOutput"
+
+
+class UnsupportedType(UserError):
+    """A Python type or LiteralType that taskbox cannot convert (pickled objects, bytes, ...)."""
+
+    code = "USER:UnsupportedType"
 
 
 class ExecutorNotFound(UserError):

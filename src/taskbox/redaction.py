@@ -20,7 +20,6 @@ import base64
 import logging
 import re
 import threading
-from urllib.parse import quote, quote_plus
 
 MIN_LENGTH = 6
 MASK = "***"
@@ -31,6 +30,7 @@ _pattern: re.Pattern[str] | None = None
 
 
 def _forms(value: str) -> set[str]:
+    from urllib.parse import quote, quote_plus  # noqa: PLC0415 - only once a secret is read
     raw = value.encode()
     forms = {value, quote(value, safe=""), quote_plus(value), base64.b64encode(raw).decode()}
     forms.add(base64.urlsafe_b64encode(raw).decode())

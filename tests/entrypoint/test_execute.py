@@ -302,11 +302,11 @@ def test_secret_value_never_reaches_logs_or_error_document(tmp_path):
 
 def test_large_outputs_are_offloaded_like_flytekit(tmp_path):
     types = {"text": simple("STRING"), "small": simple("INTEGER")}
-    big = "x" * 300_000
+    big = "x" * 1_200_000  # over 1 MiB: _F_L_MIN_SIZE_MB is a whole number of MiB, as in flytekit
     template = put(str(tmp_path / "task.pb"), make_template("echo", types, types).SerializeToString())
     inputs = put(str(tmp_path / "inputs.pb"), encode_inputs({"text": big, "small": 1}, types))
     prefix = str(tmp_path / "out")
-    proc = run(execute_args(inputs, prefix, template), _F_L_MIN_SIZE_MB="0.1")
+    proc = run(execute_args(inputs, prefix, template), _F_L_MIN_SIZE_MB="1")
     assert proc.returncode == 0, proc.stderr
     literal = read_literal_map(os.path.join(prefix, "outputs.pb")).literals["text"]
     assert literal.HasField("offloaded_metadata")

@@ -144,3 +144,13 @@ def test_handles_compare_by_location_and_format():
         File()
     with pytest.raises(ValueError, match="only local files"):
         File("s3://a/b").open("w")
+
+
+def test_files_already_in_the_raw_area_are_not_copied(ctx, tmp_path):
+    staged = tmp_path / "raw" / "mine" / "out.txt"
+    staged.parent.mkdir(parents=True)
+    staged.write_text("x")
+    assert TypeEngine.to_literal(str(staged), File, ctx=ctx).scalar.blob.uri == str(staged)
+    assert TypeEngine.to_literal(str(staged.parent), Directory, ctx=ctx).scalar.blob.uri == str(staged.parent)
+    assert os.listdir(tmp_path / "raw") == ["mine"]
+    assert not ctx.holds(str(tmp_path / "raw")) and not ctx.holds(str(tmp_path / "elsewhere"))

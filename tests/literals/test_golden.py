@@ -13,7 +13,6 @@ import datetime
 import json
 import re
 import shutil
-import typing
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -273,6 +272,3 @@ def test_pydantic_is_not_imported_by_plain_conversions():
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "[]"
-
-
-_ = typing  # keep the typing import for readers comparing with make_fixtures.py

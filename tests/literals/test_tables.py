@@ -143,3 +143,13 @@ def test_pyarrow_is_imported_only_for_tables():
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "False"
+
+
+def test_dataset_already_in_the_raw_area_is_not_copied(ctx, tmp_path):
+    """Executors that stage parquet under the raw prefix themselves hand over the final URI."""
+    folder = tmp_path / "raw" / "staged"
+    folder.mkdir(parents=True)
+    pq.write_table(TABLE, folder / "00000")
+    lit = TypeEngine.to_literal(StructuredDataset(uri=str(folder)), StructuredDataset, ctx=ctx)
+    assert lit.scalar.structured_dataset.uri == str(folder)
+    assert os.listdir(tmp_path / "raw") == ["staged"]

@@ -69,11 +69,17 @@ def seed(srv: Any) -> None:
                 "created timestamptz, flag boolean)"
             )
             conn.execute("CREATE TABLE secrets (s text)")
+            conn.execute("DROP TABLE IF EXISTS scratch")
+            conn.execute("CREATE TABLE scratch (x integer)")
+            conn.execute(
+                "CREATE OR REPLACE FUNCTION wipe() RETURNS integer LANGUAGE sql AS 'DELETE FROM items RETURNING 1'"
+            )
             with conn.cursor() as cur:
                 cur.executemany("INSERT INTO items VALUES (%s, %s, %s, %s, %s)", rows)
                 cur.execute("INSERT INTO secrets VALUES (%s)", (SECRET_VALUE,))
             conn.execute(f"ALTER TABLE items OWNER TO {mod.USER}")
             conn.execute(f"ALTER TABLE secrets OWNER TO {mod.USER}")
+            conn.execute(f"ALTER TABLE scratch OWNER TO {mod.USER}")
         return
     with srv.admin() as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS items, secrets")
@@ -82,6 +88,10 @@ def seed(srv: Any) -> None:
             "created datetime(6), flag boolean)"
         )
         cur.execute("CREATE TABLE secrets (s varchar(100))")
+        cur.execute("DROP TABLE IF EXISTS scratch")
+        cur.execute("CREATE TABLE scratch (x integer)")
+        cur.execute("DROP PROCEDURE IF EXISTS wipe")
+        cur.execute("CREATE PROCEDURE wipe() DELETE FROM items")
         cur.executemany(
             "INSERT INTO items VALUES (%s, %s, %s, %s, %s)",
             [(i, n, s, c.replace(tzinfo=None), f) for i, n, s, c, f in rows],

@@ -99,9 +99,8 @@ def cmd_executors(argv: list[str]) -> int:
     infos = describe()
     if ns.json:
         import json  # noqa: PLC0415
-        from dataclasses import asdict  # noqa: PLC0415
 
-        print(json.dumps([asdict(i) for i in infos], indent=2))
+        print(json.dumps([i._asdict() for i in infos], indent=2))
         return 0
     for info in infos:
         fields = ", ".join(sorted((info.config_schema or {}).get("properties", {}))) or "-"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import time
 import traceback
-import uuid
 from typing import TYPE_CHECKING
 
 from taskbox import redaction, storage
@@ -40,7 +39,7 @@ _DIST_ERROR_VARS = ("FLYTE_INTERNAL_DIST_ERROR_STRATEGY", "_F_DES")
 def error_file_name() -> str:
     """``error.pb``, or ``error-<uuid>.pb`` under Flyte's distributed error strategy (``_F_DES``)."""
     if any(os.environ.get(v) for v in _DIST_ERROR_VARS):
-        return f"error-{uuid.uuid4().hex}.pb"
+        return f"error-{os.urandom(16).hex()}.pb"
     return ERROR_FILE
 
 

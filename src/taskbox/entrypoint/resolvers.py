@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskbox.errors import TemplateError
 
@@ -43,8 +42,7 @@ FLYTEKIT_CODE_RESOLVERS = frozenset(
 )
 
 
-@dataclass
-class LoadedTask:
+class LoadedTask(NamedTuple):
     """A task ready to run: its interface and a callable body.
 
     Attributes:
@@ -59,7 +57,7 @@ class LoadedTask:
     input_types: Mapping[str, Any]
     output_types: Mapping[str, Any]
     body: Callable[[ExecutionContext, Mapping[str, Any]], Mapping[str, Any]]
-    template: Any = field(default=None, repr=False)
+    template: Any = None
 
 
 def load_task(resolver: str, args: Sequence[str], working_dir: str) -> LoadedTask:

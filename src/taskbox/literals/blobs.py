@@ -7,7 +7,8 @@ the raw-output prefix: a file to ``<raw>/<random32hex>/<basename>``, a directory
 ``<raw>/<random32hex>/`` (``put_raw_data`` / ``get_random_remote_directory``).
 
 Invariants:
-    * Remote URIs, and handles that came from a literal, are passed through unchanged (no copy).
+    * Remote URIs, handles that came from a literal, and local paths already under a local raw-output
+      prefix are passed through unchanged (no copy).
     * The Blob format is the declared one (``File["csv"]``, or the template's ``blob.format``), never
       guessed from the file name; the plain types use ``""`` like flytekit.
     * Decoding never downloads: it returns a handle that downloads on first local access. A *local*
@@ -79,7 +80,11 @@ class _BlobTransformer(TypeTransformer[_BlobHandle]):
         else:
             raise Mismatch()
         assert source is not None
-        return self._upload(ctx, local_path(source) if "://" in source else source)
+        path = local_path(source) if "://" in source else source
+        if ctx.holds(path):
+            self._check_local(path)
+            return source  # already in the raw-output area: final, not copied again
+        return self._upload(ctx, path)
 
     def _upload(self, ctx: Any, path: str) -> str:
         raise NotImplementedError

@@ -106,6 +106,20 @@ class ConversionContext:
             parts.append(basename)
         return storage.join(self.raw_output_prefix, *parts)
 
+    def holds(self, path: str) -> bool:
+        """Tell whether a local ``path`` already lies under a *local* raw-output prefix.
+
+        Data written there (by an executor that stages its own output) is final: conversions pass its
+        path on instead of copying it under a new random folder.
+        """
+        from taskbox import storage  # noqa: PLC0415
+
+        if not storage.is_local(self.raw_output_prefix):
+            return False
+        root = os.path.realpath(local_path(self.raw_output_prefix))
+        target = os.path.realpath(path)
+        return target != root and os.path.commonpath([root, target]) == root
+
     def random_local_path(self, basename: str | None = None) -> str:
         """Return a fresh path ``<working_dir>/<random32hex>[/<basename>]``; nothing is created."""
         parts = [self.working_dir, random_segment()]

@@ -33,7 +33,7 @@ from typing import Any, Generic, TypeVar
 
 from flyteidl.core import literals_pb2, types_pb2
 
-from taskbox.errors import InputError, OutputError, TaskboxError, UserError
+from taskbox.errors import InputError, OutputError, TaskboxError, UnsupportedType
 from taskbox.literals.context import ConversionContext
 from taskbox.literals.typeinfo import (
     describe_literal,
@@ -99,9 +99,9 @@ def _mismatch_message(expected: str, actual: str, exc: BaseException) -> str:
     return f"expected {expected}, got {actual}: {detail}" if detail else f"expected {expected}, got {actual}"
 
 
-def unsupported(what: str) -> UserError:
+def unsupported(what: str) -> UnsupportedType:
     """Build the error for a type taskbox cannot convert (a user's signature or a template's interface)."""
-    return UserError(what, code="USER:UnsupportedType")
+    return UnsupportedType(what)
 
 
 def strip_annotated(t: Any) -> Any:
@@ -232,7 +232,7 @@ class TypeEngine:
         """Find the transformer for a Python type hint.
 
         Raises:
-            UserError: No transformer converts this type (code ``USER:UnsupportedType``).
+            UnsupportedType: No transformer converts this type.
 
         """
         cls._ensure_defaults()
@@ -274,7 +274,7 @@ class TypeEngine:
         """Return the ``LiteralType`` flytekit declares for ``python_type``.
 
         Raises:
-            UserError: The type cannot be declared (code ``USER:UnsupportedType``).
+            UnsupportedType: The type cannot be declared.
 
         """
         transformer = cls.get_transformer(python_type)

@@ -15,7 +15,6 @@ Invariants:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import enum
 import sys
@@ -113,7 +112,7 @@ def json_schema(t: Any, _seen: frozenset[type] = frozenset()) -> dict[str, Any]:
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and issubclass(t, pydantic.BaseModel):
         return t.model_json_schema()
-    if dataclasses.is_dataclass(t):
+    if hasattr(t, "__dataclass_fields__"):
         return _dataclass_schema(t, _seen)
     return {}
 
@@ -126,6 +125,8 @@ def _dataclass_schema(t: type, seen: frozenset[type]) -> dict[str, Any]:
     hints = field_types(t)
     properties: dict[str, Any] = {}
     required: list[str] = []
+    import dataclasses  # noqa: PLC0415 - t is a dataclass, so its module imported dataclasses
+
     for field in dataclasses.fields(t):
         schema = json_schema(hints.get(field.name, Any), seen | {t})
         if field.default is not dataclasses.MISSING and not isinstance(field.default, _HANDLES):

@@ -10,7 +10,8 @@ Invariants:
     * pyarrow (and pandas) are imported only when a table is actually written or read; dataframe types
       are recognised by qualified name, so the check itself imports nothing.
     * Only parquet is written. A StructuredDataset that already has a URI is passed through (a local
-      one is uploaded to ``<raw>/<random32hex>/<basename>`` first, as flytekit's ``put_raw_data``).
+      one is uploaded to ``<raw>/<random32hex>/<basename>`` first, as flytekit's ``put_raw_data``,
+      unless it already lies under a local raw-output prefix or came from a literal).
     * The literal's format is the declared one if non-empty, else the dataset's own ``file_format``;
       its columns are the declared ones if any, else the dataset's own.
     * Union tag: ``StructuredDataset Transformer``.
@@ -121,7 +122,7 @@ class StructuredDatasetTransformer(TypeTransformer[Any]):
         if isinstance(value, StructuredDataset) and value.dataframe is None:
             assert value.uri is not None
             uri = value.uri
-            if storage.is_local(uri) and not value._from_literal:
+            if storage.is_local(uri) and not value._from_literal and not ctx.holds(local_path(uri)):
                 path = local_path(uri)
                 uri = storage.upload(
                     path, ctx.random_remote_path(os.path.basename(path.rstrip("/"))), recursive=os.path.isdir(path)

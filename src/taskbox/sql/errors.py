@@ -147,6 +147,15 @@ _MYSQL: dict[int, type[TaskboxError]] = {
     2055: DatabaseUnavailable,  # CR_SERVER_LOST_EXTENDED
 }
 
+# libpq connection failures (no SQLSTATE) that retrying cannot fix.
+_PG_CONNECT_USER_ERRORS = (
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+    "no password supplied",
+    "permission denied",
+)
+
 # sqlite3 message fragments (lower case) -> error class, checked in order.
 _SQLITE: tuple[tuple[str, type[TaskboxError]], ...] = (
     ("interrupted", StatementTimeout),
@@ -184,12 +193,12 @@ def _driver_message(err: BaseException) -> str:
 
 
 def _classify(err: BaseException) -> type[TaskboxError] | None:
-    sqlstate = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
-    if isinstance(sqlstate, str) and sqlstate:
-        return _PG_EXACT.get(sqlstate) or _PG_CLASS.get(sqlstate[:2])
     module = type(err).__module__
     args = getattr(err, "args", ())
-    if module.startswith("pymysql") or module.startswith("MySQLdb"):
+    sqlstate = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+    if module.startswith(("psycopg", "psycopg2")) and isinstance(sqlstate, str) and sqlstate:
+        return _PG_EXACT.get(sqlstate) or _PG_CLASS.get(sqlstate[:2])
+    if module.startswith(("pymysql", "MySQLdb")):  # error numbers, not SQLSTATEs (PyMySQL sets a generic one)
         if args and isinstance(args[0], int):
             known = _MYSQL.get(args[0])
             if known is not None:
@@ -207,7 +216,12 @@ def _classify(err: BaseException) -> type[TaskboxError] | None:
         return None
     name = type(err).__name__
     if name in ("OperationalError",) and module.startswith("psycopg"):
-        return DatabaseUnavailable  # no SQLSTATE: the connection itself failed (refused, reset, DNS)
+        # No SQLSTATE: the connection itself failed. Wrong credentials or names are the task's to fix;
+        # refused, reset or unresolvable connections may pass.
+        text = str(err).lower()
+        if any(f in text for f in _PG_CONNECT_USER_ERRORS):
+            return QueryFailed
+        return DatabaseUnavailable
     if name in ("ProgrammingError", "IntegrityError", "DataError"):
         return QueryFailed
     return None
