@@ -38,7 +38,7 @@ flytekit-venv: $(FLYTEKIT_VENV)/.installed ## flytekit in its own virtual enviro
 
 $(FLYTEKIT_VENV)/.installed:
 	$(PYTHON) -m venv $(FLYTEKIT_VENV)
-	$(FLYTEKIT_VENV)/bin/pip install -q 'flytekit==$(FLYTEKIT_VERSION)' 'flytekitplugins-sqlalchemy==$(FLYTEKIT_VERSION)' pandas pyarrow pydantic psycopg2-binary
+	$(FLYTEKIT_VENV)/bin/pip install -q 'flytekit==$(FLYTEKIT_VERSION)' 'flytekitplugins-sqlalchemy==$(FLYTEKIT_VERSION)' pandas pyarrow pydantic 'psycopg[binary]'
 	touch $@
 
 golden: flytekit-venv ## regenerate tests/golden/fixtures with flytekit

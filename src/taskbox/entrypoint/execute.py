@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from taskbox import redaction, storage
 from taskbox.entrypoint import commit
+from taskbox.entrypoint.protofiles import read_message
 from taskbox.entrypoint.resolvers import load_task
 from taskbox.entrypoint.signals import EXIT_TERMINATED, TerminationGuard
 from taskbox.errors import InputError
@@ -52,16 +53,15 @@ class ExecuteOptions(NamedTuple):
 def read_inputs(uri: str) -> Any:
     """Read ``inputs.pb`` as a ``LiteralMap`` (0 bytes is an empty map, as propeller may write)."""
     from flyteidl.core import literals_pb2  # noqa: PLC0415
-    from google.protobuf.message import DecodeError  # noqa: PLC0415
 
-    limit = int(os.environ.get("TASKBOX_MAX_INPUTS_BYTES", DEFAULT_MAX_INPUTS_BYTES))
-    data = storage.read_bytes(uri, max_size=limit)
-    inputs = literals_pb2.LiteralMap()
-    try:
-        inputs.ParseFromString(data)
-    except DecodeError as exc:
-        raise InputError(f"{uri} is not a serialized LiteralMap: {exc}") from None
-    return inputs
+    return read_message(
+        uri,
+        literals_pb2.LiteralMap(),
+        limit_env="TASKBOX_MAX_INPUTS_BYTES",
+        default_limit=DEFAULT_MAX_INPUTS_BYTES,
+        error=InputError,
+        what="LiteralMap",
+    )
 
 
 def _run(opts: ExecuteOptions, working_dir: str, cancelled: threading.Event) -> Any:

@@ -12,10 +12,9 @@ Invariants:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from taskbox import storage
+from taskbox.entrypoint.protofiles import read_message
 from taskbox.entrypoint.resolvers import LoadedTask
 from taskbox.errors import TemplateError
 from taskbox.executors import registry
@@ -31,16 +30,15 @@ def read_template(uri: str) -> Any:
         TemplateError: The bytes are not a TaskTemplate.
     """
     from flyteidl.core import tasks_pb2  # noqa: PLC0415
-    from google.protobuf.message import DecodeError  # noqa: PLC0415
 
-    limit = int(os.environ.get("TASKBOX_MAX_TEMPLATE_BYTES", DEFAULT_MAX_TEMPLATE_BYTES))
-    data = storage.read_bytes(uri, max_size=limit)
-    template = tasks_pb2.TaskTemplate()
-    try:
-        template.ParseFromString(data)
-    except DecodeError as exc:
-        raise TemplateError(f"{uri} is not a serialized TaskTemplate: {exc}") from None
-    return template
+    return read_message(
+        uri,
+        tasks_pb2.TaskTemplate(),
+        limit_env="TASKBOX_MAX_TEMPLATE_BYTES",
+        default_limit=DEFAULT_MAX_TEMPLATE_BYTES,
+        error=TemplateError,
+        what="TaskTemplate",
+    )
 
 
 def struct_to_dict(message: Any) -> dict[str, Any]:

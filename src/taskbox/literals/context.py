@@ -30,19 +30,15 @@ def local_path(uri: str) -> str:
 
     """
     from taskbox import storage  # noqa: PLC0415 - keep `import taskbox.literals` cheap
+    from taskbox.errors import StorageError  # noqa: PLC0415
+    from taskbox.storage.local import to_path  # noqa: PLC0415
 
     if not storage.is_local(uri):
         raise ValueError(f"{uri} is not a local path")
-    if "://" not in uri:
-        return uri
-    from urllib.parse import unquote, urlsplit  # noqa: PLC0415
-
-    parts = urlsplit(uri)
-    if parts.scheme.lower() == "local":
-        return unquote(parts.netloc + parts.path)
-    if parts.netloc not in ("", "localhost"):
-        raise ValueError(f"file URI with a remote host: {uri}")
-    return unquote(parts.path)
+    try:
+        return to_path(uri)
+    except StorageError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def random_segment() -> str:

@@ -1,0 +1,42 @@
+"""Reading the entrypoint's protobuf files: size-capped, with a typed error for bad bytes.
+
+Why: ``inputs.pb`` and the task template come from storage that the task does not control. Both are
+read whole (protobuf has no streaming parser), so both are capped before they are read, and bytes that
+do not parse become the caller's user-facing error instead of a protobuf ``DecodeError``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, TypeVar
+
+from taskbox import storage
+from taskbox.errors import UserError
+
+M = TypeVar("M")
+
+
+def read_message(uri: str, message: M, *, limit_env: str, default_limit: int, error: type[UserError], what: str) -> M:
+    """Fill ``message`` from the serialized bytes at ``uri``.
+
+    Args:
+        uri: Where the file is.
+        message: An empty protobuf message to parse into.
+        limit_env: Environment variable that overrides the size cap.
+        default_limit: The size cap in bytes.
+        error: The error class for bytes that do not parse.
+        what: The message's name, for the error ("TaskTemplate").
+
+    Returns:
+        ``message``, filled.
+    """
+    from google.protobuf.message import DecodeError  # noqa: PLC0415
+
+    limit = int(os.environ.get(limit_env, default_limit))
+    data = storage.read_bytes(uri, max_size=limit)
+    msg: Any = message
+    try:
+        msg.ParseFromString(data)
+    except DecodeError as exc:
+        raise error(f"{uri} is not a serialized {what}: {exc}") from None
+    return message
