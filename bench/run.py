@@ -38,24 +38,35 @@ class Measurement:
     runs: int
 
 
+GNU_TIME = "/usr/bin/time"
+
+
 def measure(name: str, argv: list[str], runs: int, check, cwd: str | None = None, env=None) -> Measurement:
-    """Run ``argv`` ``runs`` times (after one warm-up) and measure wall time and peak RSS."""
+    """Run ``argv`` ``runs`` times (after one warm-up) and measure wall time and peak RSS.
+
+    Peak RSS comes from GNU time (``%M``): a child forked from this (large) Python process would
+    inherit its memory high-water mark across ``exec``, so ``wait4``'s ``ru_maxrss`` would overstate
+    small processes. GNU time is itself tiny, and its few hundred microseconds are paid by both sides.
+    """
+    if not os.path.exists(GNU_TIME):
+        raise SystemExit(f"{GNU_TIME} is missing: run `make system-deps` (Debian package 'time')")
     times, rss = [], []
-    for i in range(runs + 1):
-        check("reset")
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        if proc.returncode != 0:
-            raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{stderr[-2000:]}")
-        check("verify")
-        if i == 0:
-            continue  # warm-up
-        times.append(elapsed * 1000)
-        rss.append(usage.ru_maxrss / 1024)
+    with tempfile.NamedTemporaryFile(prefix="taskbox-bench-rss-") as rss_file:
+        for i in range(runs + 1):
+            check("reset")
+            start = time.perf_counter()
+            proc = subprocess.run(
+                [GNU_TIME, "-f", "%M", "-o", rss_file.name, *argv],
+                cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
+            )
+            elapsed = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{proc.stderr.decode(errors='replace')[-2000:]}")
+            check("verify")
+            if i == 0:
+                continue  # warm-up
+            times.append(elapsed * 1000)
+            rss.append(int(Path(rss_file.name).read_text().split()[-1]) / 1024)
     return Measurement(name, statistics.median(times), min(times), statistics.median(rss), runs)
 
 

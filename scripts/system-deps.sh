@@ -6,6 +6,7 @@ set -euo pipefail
 # command -> Debian package
 declare -A NEEDED=(
   [git]=git
+  [/usr/bin/time]=time
   [mariadb-install-db]=mariadb-server
 )
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections import namedtuple
+from typing import Any
 
 from taskbox.secrets import SecretStore
 
@@ -41,23 +42,21 @@ def _pick(env: Mapping[str, str], names: tuple[str, str]) -> str:
     return env.get(names[0]) or env.get(names[1]) or ""
 
 
-class ExecutionIdentity(NamedTuple):
-    """Which workflow execution this run belongs to (Flyte's ``WorkflowExecutionIdentifier`` and more)."""
+# collections.namedtuple rather than typing.NamedTuple: the latter compiles every string annotation
+# (``from __future__ import annotations``) into a ForwardRef at import, a cost paid at every task start.
+class ExecutionIdentity(namedtuple("ExecutionIdentity", _EXECUTION_VARS, defaults=("",) * len(_EXECUTION_VARS))):
+    """Which workflow execution this run belongs to.
 
-    project: str = ""
-    domain: str = ""
-    name: str = ""
-    workflow: str = ""
-    launch_plan: str = ""
+    Fields (strings, ``""`` when unknown): ``project``, ``domain``, ``name``, ``workflow``, ``launch_plan``.
+    """
+
+    __slots__ = ()
 
 
-class TaskIdentity(NamedTuple):
-    """Which registered task version is running."""
+class TaskIdentity(namedtuple("TaskIdentity", _TASK_VARS, defaults=("",) * len(_TASK_VARS))):
+    """Which registered task version is running: ``project``, ``domain``, ``name``, ``version``."""
 
-    project: str = ""
-    domain: str = ""
-    name: str = ""
-    version: str = ""
+    __slots__ = ()
 
 
 class ExecutionContext:

@@ -47,3 +47,51 @@ def test_placeholder_for_required_flag_is_a_usage_error():
 def test_unknown_command():
     proc = subprocess.run([sys.executable, "-m", "taskbox", "frobnicate"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown command" in proc.stderr
+
+
+FLYTE_ARGS = [
+    "--inputs", "s3://b/in/inputs.pb", "--output-prefix", "s3://b/out/0",
+    "--raw-output-data-prefix", "s3://b/raw", "--checkpoint-path", "{{.checkpointOutputPrefix}}",
+    "--prev-checkpoint", '""', "--resolver", "taskbox.template",
+]
+
+
+def _argparse(options):
+    return vars(cli._execute_parser().parse_args(options))
+
+
+def test_fast_path_parses_flytes_serialized_args_like_argparse():
+    fast = cli.fast_parse(FLYTE_ARGS)
+    assert fast is not None
+    assert vars(fast) == _argparse(FLYTE_ARGS)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--inputs=a", "--output-prefix=b", "--resolver=r", "--fail-on-error"],
+        ["--inputs", "a", "--inputs", "b", "--output-prefix", "o", "--resolver", "r"],  # last one wins
+        ["--resolver", "r", "--dynamic-addl-distro", "s3://x", "--dynamic-dest-dir", ".", "--inputs", "i",
+         "--output-prefix", "o"],
+        ["--inputs", "", "--output-prefix", "o", "--resolver", "r"],
+    ],
+)
+def test_fast_path_agrees_with_argparse(options):
+    fast = cli.fast_parse(options)
+    assert fast is not None
+    assert vars(fast) == _argparse(options)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--inp", "a", "--output-prefix", "o", "--resolver", "r"],  # abbreviation: argparse's call
+        ["--inputs", "a", "--output-prefix", "o"],  # missing --resolver: argparse reports it
+        ["--inputs", "--output-prefix", "o", "--resolver", "r"],  # missing value
+        ["-h"],
+        ["--inputs", "a", "--output-prefix", "o", "--resolver", "r", "extra"],
+        ["--fail-on-error=yes", "--inputs", "a", "--output-prefix", "o", "--resolver", "r"],
+    ],
+)
+def test_fast_path_defers_everything_else_to_argparse(options):
+    assert cli.fast_parse(options) is None

@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from taskbox import redaction, storage
 from taskbox.entrypoint import commit
@@ -37,17 +37,39 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 
 
-class ExecuteOptions(NamedTuple):
+class ExecuteOptions:
     """The flags of ``taskbox execute`` (``pyflyte-execute``'s, after placeholder normalisation)."""
 
-    inputs: str
-    output_prefix: str
-    resolver: str
-    resolver_args: Sequence[str] = ()
-    raw_output_prefix: str | None = None
-    checkpoint_path: str | None = None
-    prev_checkpoint: str | None = None
-    fail_on_error: bool = False
+    __slots__ = (
+        "checkpoint_path",
+        "fail_on_error",
+        "inputs",
+        "output_prefix",
+        "prev_checkpoint",
+        "raw_output_prefix",
+        "resolver",
+        "resolver_args",
+    )
+
+    def __init__(
+        self,
+        inputs: str,
+        output_prefix: str,
+        resolver: str,
+        resolver_args: Sequence[str] = (),
+        raw_output_prefix: str | None = None,
+        checkpoint_path: str | None = None,
+        prev_checkpoint: str | None = None,
+        fail_on_error: bool = False,
+    ) -> None:
+        self.inputs = inputs
+        self.output_prefix = output_prefix
+        self.resolver = resolver
+        self.resolver_args = list(resolver_args)
+        self.raw_output_prefix = raw_output_prefix
+        self.checkpoint_path = checkpoint_path
+        self.prev_checkpoint = prev_checkpoint
+        self.fail_on_error = fail_on_error
 
 
 def read_inputs(uri: str) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from taskbox.errors import TemplateError
 
@@ -42,8 +42,10 @@ FLYTEKIT_CODE_RESOLVERS = frozenset(
 )
 
 
-class LoadedTask(NamedTuple):
+class LoadedTask:
     """A task ready to run: its interface and a callable body.
+
+    (A plain class: ``NamedTuple``/``dataclass`` cost milliseconds at import, paid at every task start.)
 
     Attributes:
         name: For messages.
@@ -53,11 +55,21 @@ class LoadedTask(NamedTuple):
         template: The ``TaskTemplate`` when the task came from one.
     """
 
-    name: str
-    input_types: Mapping[str, Any]
-    output_types: Mapping[str, Any]
-    body: Callable[[ExecutionContext, Mapping[str, Any]], Mapping[str, Any]]
-    template: Any = None
+    __slots__ = ("body", "input_types", "name", "output_types", "template")
+
+    def __init__(
+        self,
+        name: str,
+        input_types: Mapping[str, Any],
+        output_types: Mapping[str, Any],
+        body: Callable[[ExecutionContext, Mapping[str, Any]], Mapping[str, Any]],
+        template: Any = None,
+    ) -> None:
+        self.name = name
+        self.input_types = input_types
+        self.output_types = output_types
+        self.body = body
+        self.template = template
 
 
 def load_task(resolver: str, args: Sequence[str], working_dir: str) -> LoadedTask:

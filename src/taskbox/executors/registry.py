@@ -20,7 +20,8 @@ Invariants:
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections import namedtuple
+from typing import TYPE_CHECKING, Any
 
 from taskbox.errors import ExecutorNotFound, ExecutorNotInstalled, PluginInvalid
 from taskbox.executors.base import Executor
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "taskbox.executors"
 
 
-class KnownExecutor(NamedTuple):
+# collections.namedtuple, not typing.NamedTuple: the latter compiles string annotations at import.
+class KnownExecutor(namedtuple("KnownExecutor", "name target task_types extra", defaults=(None,))):
     """A built-in executor, described without importing it.
 
     Attributes:
@@ -41,10 +43,7 @@ class KnownExecutor(NamedTuple):
         extra: The ``taskbox[...]`` extra that installs its dependencies, if any.
     """
 
-    name: str
-    target: str
-    task_types: tuple[str, ...]
-    extra: str | None = None
+    __slots__ = ()
 
 
 # Kept sorted by name (checked below), like fsspec's known_implementations.
@@ -224,15 +223,10 @@ def names() -> list[str]:
     return sorted(set(_BY_NAME) | {ep.name for ep in _entry_points()})
 
 
-class ExecutorInfo(NamedTuple):
-    """What ``taskbox executors`` prints about one executor."""
+class ExecutorInfo(namedtuple("ExecutorInfo", "name target task_types source status config_schema")):
+    """What ``taskbox executors`` prints about one executor (``config_schema`` is a JSON schema or None)."""
 
-    name: str
-    target: str
-    task_types: tuple[str, ...]
-    source: str
-    status: str
-    config_schema: dict[str, Any] | None
+    __slots__ = ()
 
 
 def describe() -> list[ExecutorInfo]:
