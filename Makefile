@@ -41,8 +41,9 @@ $(FLYTEKIT_VENV)/.installed:
 	$(FLYTEKIT_VENV)/bin/pip install -q 'flytekit==$(FLYTEKIT_VERSION)' 'flytekitplugins-sqlalchemy==$(FLYTEKIT_VERSION)' pandas pyarrow pydantic 'psycopg[binary]'
 	touch $@
 
-golden: flytekit-venv ## regenerate tests/golden/fixtures with flytekit
+golden: flytekit-venv ## regenerate the flytekit-made fixtures in tests/golden/
 	$(FLYTEKIT_VENV)/bin/python tests/golden/make_fixtures.py
+	$(FLYTEKIT_VENV)/bin/python tests/golden/make_sql_fixtures.py
 
 bench: venv flytekit-venv ## measure taskbox against flytekit, side by side, as ratios
 	$(VENV_PY) bench/run.py --flytekit-venv $(FLYTEKIT_VENV)

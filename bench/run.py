@@ -177,15 +177,27 @@ def main() -> int:
     parser.add_argument("--flytekit-venv", default=str(ROOT / ".venv-flytekit"), type=Path)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--only", choices=("cold-start", "sql"), action="append", help="run only these benchmarks")
+    parser.add_argument("--sql-runs", type=int, default=3, help="runs per SQL case (each moves up to 1M rows)")
     ns = parser.parse_args()
+    selected = set(ns.only or ("cold-start", "sql"))
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     compile_sources()
     summaries = []
     with tempfile.TemporaryDirectory(prefix="taskbox-bench-") as tmp:
         work = Path(tmp)
-        cold = bench_cold_start(work, ns.flytekit_venv.resolve(), ns.runs)
-        summaries.append(report("cold start: whole run on local storage", cold,
-                                ("taskbox execute (echo)", "flytekit pyflyte-execute (trivial @task)", COLD_START_TARGET)))
+        if "cold-start" in selected:
+            cold = bench_cold_start(work, ns.flytekit_venv.resolve(), ns.runs)
+            summaries.append(report("cold start: whole run on local storage", cold,
+                                    ("taskbox execute (echo)", "flytekit pyflyte-execute (trivial @task)",
+                                     COLD_START_TARGET)))
+        if "sql" in selected:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import sql as sql_bench
+
+            sql_work = work / "sql"
+            sql_work.mkdir()
+            summaries.extend(sql_bench.report_sql(sql_bench.bench_sql(sql_work, ns.flytekit_venv.resolve(), ns.sql_runs)))
     if ns.json:
         ns.json.write_text(json.dumps(summaries, indent=2))
     return 0 if all(s.get("met", True) for s in summaries) else 1

@@ -35,7 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import run as bench_run  # noqa: E402  (bench/run.py: measure, Measurement, report)
+
+def _bench_run() -> Any:
+    """bench/run.py (``measure``, ``Measurement``, ``report``), imported on use so run.py can import this module."""
+    import run  # noqa: PLC0415
+
+    return run
+
 
 DEFAULT_ROWS = (100_000, 1_000_000)
 TIME_TARGET = 1 / 3  # taskbox's time at most a third of flytekit's
@@ -82,11 +88,13 @@ def seed_postgres(server: Any, rows: int) -> None:
     with server.admin() as conn:
         conn.execute("DROP TABLE IF EXISTS items")
         conn.execute(
-            "CREATE TABLE items (id integer PRIMARY KEY, name text, score numeric(12,2), created timestamptz, flag boolean)"
+            "CREATE TABLE items (id integer PRIMARY KEY, name text, score numeric(12,2), created timestamptz, "
+            "flag boolean)"
         )
         conn.execute(
-            "INSERT INTO items SELECT i, 'name-' || i, i / 4.0, timestamptz '2026-01-01 00:00+00' + i * interval '1 minute', "
-            "i %% 2 = 0 FROM generate_series(1, %s) AS i",
+            "INSERT INTO items SELECT i, 'name-' || i, i / 4.0, "
+            "timestamptz '2026-01-01 00:00+00' + i * interval '1 minute', i %% 2 = 0 "
+            "FROM generate_series(1, %s) AS i",
             (rows,),
         )
         conn.execute(f"ALTER TABLE items OWNER TO {mod.USER}")
@@ -162,14 +170,24 @@ def _case(
     (case / "task.pb").write_bytes(template)
     (case / "inputs.pb").write_bytes(_inputs(n))
     prefix, raw = case / "out", case / "raw"
-    argv = [*argv_head, "--inputs", str(case / "inputs.pb"), "--output-prefix", str(prefix),
-            "--raw-output-data-prefix", str(raw), "--resolver", *tail[:1], "--", str(case / "task.pb"), *tail[1:]]
-    return bench_run.measure(name, argv, runs, _parquet_checker(prefix, raw, n), cwd=str(case), env=env)
+    argv = [
+        *argv_head,
+        "--inputs",
+        str(case / "inputs.pb"),
+        "--output-prefix",
+        str(prefix),
+        "--raw-output-data-prefix",
+        str(raw),
+        "--resolver",
+        *tail[:1],
+        "--",
+        str(case / "task.pb"),
+        *tail[1:],
+    ]
+    return _bench_run().measure(name, argv, runs, _parquet_checker(prefix, raw, n), cwd=str(case), env=env)
 
 
-def bench_sql(
-    work: Path, flytekit_venv: Path, runs: int, rows: Sequence[int] = DEFAULT_ROWS
-) -> list[Any]:
+def bench_sql(work: Path, flytekit_venv: Path, runs: int, rows: Sequence[int] = DEFAULT_ROWS) -> list[Any]:
     """Measure taskbox and flytekit querying SQLite and PostgreSQL to Parquet.
 
     Args:
@@ -194,13 +212,22 @@ def bench_sql(
     results: list[Any] = []
     try:
         seed_postgres(server, largest)
-        base_env = dict(os.environ, FLYTE_INTERNAL_EXECUTION_ID="bench", FLYTE_INTERNAL_EXECUTION_PROJECT="p",
-                        FLYTE_INTERNAL_EXECUTION_DOMAIN="d", TASKBOX_CACHE_DIR=str(work / "cache"),
-                        **{SECRET_ENV: mod.PASSWORD})
+        base_env = dict(
+            os.environ,
+            FLYTE_INTERNAL_EXECUTION_ID="bench",
+            FLYTE_INTERNAL_EXECUTION_PROJECT="p",
+            FLYTE_INTERNAL_EXECUTION_DOMAIN="d",
+            TASKBOX_CACHE_DIR=str(work / "cache"),
+            **{SECRET_ENV: mod.PASSWORD},
+        )
         pg_uri = server.url.replace("postgresql+psycopg://", "postgresql://")
         sqlite_custom = {"query_template": QUERY, "uri": db, "compressed": False}
-        pg_custom = {"query_template": QUERY, "uri": pg_uri, "connect_args": {},
-                     "secret_connect_args": {"password": {"group": "db", "key": "password", "mount_requirement": 0}}}
+        pg_custom = {
+            "query_template": QUERY,
+            "uri": pg_uri,
+            "connect_args": {},
+            "secret_connect_args": {"password": {"group": "db", "key": "password", "mount_requirement": 0}},
+        }
         cases = [
             ("sqlite", "sqlite", sqlite_custom, "flytekit.extras.sqlite3.task.SQLite3TaskExecutor"),
             ("postgres", "sqlalchemy", pg_custom, "flytekitplugins.sqlalchemy.task.SQLAlchemyTaskExecutor"),
@@ -208,14 +235,30 @@ def bench_sql(
         for db_name, task_type, custom, fk_executor in cases:
             template = _template(task_type, custom, [])
             for n in rows:
-                results.append(_case(
-                    f"taskbox {db_name} {n}", work, template, n, [taskbox, "execute"], runs, base_env,
-                    ["taskbox.template"],
-                ))
-                results.append(_case(
-                    f"flytekit {db_name} {n}", work, template, n, [str(pyflyte)], runs, base_env,
-                    [FLYTEKIT_RESOLVER, fk_executor],
-                ))
+                results.append(
+                    _case(
+                        f"taskbox {db_name} {n}",
+                        work,
+                        template,
+                        n,
+                        [taskbox, "execute"],
+                        runs,
+                        base_env,
+                        ["taskbox.template"],
+                    )
+                )
+                results.append(
+                    _case(
+                        f"flytekit {db_name} {n}",
+                        work,
+                        template,
+                        n,
+                        [str(pyflyte)],
+                        runs,
+                        base_env,
+                        [FLYTEKIT_RESOLVER, fk_executor],
+                    )
+                )
     finally:
         server.stop()
     return results
@@ -228,10 +271,13 @@ def report_sql(results: list[Any]) -> list[dict[str, Any]]:
     keys = sorted({tuple(m.name.split()[1:]) for m in results}, key=lambda k: (k[0], int(k[1])))
     for db_name, n in keys:
         pair = [by_name[f"taskbox {db_name} {n}"], by_name[f"flytekit {db_name} {n}"]]
-        summaries.append(bench_run.report(
-            f"SQL {db_name}: {int(n):,} rows to Parquet", pair,
-            (pair[0].name, pair[1].name, TIME_TARGET),
-        ))
+        summaries.append(
+            _bench_run().report(
+                f"SQL {db_name}: {int(n):,} rows to Parquet",
+                pair,
+                (pair[0].name, pair[1].name, TIME_TARGET),
+            )
+        )
     for db_name in sorted({k[0] for k in keys}):
         sizes = sorted(int(k[1]) for k in keys if k[0] == db_name)
         if len(sizes) < 2:
@@ -240,11 +286,21 @@ def report_sql(results: list[Any]) -> list[dict[str, Any]]:
         fk_small, fk_large = by_name[f"flytekit {db_name} {sizes[0]}"], by_name[f"flytekit {db_name} {sizes[-1]}"]
         growth = large.rss_mib / small.rss_mib
         met = growth <= FLAT_MEMORY
-        print(f"peak RSS {db_name} {sizes[0]:,} -> {sizes[-1]:,} rows: taskbox {small.rss_mib:.0f} -> {large.rss_mib:.0f} MiB "
-              f"(x{growth:.2f}, target <= {FLAT_MEMORY}: {'met' if met else 'NOT MET'}), "
-              f"flytekit {fk_small.rss_mib:.0f} -> {fk_large.rss_mib:.0f} MiB (x{fk_large.rss_mib / fk_small.rss_mib:.2f})")
-        summaries.append({"title": f"SQL {db_name}: memory growth {sizes[0]} -> {sizes[-1]} rows", "ratio": growth,
-                          "target": FLAT_MEMORY, "met": met})
+        print(
+            f"peak RSS {db_name} {sizes[0]:,} -> {sizes[-1]:,} rows: "
+            f"taskbox {small.rss_mib:.0f} -> {large.rss_mib:.0f} MiB "
+            f"(x{growth:.2f}, target <= {FLAT_MEMORY}: {'met' if met else 'NOT MET'}), "
+            f"flytekit {fk_small.rss_mib:.0f} -> {fk_large.rss_mib:.0f} MiB "
+            f"(x{fk_large.rss_mib / fk_small.rss_mib:.2f})"
+        )
+        summaries.append(
+            {
+                "title": f"SQL {db_name}: memory growth {sizes[0]} -> {sizes[-1]} rows",
+                "ratio": growth,
+                "target": FLAT_MEMORY,
+                "met": met,
+            }
+        )
     return summaries
 
 

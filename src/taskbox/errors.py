@@ -37,7 +37,7 @@ __all__ = [
     "StorageError",
     "StorageNotFound",
     "StorageTransient",
-        "TaskboxError",
+    "TaskboxError",
     "Terminated",
     "TemplateError",
     "UnsupportedType",

@@ -12,6 +12,7 @@ from flyteidl.core import tasks_pb2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 
 import sqltesting  # noqa: E402
+
 from helpers import TASKBOX, encode_inputs, put, read_outputs, run, simple  # noqa: E402
 from taskbox.authoring import SQLiteTask, SQLTask, TaskFailed  # noqa: E402
 from taskbox.authoring.sql import SQL_IMAGE, SQLITE_IMAGE  # noqa: E402
@@ -30,13 +31,28 @@ def test_sqlite_task_builds_flytekits_template_shape(db):
     task = SQLiteTask("demo.items", QUERY, uri=db, inputs={"n": int})
     template = task.to_template(project="p", domain="d", version="v1")
     assert isinstance(template, tasks_pb2.TaskTemplate)
-    assert (template.id.project, template.id.domain, template.id.name, template.id.version) == ("p", "d", "demo.items", "v1")
+    assert (template.id.project, template.id.domain, template.id.name, template.id.version) == (
+        "p",
+        "d",
+        "demo.items",
+        "v1",
+    )
     assert template.type == "sqlite"
     assert template.container.image == SQLITE_IMAGE
     assert list(template.container.args) == [
-        "taskbox", "execute", "--inputs", "{{.input}}", "--output-prefix", "{{.outputPrefix}}",
-        "--raw-output-data-prefix", "{{.rawOutputDataPrefix}}", "--resolver", "taskbox.template", "--",
-        "{{.taskTemplatePath}}", "sqlite",
+        "taskbox",
+        "execute",
+        "--inputs",
+        "{{.input}}",
+        "--output-prefix",
+        "{{.outputPrefix}}",
+        "--raw-output-data-prefix",
+        "{{.rawOutputDataPrefix}}",
+        "--resolver",
+        "taskbox.template",
+        "--",
+        "{{.taskTemplatePath}}",
+        "sqlite",
     ]
     assert template.interface.inputs.variables["n"].type == simple("INTEGER")
     assert template.interface.outputs.variables["results"].type.WhichOneof("type") == "structured_dataset_type"
@@ -49,12 +65,21 @@ def test_sqlite_task_runs_in_process(db, tmp_path):
     task = SQLiteTask("demo.items", QUERY, uri=db, inputs={"n": int})
     out = task.run(n=3, workdir=str(tmp_path / "run"))
     assert isinstance(out["results"], StructuredDataset)
-    assert out["results"].to_arrow().to_pylist() == [{"id": 1, "name": "name-1"}, {"id": 2, "name": "name-2"}, {"id": 3, "name": "name-3"}]
+    assert out["results"].to_arrow().to_pylist() == [
+        {"id": 1, "name": "name-1"},
+        {"id": 2, "name": "name-2"},
+        {"id": 3, "name": "name-3"},
+    ]
 
 
 def test_primitive_outputs_and_failures_run_in_process(db, tmp_path):
-    count = SQLiteTask("demo.count", "SELECT count(*) AS n FROM items WHERE name = {{ .inputs.name }}",
-                       uri=db, inputs={"name": str}, outputs={"n": int})
+    count = SQLiteTask(
+        "demo.count",
+        "SELECT count(*) AS n FROM items WHERE name = {{ .inputs.name }}",
+        uri=db,
+        inputs={"name": str},
+        outputs={"n": int},
+    )
     assert count.run(name="x' OR '1'='1") == {"n": 0}
     broken = SQLiteTask("demo.broken", "SELECT nope FROM items", uri=db, outputs={"n": int})
     with pytest.raises(TaskFailed) as info:
@@ -63,13 +88,25 @@ def test_primitive_outputs_and_failures_run_in_process(db, tmp_path):
 
 
 def test_the_built_template_runs_in_the_cli(db, tmp_path):
-    task = SQLiteTask("demo.count", "SELECT count(*) AS n FROM items WHERE id > {{ .inputs.n }}", uri=db,
-                      inputs={"n": int}, outputs={"n": int})
+    task = SQLiteTask(
+        "demo.count",
+        "SELECT count(*) AS n FROM items WHERE id > {{ .inputs.n }}",
+        uri=db,
+        inputs={"n": int},
+        outputs={"n": int},
+    )
     template = task.to_template()
     path = put(str(tmp_path / "task.pb"), template.SerializeToString())
     inputs = put(str(tmp_path / "inputs.pb"), encode_inputs({"n": 990}, {"n": simple("INTEGER")}))
-    args = [{"{{.input}}": inputs, "{{.outputPrefix}}": str(tmp_path / "out"), "{{.rawOutputDataPrefix}}": str(tmp_path / "raw"),
-             "{{.taskTemplatePath}}": path}.get(a, a) for a in template.container.args]
+    args = [
+        {
+            "{{.input}}": inputs,
+            "{{.outputPrefix}}": str(tmp_path / "out"),
+            "{{.rawOutputDataPrefix}}": str(tmp_path / "raw"),
+            "{{.taskTemplatePath}}": path,
+        }.get(a, a)
+        for a in template.container.args
+    ]
     proc = run([TASKBOX, *args[1:]])
     assert proc.returncode == 0, proc.stderr
     assert read_outputs(str(tmp_path / "out"), {"n": simple("INTEGER")}) == {"n": 10}
@@ -77,8 +114,12 @@ def test_the_built_template_runs_in_the_cli(db, tmp_path):
 
 def test_sql_task_requests_its_secrets_and_keeps_passwords_out():
     task = SQLTask(
-        "demo.pg", "SELECT 1 AS x", uri="postgresql://reader@db:5432/sales", outputs={"x": int},
-        secret_connect_args={"password": {"group": "db", "key": "password"}}, connect_args={"sslmode": "require"},
+        "demo.pg",
+        "SELECT 1 AS x",
+        uri="postgresql://reader@db:5432/sales",
+        outputs={"x": int},
+        secret_connect_args={"password": {"group": "db", "key": "password"}},
+        connect_args={"sslmode": "require"},
     )
     template = task.to_template()
     assert template.type == "sqlalchemy" and template.container.image == SQL_IMAGE
@@ -98,7 +139,10 @@ def test_sql_task_runs_against_postgres(tmp_path, monkeypatch):
     sqltesting.seed(server)
     monkeypatch.setenv("_FSEC_DB_PASSWORD", sqltesting.servers_module().PASSWORD)
     task = SQLTask(
-        "demo.pg", "SELECT id FROM items WHERE id > {{ .inputs.n }} ORDER BY id", uri=server.url, inputs={"n": int},
+        "demo.pg",
+        "SELECT id FROM items WHERE id > {{ .inputs.n }} ORDER BY id",
+        uri=server.url,
+        inputs={"n": int},
         secret_connect_args={"password": {"group": "db", "key": "password"}},
     )
     out = task.run(n=997)

@@ -13,8 +13,9 @@ from flyteidl.core import errors_pb2, execution_pb2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 
 import sqltesting  # noqa: E402
-from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_error, read_outputs, run  # noqa: E402
 from sqltesting import DATASET, SECRET_VALUE, simple  # noqa: E402
+
+from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_error, read_outputs, run  # noqa: E402
 from taskbox import storage  # noqa: E402
 from taskbox.authoring import TaskFailed, run_template  # noqa: E402
 
@@ -22,7 +23,13 @@ USER, SYSTEM = execution_pb2.ExecutionError.USER, execution_pb2.ExecutionError.S
 RECOVERABLE, NON_RECOVERABLE = errors_pb2.ContainerError.RECOVERABLE, errors_pb2.ContainerError.NON_RECOVERABLE
 STR, INT = simple("STRING"), simple("INTEGER")
 SECRET_ENV = "_FSEC_DB_PASSWORD"
-INJECTIONS = ["x' OR '1'='1", "1; DROP TABLE items", "1 UNION SELECT s FROM secrets", ":name", "1' ; DELETE FROM items; --"]
+INJECTIONS = [
+    "x' OR '1'='1",
+    "1; DROP TABLE items",
+    "1 UNION SELECT s FROM secrets",
+    ":name",
+    "1' ; DELETE FROM items; --",
+]
 
 
 def password() -> str:
@@ -117,7 +124,9 @@ def test_primitive_outputs(srv, tmp_path, secret_env):
 
 @pytest.mark.parametrize("value", INJECTIONS)
 def test_injection_attempts_are_plain_values(srv, tmp_path, secret_env, value):
-    tpl = template(srv, "SELECT id, name FROM items WHERE name = '{{ .inputs.v }}' OR name = {{ .inputs.v }}", {"v": STR})
+    tpl = template(
+        srv, "SELECT id, name FROM items WHERE name = '{{ .inputs.v }}' OR name = {{ .inputs.v }}", {"v": STR}
+    )
     assert rows_of(run_local(tpl, {"v": value}, tmp_path)["results"]) == []
     intact(srv)
 
@@ -170,7 +179,9 @@ def test_writes_commit_when_read_only_is_off(srv, tmp_path, secret_env):
 
 
 def test_constraint_violation_is_a_user_error(srv, tmp_path, secret_env):
-    tpl = template(srv, "INSERT INTO items (id, name) VALUES ({{ .inputs.id }}, 'dup')", {"id": INT}, {}, read_only=False)
+    tpl = template(
+        srv, "INSERT INTO items (id, name) VALUES ({{ .inputs.id }}, 'dup')", {"id": INT}, {}, read_only=False
+    )
     with pytest.raises(TaskFailed) as info:
         run_local(tpl, {"id": 1}, tmp_path)
     assert (info.value.code, info.value.origin, info.value.recoverable) == ("USER:QueryFailed", "USER", False)
@@ -202,7 +213,11 @@ def test_connection_refused_is_recoverable(srv, tmp_path, secret_env):
     uri = srv.url.replace(f":{srv.port}/", f":{port}/")
     with pytest.raises(TaskFailed) as info:
         run_local(template(srv, "SELECT 1 AS x", outputs={"x": INT}, uri=uri), {}, tmp_path)
-    assert (info.value.code, info.value.origin, info.value.recoverable) == ("SYSTEM:DatabaseUnavailable", "SYSTEM", True)
+    assert (info.value.code, info.value.origin, info.value.recoverable) == (
+        "SYSTEM:DatabaseUnavailable",
+        "SYSTEM",
+        True,
+    )
 
 
 # ------------------------------------------------------------------------------------ secrets

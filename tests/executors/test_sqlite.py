@@ -21,15 +21,22 @@ from flyteidl.core import errors_pb2, execution_pb2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 
 import sqltesting  # noqa: E402
-from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_error, read_outputs, run  # noqa: E402
 from sqltesting import DATASET, SECRET_VALUE, simple  # noqa: E402
+
+from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_error, read_outputs, run  # noqa: E402
 from taskbox import storage  # noqa: E402
 from taskbox.authoring import TaskFailed, run_template  # noqa: E402
 
 USER, SYSTEM = execution_pb2.ExecutionError.USER, execution_pb2.ExecutionError.SYSTEM
 RECOVERABLE, NON_RECOVERABLE = errors_pb2.ContainerError.RECOVERABLE, errors_pb2.ContainerError.NON_RECOVERABLE
 STR, INT = simple("STRING"), simple("INTEGER")
-INJECTIONS = ["x' OR '1'='1", "1; DROP TABLE items", "1 UNION SELECT s FROM secrets", ":name", "'; DELETE FROM items; --"]
+INJECTIONS = [
+    "x' OR '1'='1",
+    "1; DROP TABLE items",
+    "1 UNION SELECT s FROM secrets",
+    ":name",
+    "'; DELETE FROM items; --",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +87,9 @@ def test_sqlite_end_to_end_on_s3(s3_base, tmp_path, db):
     tpl = template(
         "SELECT id, name, score\nFROM items\nWHERE name <> '{{ .inputs.exclude }}' -- quoted placeholder\n"
         "  AND id <= {{ .inputs.max_id }}\nORDER BY id",
-        archive, types, compressed=True,
+        archive,
+        types,
+        compressed=True,
     )
     task = put(storage.join(s3_base, "task.pb"), tpl.SerializeToString())
     inputs = put(storage.join(s3_base, "inputs.pb"), encode_inputs({"exclude": "name-2", "max_id": 4}, types))
@@ -120,12 +129,23 @@ def test_flytekit_executor_path_and_local_storage(tmp_path, db):
     task = put(str(tmp_path / "task.pb"), tpl.SerializeToString())
     inputs = put(str(tmp_path / "inputs.pb"), encode_inputs({"x": 990}, {"x": INT}))
     prefix = str(tmp_path / "out")
-    proc = run([
-        execute_args("", "", "")[0], "execute", "--inputs", inputs, "--output-prefix", prefix,
-        "--raw-output-data-prefix", "{{.rawOutputDataPrefix}}",
-        "--resolver", "flytekit.core.python_customized_container_task.default_task_template_resolver",
-        "--", task, "flytekit.extras.sqlite3.task.SQLite3TaskExecutor",
-    ])
+    proc = run(
+        [
+            execute_args("", "", "")[0],
+            "execute",
+            "--inputs",
+            inputs,
+            "--output-prefix",
+            prefix,
+            "--raw-output-data-prefix",
+            "{{.rawOutputDataPrefix}}",
+            "--resolver",
+            "flytekit.core.python_customized_container_task.default_task_template_resolver",
+            "--",
+            task,
+            "flytekit.extras.sqlite3.task.SQLite3TaskExecutor",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     assert read_outputs(prefix, {"n": INT}) == {"n": 10}
 
@@ -137,7 +157,8 @@ def test_flytekit_executor_path_and_local_storage(tmp_path, db):
 def test_injection_attempts_are_plain_values(tmp_path, db, value):
     tpl = template(
         "SELECT id, name FROM items WHERE name = '{{ .inputs.v }}' OR CAST(id AS TEXT) = {{ .inputs.v }}",
-        db, {"v": STR},
+        db,
+        {"v": STR},
     )
     results = run_local(tpl, {"v": value}, tmp_path)["results"]
     assert rows_of(results) == []
@@ -151,7 +172,10 @@ def test_colon_names_inside_literals_stay_text(tmp_path, db):
 
 def test_identifier_inputs_come_from_the_allow_list(tmp_path, db):
     tpl = template(
-        "SELECT count(*) AS n FROM {{ .inputs.table }}", db, {"table": STR}, {"n": INT},
+        "SELECT count(*) AS n FROM {{ .inputs.table }}",
+        db,
+        {"table": STR},
+        {"n": INT},
         identifiers={"table": ["items", "secrets"]},
     )
     assert run_local(tpl, {"table": "secrets"}, tmp_path) == {"n": 1}
@@ -170,8 +194,12 @@ def test_list_inputs_expand(tmp_path, db):
 
 def test_primitive_outputs_take_the_single_row(tmp_path, db):
     outputs = {"n": INT, "top": STR, "avg": simple("FLOAT")}
-    tpl = template("SELECT count(*) AS n, max(id) AS TOP, avg(score) AS avg FROM items WHERE id <= {{.inputs.k}}",
-                   db, {"k": INT}, outputs)
+    tpl = template(
+        "SELECT count(*) AS n, max(id) AS TOP, avg(score) AS avg FROM items WHERE id <= {{.inputs.k}}",
+        db,
+        {"k": INT},
+        outputs,
+    )
     assert run_local(tpl, {"k": 4}, tmp_path) == {"n": 4, "top": "4", "avg": 0.625}
 
 

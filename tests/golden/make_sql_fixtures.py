@@ -1,4 +1,4 @@
-"""Write the SQL golden fixtures with flytekit itself: the templates and inputs of ``SQLite3Task`` and ``SQLAlchemyTask``.
+"""Write the SQL golden fixtures with flytekit itself: templates and inputs of ``SQLite3Task``/``SQLAlchemyTask``.
 
 Run with flytekit's own interpreter (``make golden`` does; or by hand)::
 
@@ -66,8 +66,12 @@ def main() -> int:
     from flytekitplugins.sqlalchemy import SQLAlchemyConfig, SQLAlchemyTask
 
     settings = SerializationSettings(
-        image_config=ImageConfig(default_image=Image(name="default", fqn="cr.flyte.org/flyteorg/flytekit", tag="golden")),
-        project="golden", domain="development", version="v1",
+        image_config=ImageConfig(
+            default_image=Image(name="default", fqn="cr.flyte.org/flyteorg/flytekit", tag="golden")
+        ),
+        project="golden",
+        domain="development",
+        version="v1",
     )
     OUT.mkdir(parents=True, exist_ok=True)
 

@@ -5,13 +5,13 @@
     tests/executors/test_sql.py; missing binaries fail with the ``make system-deps`` hint.
 
 ``pg_db`` / ``maria_db`` (session)
-    The same servers with the tables of :func:`sqltesting.seed` created (``items``, ``secrets``).
+    The same servers with the tables of :func:`sqltesting.seed` created (``items``, ``secrets``,
+    ``scratch``). Tests that change rows must restore them (the executor tests re-seed per module).
 """
 
 from __future__ import annotations
 
 import pytest
-
 import sqltesting
 
 

@@ -89,7 +89,9 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, log: Path, w
 
 def postgres_bin() -> Path:
     """The directory of PostgreSQL's server binaries (15 preferred)."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: (not p.startswith("/usr/lib/postgresql/15/"), p))
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: (not p.startswith("/usr/lib/postgresql/15/"), p)
+    )
     if not candidates:
         raise ServerMissing(f"PostgreSQL's initdb is not installed: {INSTALL_HINT}")
     return Path(candidates[0]).parent
@@ -117,13 +119,18 @@ class PostgresServer:
         """A psycopg connection as the superuser, over the unix socket (autocommit)."""
         import psycopg  # noqa: PLC0415
 
-        return psycopg.connect(host=str(self.socket_dir), port=self.port, user="postgres", dbname=dbname, autocommit=True)
+        return psycopg.connect(
+            host=str(self.socket_dir), port=self.port, user="postgres", dbname=dbname, autocommit=True
+        )
 
     def stop(self) -> None:
         """Stop the server and delete its files."""
         subprocess.run(
             [str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"],
-            user=self.user_name, capture_output=True, check=False, timeout=60,
+            user=self.user_name,
+            capture_output=True,
+            check=False,
+            timeout=60,
         )
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -140,18 +147,42 @@ def start_postgres() -> PostgresServer:
             os.chown(d, uid, gid)
     env = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
     init = subprocess.run(
-        [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
-         "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"],
-        user=user_name, capture_output=True, text=True, env=env, timeout=120, check=False, cwd=root,
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        user=user_name,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+        cwd=root,
     )
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {init.stderr[-2000:]}")
     port = free_port()
-    options = f"-c listen_addresses={HOST} -p {port} -k {sock} -c fsync=off -c full_page_writes=off -c max_connections=50"
+    options = (
+        f"-c listen_addresses={HOST} -p {port} -k {sock} -c fsync=off -c full_page_writes=off -c max_connections=50"
+    )
     started = subprocess.run(
         [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start"],
-        user=user_name, capture_output=True, text=True, env=env, timeout=90, check=False, cwd=root,
+        user=user_name,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+        check=False,
+        cwd=root,
     )
     server = PostgresServer(port, root, bindir, user_name)
     if started.returncode != 0:
@@ -223,9 +254,20 @@ def start_mariadb() -> MariaDBServer:
     data, log = root / "data", root / "server.log"
     user_args = [f"--user={user_name}"] if user_name else []
     init = subprocess.run(
-        [str(install), "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
-         "--skip-test-db", "--skip-name-resolve", *user_args],
-        capture_output=True, text=True, timeout=180, check=False, cwd=root,
+        [
+            str(install),
+            "--no-defaults",
+            f"--datadir={data}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--skip-name-resolve",
+            *user_args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=root,
     )
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
@@ -233,11 +275,24 @@ def start_mariadb() -> MariaDBServer:
     port = free_port()
     with open(log, "wb") as log_fh:
         process = subprocess.Popen(
-            [str(daemon), "--no-defaults", f"--datadir={data}", f"--socket={root / 'mysqld.sock'}", f"--port={port}",
-             f"--bind-address={HOST}", f"--pid-file={root / 'mysqld.pid'}", "--skip-name-resolve",
-             "--skip-log-bin", "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=0",
-             "--max-connections=50", *user_args],
-            stdout=log_fh, stderr=subprocess.STDOUT, cwd=root,
+            [
+                str(daemon),
+                "--no-defaults",
+                f"--datadir={data}",
+                f"--socket={root / 'mysqld.sock'}",
+                f"--port={port}",
+                f"--bind-address={HOST}",
+                f"--pid-file={root / 'mysqld.pid'}",
+                "--skip-name-resolve",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=64M",
+                "--innodb-flush-log-at-trx-commit=0",
+                "--max-connections=50",
+                *user_args,
+            ],
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            cwd=root,
         )
     server = MariaDBServer(port, root, process)
     try:
@@ -272,4 +327,3 @@ def shared(kind: str) -> Any:
         _running[kind] = server
         atexit.register(server.stop)
     return server
-

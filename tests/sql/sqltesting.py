@@ -50,10 +50,9 @@ def server(kind: str) -> Any:
 
 def item_rows(n: int = ITEM_ROWS) -> list[tuple[Any, ...]]:
     """Rows of ``items``: (id, name, score, created, flag)."""
-    base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     return [
-        (i, f"name-{i}", decimal.Decimal(i) / 4, base + dt.timedelta(minutes=i), i % 2 == 0)
-        for i in range(1, n + 1)
+        (i, f"name-{i}", decimal.Decimal(i) / 4, base + dt.timedelta(minutes=i), i % 2 == 0) for i in range(1, n + 1)
     ]
 
 
@@ -115,7 +114,9 @@ def make_sqlite(path: Path | str, rows: int = ITEM_ROWS, *, trigger: bool = Fals
     path = str(path)
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, score REAL, created TEXT, flag INTEGER)")
+        conn.execute(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, score REAL, created TEXT, flag INTEGER)"
+        )
         conn.execute("CREATE TABLE secrets (s TEXT)")
         conn.executemany(
             "INSERT INTO items VALUES (?, ?, ?, ?, ?)",
@@ -124,9 +125,7 @@ def make_sqlite(path: Path | str, rows: int = ITEM_ROWS, *, trigger: bool = Fals
         conn.execute("INSERT INTO secrets VALUES (?)", (SECRET_VALUE,))
         if trigger:
             conn.execute("CREATE TABLE audit (x TEXT)")
-            conn.execute(
-                "CREATE TRIGGER evil AFTER INSERT ON items BEGIN INSERT INTO audit VALUES ('owned'); END"
-            )
+            conn.execute("CREATE TRIGGER evil AFTER INSERT ON items BEGIN INSERT INTO audit VALUES ('owned'); END")
     conn.close()
     return path
 

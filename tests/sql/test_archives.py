@@ -59,7 +59,11 @@ def test_one_file_is_extracted(tmp_path, kind):
         archive = make_zip(tmp_path / "db.zip", [("dir/", b"", stat.S_IFDIR | 0o755), ("dir/items.db", PAYLOAD, None)])
     else:
         mode = {"tar.gz": "w:gz", "tar.xz": "w:xz", "tar": "w"}[kind]
-        archive = make_tar(tmp_path / f"db.{kind}", [({"name": "dir", "type": tarfile.DIRTYPE}, None), ({"name": "dir/items.db"}, PAYLOAD)], mode)
+        archive = make_tar(
+            tmp_path / f"db.{kind}",
+            [({"name": "dir", "type": tarfile.DIRTYPE}, None), ({"name": "dir/items.db"}, PAYLOAD)],
+            mode,
+        )
     assert is_archive(archive)
     dest = tmp_path / "out" / "database"
     assert extract_single_file(archive, str(dest)) == str(dest)
@@ -73,7 +77,10 @@ def test_one_file_is_extracted(tmp_path, kind):
         ([({"name": "../../x"}, PAYLOAD)], "climbs out"),
         ([({"name": "/etc/x"}, PAYLOAD)], "absolute path"),
         ([({"name": "a/../../x"}, PAYLOAD)], "climbs out"),
-        ([({"name": "link", "type": tarfile.SYMTYPE, "linkname": "/"}, None), ({"name": "link/x"}, PAYLOAD)], "is a link"),
+        (
+            [({"name": "link", "type": tarfile.SYMTYPE, "linkname": "/"}, None), ({"name": "link/x"}, PAYLOAD)],
+            "is a link",
+        ),
         ([({"name": "hard", "type": tarfile.LNKTYPE, "linkname": "/etc/passwd"}, None)], "is a link"),
         ([({"name": "fifo", "type": tarfile.FIFOTYPE}, None)], "not a regular file"),
         ([({"name": "dev", "type": tarfile.CHRTYPE}, None)], "not a regular file"),

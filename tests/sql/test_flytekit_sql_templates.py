@@ -16,11 +16,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import sqltesting
 from flyteidl.core import tasks_pb2
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
-import sqltesting
 from helpers import TASKBOX, commit_files, encode_inputs, put, read_error, run, simple
 from taskbox import storage
 
@@ -46,7 +46,7 @@ print(json.dumps({"columns": list(df.columns), "rows": json.loads(df.to_json(ori
 
 @pytest.fixture(scope="session")
 def flytekit_python() -> str:
-    """flytekit's interpreter: $TASKBOX_FLYTEKIT_PYTHON or .venv-flytekit (created by `make flytekit-venv` if missing)."""
+    """flytekit's interpreter: $TASKBOX_FLYTEKIT_PYTHON or .venv-flytekit (`make flytekit-venv` if missing)."""
     python = os.environ.get("TASKBOX_FLYTEKIT_PYTHON") or str(sqltesting.ROOT / ".venv-flytekit" / "bin" / "python")
     if not Path(python).exists():
         subprocess.run(["make", "flytekit-venv"], cwd=sqltesting.ROOT, check=True, timeout=900)
@@ -64,7 +64,12 @@ def load(name: str) -> tasks_pb2.TaskTemplate:
 
 def propeller_args(template: tasks_pb2.TaskTemplate, inputs: str, prefix: str, raw: str, task: str) -> list[str]:
     """flytekit's container args with the placeholders filled and taskbox's entrypoint in front."""
-    values = {"{{.input}}": inputs, "{{.outputPrefix}}": prefix, "{{.rawOutputDataPrefix}}": raw, "{{.taskTemplatePath}}": task}
+    values = {
+        "{{.input}}": inputs,
+        "{{.outputPrefix}}": prefix,
+        "{{.rawOutputDataPrefix}}": raw,
+        "{{.taskTemplatePath}}": task,
+    }
     args = [values.get(a, a) for a in template.container.args]
     assert args[0] == "pyflyte-execute"
     return [TASKBOX, "execute", *args[1:]]
@@ -73,7 +78,9 @@ def propeller_args(template: tasks_pb2.TaskTemplate, inputs: str, prefix: str, r
 def read_with_flytekit(python: str, prefix: str) -> dict:
     proc = subprocess.run(
         [python, "-c", READ_WITH_FLYTEKIT, os.path.join(prefix, "outputs.pb")],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -109,9 +116,8 @@ def test_flytekit_sqlite3_task_runs_and_flytekit_reads_the_result(s3_server, tmp
     assert frame["rows"][2] == [3, "name-3", 0.75]
 
 
-def test_flytekit_sqlalchemy_task_runs_on_postgres_and_flytekit_reads_the_result(tmp_path, flytekit_python):
-    server = sqltesting.server("postgres")
-    sqltesting.seed(server)
+def test_flytekit_sqlalchemy_task_runs_on_postgres_and_flytekit_reads_the_result(pg_db, tmp_path, flytekit_python):
+    server = pg_db
     template = load("sqlalchemy_task.pb")
     custom = MessageToDict(template.custom)
     custom["uri"] = MANIFEST["postgres_uri"].replace(":5432/", f":{server.port}/")

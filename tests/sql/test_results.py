@@ -11,12 +11,13 @@ import uuid
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqltesting
 from flyteidl.core import types_pb2
 
-import sqltesting
 from taskbox.errors import Terminated
 from taskbox.sql.errors import ResultShapeError
-from taskbox.sql.results import CursorSource, OutputPlan, collect, single_row, write_parquet
+from taskbox.sql.outputs import OutputPlan, collect, single_row
+from taskbox.sql.results import CursorSource, write_parquet
 from taskbox.storage import local
 
 INT, STR, FLOAT = sqltesting.simple("INTEGER"), sqltesting.simple("STRING"), sqltesting.simple("FLOAT")
@@ -86,20 +87,37 @@ def test_driver_hints_type_all_null_columns(tmp_path):
 
 
 def test_rich_values_convert_without_pandas(tmp_path):
-    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     uid = uuid.uuid4()
-    rows = [(decimal.Decimal("1.25"), when, dt.date(2026, 1, 2), dt.timedelta(seconds=3), b"\x00\x01", uid, {"k": [1]}, True)]
+    rows = [
+        (
+            decimal.Decimal("1.25"),
+            when,
+            dt.date(2026, 1, 2),
+            dt.timedelta(seconds=3),
+            b"\x00\x01",
+            uid,
+            {"k": [1]},
+            True,
+        )
+    ]
     names = ["dec", "ts", "day", "span", "raw", "uid", "doc", "flag"]
     write_parquet(ListSource(names, rows), str(tmp_path / "o.parquet"))
     got = pq.read_table(tmp_path / "o.parquet").to_pylist()[0]
     assert got == {
-        "dec": decimal.Decimal("1.25"), "ts": when, "day": dt.date(2026, 1, 2), "span": dt.timedelta(seconds=3),
-        "raw": b"\x00\x01", "uid": str(uid), "doc": '{"k": [1]}', "flag": True,
+        "dec": decimal.Decimal("1.25"),
+        "ts": when,
+        "day": dt.date(2026, 1, 2),
+        "span": dt.timedelta(seconds=3),
+        "raw": b"\x00\x01",
+        "uid": str(uid),
+        "doc": '{"k": [1]}',
+        "flag": True,
     }
 
 
 def test_sqlite_mixed_column_types_are_a_user_error(tmp_path):
-    conn = sqlite3.connect(":memory:")
+    conn = sqlite3.connect(":memory:", check_same_thread=False)  # the writer fetches in a second thread
     conn.execute("CREATE TABLE t (x)")
     conn.executemany("INSERT INTO t VALUES (?)", [(1,)] * 10 + [("text",)])
     cur = conn.execute("SELECT x FROM t")
@@ -129,7 +147,9 @@ def test_cancellation_stops_the_copy(tmp_path):
 def test_collect_writes_flytekits_layout_and_publishes_only_on_request(tmp_path):
     raw = str(tmp_path / "raw")
     plan = OutputPlan("table", table="results")
-    outputs, publish = collect(ListSource(["a"], [(1,), (2,)]), plan, raw_output_prefix=raw, working_dir=str(tmp_path / "wd"))
+    outputs, publish = collect(
+        ListSource(["a"], [(1,), (2,)]), plan, raw_output_prefix=raw, working_dir=str(tmp_path / "wd")
+    )
     folder = outputs["results"].uri
     assert folder.startswith(raw + "/") and len(folder.rsplit("/", 1)[1]) == 32
     assert not (tmp_path / "raw" / folder.rsplit("/", 1)[1] / "00000").exists()
@@ -167,12 +187,18 @@ def test_single_row_names_missing_columns():
 
 def test_single_row_coercions():
     kinds = {
-        "i": sqltesting.simple("INTEGER"), "b": sqltesting.simple("BOOLEAN"), "t": sqltesting.simple("DATETIME"),
-        "s": STR, "d": sqltesting.simple("STRUCT"),
+        "i": sqltesting.simple("INTEGER"),
+        "b": sqltesting.simple("BOOLEAN"),
+        "t": sqltesting.simple("DATETIME"),
+        "s": STR,
+        "d": sqltesting.simple("STRUCT"),
     }
     row = (decimal.Decimal(7), 1, "2026-01-02 03:04:05", dt.date(2026, 1, 2), '{"a": 1}')
     got = single_row(ListSource(list(kinds), [row]), OutputPlan.from_types(kinds))
     assert got == {
-        "i": 7, "b": True, "t": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), "s": "2026-01-02",
+        "i": 7,
+        "b": True,
+        "t": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        "s": "2026-01-02",
         "d": {"a": 1},
     }

@@ -10,8 +10,8 @@ import uuid
 import psycopg
 import pymysql
 import pytest
-
 import sqltesting
+
 from helpers import make_template
 from taskbox.authoring import TaskFailed, run_template
 from taskbox.errors import PlatformError
@@ -72,9 +72,15 @@ def test_unknown_failures_are_recoverable_system_errors():
 def _kill_while_running(srv, tmp_path, monkeypatch, query, kill):
     monkeypatch.setenv("_FSEC_DB_PASSWORD", sqltesting.servers_module().PASSWORD)
     template = make_template(
-        "sqlalchemy", {}, {"x": sqltesting.simple("STRING")},
-        {"query_template": query, "uri": srv.url, "timeout_seconds": 60,
-         "secret_connect_args": {"password": {"group": "db", "key": "password"}}},
+        "sqlalchemy",
+        {},
+        {"x": sqltesting.simple("STRING")},
+        {
+            "query_template": query,
+            "uri": srv.url,
+            "timeout_seconds": 60,
+            "secret_connect_args": {"password": {"group": "db", "key": "password"}},
+        },
     )
     outcome: dict = {}
 
@@ -93,13 +99,14 @@ def _kill_while_running(srv, tmp_path, monkeypatch, query, kill):
     return outcome.get("error")
 
 
-def test_server_terminating_the_connection_is_recoverable(tmp_path, monkeypatch):
-    srv = sqltesting.server("postgres")
+def test_server_terminating_the_connection_is_recoverable(postgres_server, tmp_path, monkeypatch):
+    srv = postgres_server
 
     def kill() -> bool:
         with srv.admin("postgres") as conn:
             rows = conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'taskbox' AND query LIKE '%pg_sleep%'"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE usename = 'taskbox' AND query LIKE '%pg_sleep%'"
             ).fetchall()
         return bool(rows)
 
@@ -108,8 +115,8 @@ def test_server_terminating_the_connection_is_recoverable(tmp_path, monkeypatch)
     assert (error.code, error.origin, error.recoverable) == ("SYSTEM:DatabaseUnavailable", "SYSTEM", True)
 
 
-def test_mariadb_connection_killed_is_recoverable(tmp_path, monkeypatch):
-    srv = sqltesting.server("mariadb")
+def test_mariadb_connection_killed_is_recoverable(mariadb_server, tmp_path, monkeypatch):
+    srv = mariadb_server
 
     def kill() -> bool:
         with srv.admin(None) as conn, conn.cursor() as cur:

@@ -7,8 +7,8 @@ import threading
 import zipfile
 
 import pytest
-
 import sqltesting
+
 from taskbox.errors import Terminated
 from taskbox.sql.errors import DatabaseRejected, StatementTimeout, translate
 from taskbox.sql.sqlite import DatabaseCache, fetch_database, open_read_only
@@ -24,7 +24,9 @@ def test_reads_work(db):
     try:
         assert conn.conn.execute("SELECT count(*) FROM items").fetchone() == (1000,)
         assert conn.conn.execute("PRAGMA table_info(items)").fetchall()[0][1] == "id"
-        rows = conn.conn.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) SELECT sum(x) FROM c")
+        rows = conn.conn.execute(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) SELECT sum(x) FROM c"
+        )
         assert rows.fetchone() == (15,)
     finally:
         conn.close()
@@ -128,5 +130,7 @@ def test_downloads_are_cached_and_reused(tmp_path, db):
 
 
 def test_local_uncompressed_files_are_used_in_place(tmp_path, db):
-    found = fetch_database(db, compressed=False, working_dir=str(tmp_path / "wd"), cache=DatabaseCache(str(tmp_path / "c")))
+    found = fetch_database(
+        db, compressed=False, working_dir=str(tmp_path / "wd"), cache=DatabaseCache(str(tmp_path / "c"))
+    )
     assert found.path == db and not (tmp_path / "c").exists()

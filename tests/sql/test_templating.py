@@ -9,14 +9,25 @@ from hypothesis import strategies as st
 from taskbox.sql.errors import SqlRejected
 from taskbox.sql.templating import compile_template, sqlglot_dialect
 
-INJECTIONS = ["x' OR '1'='1", "1; DROP TABLE items", "1 UNION SELECT s FROM secrets", ":name", "' || :x || '", "--", "/*", "é’ OR ’1’=’1"]
+INJECTIONS = [
+    "x' OR '1'='1",
+    "1; DROP TABLE items",
+    "1 UNION SELECT s FROM secrets",
+    ":name",
+    "' || :x || '",
+    "--",
+    "/*",
+    "é’ OR ’1’=’1",
+]
 
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def render(template: str, values: dict, *, dialect: str | None = "postgres", style: str = "sqlalchemy", identifiers=None):
+def render(
+    template: str, values: dict, *, dialect: str | None = "postgres", style: str = "sqlalchemy", identifiers=None
+):
     compiled = compile_template(template, list(values), dialect=dialect, identifiers=identifiers)
     return compiled.render(values, quote=quote, style=style)
 
@@ -25,7 +36,9 @@ def render(template: str, values: dict, *, dialect: str | None = "postgres", sty
 @pytest.mark.parametrize("style", ["sqlalchemy", "sqlite"])
 def test_values_are_bound_never_spliced(value, style):
     template = "SELECT * FROM items WHERE name = '{{ .inputs.name }}' AND id > {{.inputs.n}}"
-    sql, params = render(template, {"name": value, "n": value}, style=style, dialect="sqlite" if style == "sqlite" else "postgres")
+    sql, params = render(
+        template, {"name": value, "n": value}, style=style, dialect="sqlite" if style == "sqlite" else "postgres"
+    )
     assert sql == "SELECT * FROM items WHERE name = :name AND id > :n"
     assert params == {"name": value, "n": value}
 
@@ -62,7 +75,9 @@ def test_cast_after_a_placeholder_keeps_the_bind_readable():
 
 
 def test_list_values_expand():
-    sql, params = render("SELECT * FROM t WHERE id IN {{ .inputs.ids }}", {"ids": [1, 2, 3]}, dialect="sqlite", style="sqlite")
+    sql, params = render(
+        "SELECT * FROM t WHERE id IN {{ .inputs.ids }}", {"ids": [1, 2, 3]}, dialect="sqlite", style="sqlite"
+    )
     assert sql == "SELECT * FROM t WHERE id IN (:ids_0, :ids_1, :ids_2)"
     assert params == {"ids_0": 1, "ids_1": 2, "ids_2": 3}
     sql, params = render("SELECT * FROM t WHERE id IN {{ .inputs.ids }}", {"ids": [1, 2]})
@@ -131,7 +146,10 @@ def test_identifiers_come_only_from_the_allow_list_and_are_quoted():
     template = "SELECT * FROM {{ .inputs.table }} WHERE id = {{ .inputs.id }}"
     ids = {"table": ["items", "Sales.Q1"]}
     assert render(template, {"table": "items", "id": 1}, identifiers=ids)[0] == 'SELECT * FROM "items" WHERE id = :id'
-    assert render(template, {"table": "Sales.Q1", "id": 1}, identifiers=ids)[0] == 'SELECT * FROM "Sales"."Q1" WHERE id = :id'
+    assert (
+        render(template, {"table": "Sales.Q1", "id": 1}, identifiers=ids)[0]
+        == 'SELECT * FROM "Sales"."Q1" WHERE id = :id'
+    )
     with pytest.raises(SqlRejected, match="allow-listed"):
         render(template, {"table": "items; DROP TABLE items", "id": 1}, identifiers=ids)
 

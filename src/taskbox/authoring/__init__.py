@@ -1,4 +1,4 @@
-"""Define taskbox tasks in Python: build their Flyte ``TaskTemplate``\\ s, or run them in-process.
+r"""Define taskbox tasks in Python: build their Flyte ``TaskTemplate``\\ s, or run them in-process.
 
 Why: a prebuilt-executor task needs no code of its author's in the container, only a template. This
 package builds those templates from Python objects, validated by the executors' own config models, and

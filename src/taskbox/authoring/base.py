@@ -33,12 +33,18 @@ DEFAULT_IMAGE_REGISTRY = "ghcr.io/taskbox"
 
 #: Flyte's container placeholders (substituted by propeller).
 CONTAINER_ARGS_PREFIX = (
-    "taskbox", "execute",
-    "--inputs", "{{.input}}",
-    "--output-prefix", "{{.outputPrefix}}",
-    "--raw-output-data-prefix", "{{.rawOutputDataPrefix}}",
-    "--resolver", "taskbox.template",
-    "--", "{{.taskTemplatePath}}",
+    "taskbox",
+    "execute",
+    "--inputs",
+    "{{.input}}",
+    "--output-prefix",
+    "{{.outputPrefix}}",
+    "--raw-output-data-prefix",
+    "{{.rawOutputDataPrefix}}",
+    "--resolver",
+    "taskbox.template",
+    "--",
+    "{{.taskTemplatePath}}",
 )
 
 
@@ -69,6 +75,7 @@ class TemplateTask:
         retries: Flyte retries for recoverable failures.
         secrets: Flyte secrets the pod needs, as ``(group, key, group_version)``; requested in the
             template's security context so Flyte mounts them.
+
     """
 
     task_type: ClassVar[str] = ""
@@ -95,11 +102,11 @@ class TemplateTask:
         self.secrets = list(secrets or [])
 
     def custom(self) -> dict[str, Any]:
-        """The template's ``custom`` config, as JSON types."""
+        """Return the template's ``custom`` config, as JSON types."""
         return self.config.model_dump(mode="json", exclude_none=True)
 
     def container_args(self) -> list[str]:
-        """The container's args: ``taskbox execute ... --resolver taskbox.template -- {{.taskTemplatePath}} NAME``."""
+        """Return the container args (``taskbox execute ... -- {{.taskTemplatePath}} NAME``)."""
         return [*CONTAINER_ARGS_PREFIX, self.executor]
 
     def to_template(self, *, project: str = "", domain: str = "", version: str = "") -> Any:
@@ -112,7 +119,8 @@ class TemplateTask:
         def variables(types: Mapping[str, Any]) -> Any:
             return interface_pb2.VariableMap(
                 variables={
-                    n: interface_pb2.Variable(type=TypeEngine.to_literal_type(t), description=n) for n, t in types.items()
+                    n: interface_pb2.Variable(type=TypeEngine.to_literal_type(t), description=n)
+                    for n, t in types.items()
                 }
             )
 
@@ -152,6 +160,7 @@ class TemplateTask:
 
         Raises:
             TaskFailed: The run committed an error document.
+
         """
         return run_template(self.to_template(), inputs, workdir=workdir, executor=self.executor)
 
@@ -178,6 +187,7 @@ def run_template(
 
     Raises:
         TaskFailed: The entrypoint committed ``error.pb``.
+
     """
     from flyteidl.core import errors_pb2, execution_pb2, literals_pb2  # noqa: PLC0415
 

@@ -56,6 +56,7 @@ class SQLiteTask(TemplateTask):
         retries: Flyte retries.
         **options: Other fields of :class:`taskbox.executors.sqlite.SQLiteConfig` (``timeout_seconds``,
             ``batch_rows``, ``allow_triggers``...).
+
     """
 
     task_type = "sqlite"
@@ -78,10 +79,18 @@ class SQLiteTask(TemplateTask):
         from taskbox.executors.sqlite import SQLiteConfig  # noqa: PLC0415
 
         config = SQLiteConfig(
-            query_template=query_template, uri=uri, compressed=compressed, identifiers=dict(identifiers or {}), **options
+            query_template=query_template,
+            uri=uri,
+            compressed=compressed,
+            identifiers=dict(identifiers or {}),
+            **options,
         )
         super().__init__(
-            name, config=config, inputs=inputs, outputs=_default_outputs(outputs), image=image or SQLITE_IMAGE,
+            name,
+            config=config,
+            inputs=inputs,
+            outputs=_default_outputs(outputs),
+            image=image or SQLITE_IMAGE,
             retries=retries,
         )
 
@@ -103,6 +112,7 @@ class SQLTask(TemplateTask):
         image: Container image (default :data:`SQL_IMAGE`).
         retries: Flyte retries (timeouts and lost connections are recoverable).
         **options: Other fields of :class:`taskbox.executors.sql.SQLConfig`.
+
     """
 
     task_type = "sqlalchemy"
@@ -137,8 +147,13 @@ class SQLTask(TemplateTask):
         )
         secrets = [(ref.group, ref.key, ref.group_version) for ref in (config.secret_connect_args or {}).values()]
         super().__init__(
-            name, config=config, inputs=inputs, outputs=_default_outputs(outputs), image=image or SQL_IMAGE,
-            retries=retries, secrets=secrets,
+            name,
+            config=config,
+            inputs=inputs,
+            outputs=_default_outputs(outputs),
+            image=image or SQL_IMAGE,
+            retries=retries,
+            secrets=secrets,
         )
 
 

@@ -50,6 +50,7 @@ class SQLConfig(QueryConfig):
             ``{"password": {"group": "db", "key": "password"}}``.
         read_only: Run in a read-only transaction that is never committed (the default); ``false``
             commits the statement's writes.
+
     """
 
     uri: str = Field(min_length=1)
@@ -92,14 +93,14 @@ class SQLExecutor(Executor):
 
     def execute(self, context: ExecutionContext, config: SQLConfig, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """Connect, run the query in one transaction, and map the result onto the declared outputs."""
-        from sqlalchemy import bindparam, create_engine, text  # noqa: PLC0415
+        from sqlalchemy import create_engine  # noqa: PLC0415
         from sqlalchemy.engine import make_url  # noqa: PLC0415
         from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
         from sqlalchemy.pool import NullPool  # noqa: PLC0415
 
         from taskbox.sql import errors  # noqa: PLC0415
-        from taskbox.sql.dialects import begin_session, normalise_url, stream_supported, type_hints  # noqa: PLC0415
-        from taskbox.sql.results import CursorSource, OutputPlan, collect  # noqa: PLC0415
+        from taskbox.sql.dialects import begin_session, normalise_url  # noqa: PLC0415
+        from taskbox.sql.outputs import OutputPlan, collect  # noqa: PLC0415
         from taskbox.sql.templating import compile_template, sqlglot_dialect  # noqa: PLC0415
 
         url = normalise_url(make_url(config.uri))
@@ -116,59 +117,83 @@ class SQLExecutor(Executor):
                 f"the statement is a {compiled.statement or 'write'}, which changes data, but the task is read-only; "
                 "set read_only: false in the task config to allow writes"
             )
-        connect_args = _connect_args(context, config, backend)
-        engine = create_engine(url, connect_args=connect_args, poolclass=NullPool, hide_parameters=True)
+        engine = create_engine(
+            url, connect_args=_connect_args(context, config, backend), poolclass=NullPool, hide_parameters=True
+        )
+        log.info("connecting to %s", url.render_as_string(hide_password=True))
         try:
-            sql, params = compiled.render(inputs, quote=engine.dialect.identifier_preparer.quote, style="sqlalchemy")
-            clause = text(sql)
-            expanding = [bindparam(name, expanding=True) for name, v in params.items() if isinstance(v, list)]
-            if expanding:
-                clause = clause.bindparams(*expanding)
-            stream = plan.kind == "table" and compiled.kind == "read" and stream_supported(backend)
-            log.info("connecting to %s", url.render_as_string(hide_password=True))
-            log.info("running query (%s, %s): %s", "read-only" if config.read_only else "read-write", compiled.kind, sql)
-            try:
-                with engine.connect() as conn:
-                    enforced = begin_session(
-                        conn,
-                        backend,
-                        read_only=config.read_only,
-                        timeout_s=config.timeout_seconds,
-                        is_mariadb=bool(getattr(engine.dialect, "is_mariadb", False)),
+            with engine.connect() as conn:
+                enforced = begin_session(
+                    conn,
+                    backend,
+                    read_only=config.read_only,
+                    timeout_s=config.timeout_seconds,
+                    is_mariadb=bool(getattr(engine.dialect, "is_mariadb", False)),
+                )
+                if config.read_only and not enforced and compiled.kind != "read":
+                    raise errors.ReadOnlyViolation(
+                        f"the {backend} database cannot run this statement in a read-only transaction and taskbox "
+                        "cannot tell that it only reads; set read_only: false to run it"
                     )
-                    if config.read_only and not enforced and compiled.kind != "read":
-                        raise errors.ReadOnlyViolation(
-                            f"the {backend} database cannot run this statement in a read-only transaction and taskbox "
-                            "cannot tell that it only reads; set read_only: false to run it"
-                        )
-                    runner = conn.execution_options(yield_per=config.batch_rows) if stream else conn
-                    result = runner.execute(clause, params)
-                    if plan.kind != "none" and not result.returns_rows:
-                        raise errors.ResultShapeError("the statement returns no rows, but the task declares outputs")
-                    source = CursorSource(
-                        list(result.keys()) if result.returns_rows else [],
-                        result.fetchmany,
-                        type_hints(backend, getattr(result.cursor, "description", None) if result.returns_rows else None),
-                    )
-                    outputs, publish = collect(
-                        source,
-                        plan,
-                        raw_output_prefix=context.raw_output_prefix,
-                        working_dir=context.working_dir,
-                        batch_rows=config.batch_rows,
-                        cancelled=context.cancelled,
-                    )
-                    result.close()
-                    if config.read_only:
-                        conn.rollback()
-                    else:
-                        conn.commit()
-            except SQLAlchemyError as exc:
-                raise errors.translate(exc) from None
+                result, source = _execute(conn, compiled, inputs, plan, config, backend)
+                if plan.kind != "none" and source is None:
+                    raise errors.ResultShapeError("the statement returns no rows, but the task declares outputs")
+                outputs, publish = collect(
+                    source,
+                    plan,
+                    raw_output_prefix=context.raw_output_prefix,
+                    working_dir=context.working_dir,
+                    batch_rows=config.batch_rows,
+                    cancelled=context.cancelled,
+                )
+                result.close()
+                if config.read_only:
+                    conn.rollback()
+                else:
+                    conn.commit()
+        except (SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:
+            raise errors.translate(exc) from None
         finally:
             engine.dispose()
         publish()
         return outputs
+
+
+def _execute(conn: Any, compiled: Any, inputs: Mapping[str, Any], plan: Any, config: SQLConfig, backend: str) -> Any:
+    """Execute the statement; return ``(result to close, RowSource or None when it returns no rows)``.
+
+    A table from PostgreSQL on psycopg goes through a raw server-side cursor inside SQLAlchemy's transaction
+    (:mod:`taskbox.sql.postgres`); everything else through SQLAlchemy's ``text()``, streamed where the driver
+    has server-side cursors.
+    """
+    from sqlalchemy import bindparam, text  # noqa: PLC0415
+
+    from taskbox.sql import postgres  # noqa: PLC0415
+    from taskbox.sql.dialects import stream_supported, type_hints  # noqa: PLC0415
+    from taskbox.sql.results import CursorSource  # noqa: PLC0415
+
+    quote = conn.dialect.identifier_preparer.quote
+    raw = conn.connection.driver_connection
+    if plan.kind == "table" and postgres.uses_psycopg(raw):
+        sql, params = compiled.render(inputs, quote=quote, style="pyformat")
+        log.info("running query (%s): %s", "read-only" if config.read_only else "read-write", sql)
+        cursor, source = postgres.open_cursor(
+            raw, sql, params, stream=compiled.kind == "read", batch_rows=config.batch_rows
+        )
+        return cursor, (source if cursor.description else None)
+    sql, params = compiled.render(inputs, quote=quote, style="sqlalchemy")
+    log.info("running query (%s): %s", "read-only" if config.read_only else "read-write", sql)
+    clause = text(sql)
+    expanding = [bindparam(name, expanding=True) for name, v in params.items() if isinstance(v, list)]
+    if expanding:
+        clause = clause.bindparams(*expanding)
+    stream = plan.kind == "table" and compiled.kind == "read" and stream_supported(backend)
+    runner = conn.execution_options(yield_per=config.batch_rows) if stream else conn
+    result = runner.execute(clause, params)
+    if not result.returns_rows:
+        return result, None
+    hints = type_hints(backend, getattr(result.cursor, "description", None))
+    return result, CursorSource(list(result.keys()), result.fetchmany, hints)
 
 
 def _connect_args(context: ExecutionContext, config: SQLConfig, backend: str) -> dict[str, Any]:

@@ -41,6 +41,7 @@ class SQLiteConfig(QueryConfig):
         allow_triggers: Accept a database file that defines triggers (refused by default).
         max_download_bytes: Largest file downloaded.
         max_database_bytes: Largest database unpacked from an archive.
+
     """
 
     uri: str = Field(min_length=1)
@@ -68,7 +69,8 @@ class SQLiteExecutor(Executor):
 
         from taskbox.sql import errors  # noqa: PLC0415
         from taskbox.sql.archives import ArchiveLimits  # noqa: PLC0415
-        from taskbox.sql.results import CursorSource, OutputPlan, collect  # noqa: PLC0415
+        from taskbox.sql.outputs import OutputPlan, collect  # noqa: PLC0415
+        from taskbox.sql.results import CursorSource  # noqa: PLC0415
         from taskbox.sql.sqlite import DatabaseCache, FetchLimits, fetch_database, open_read_only  # noqa: PLC0415
         from taskbox.sql.templating import compile_template  # noqa: PLC0415
 
@@ -121,7 +123,7 @@ class SQLiteExecutor(Executor):
 
 
 def _input_names(context: ExecutionContext, inputs: Mapping[str, Any]) -> list[str]:
-    """The task's declared inputs (from the template's interface when there is one)."""
+    """Return the task's declared inputs (from the template's interface when there is one)."""
     template = context.template
     names = list(template.interface.inputs.variables) if template is not None else []
     return names + [n for n in inputs if n not in names]

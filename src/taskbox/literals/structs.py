@@ -389,7 +389,7 @@ def from_plain(ctx: Any, obj: Any, t: Any) -> Any:
             raise Mismatch("StructuredDataset data needs a 'uri'")
         sd = t(uri=obj["uri"], file_format=obj.get("file_format") or "")
         sd._ctx = ctx
-        sd._from_literal = True
+        sd.in_place = True
         return sd
     if _is_model_class(t):
         return t.model_validate(obj, strict=False, context={"deserialize": True})

@@ -122,7 +122,7 @@ class StructuredDatasetTransformer(TypeTransformer[Any]):
         if isinstance(value, StructuredDataset) and value.dataframe is None:
             assert value.uri is not None
             uri = value.uri
-            if storage.is_local(uri) and not value._from_literal and not ctx.holds(local_path(uri)):
+            if storage.is_local(uri) and not value.in_place and not ctx.holds(local_path(uri)):
                 path = local_path(uri)
                 uri = storage.upload(
                     path, ctx.random_remote_path(os.path.basename(path.rstrip("/"))), recursive=os.path.isdir(path)
@@ -153,7 +153,7 @@ class StructuredDatasetTransformer(TypeTransformer[Any]):
         columns = _columns(declared_columns) if declared_columns else incoming
         dataset = StructuredDataset(uri=uri, file_format=fmt, columns={c.name: c.literal_type for c in columns} or None)
         dataset._ctx = ctx
-        dataset._from_literal = True
+        dataset.in_place = True
         if isinstance(base, type) and issubclass(base, StructuredDataset):
             return dataset
         names = [c.name for c in columns] if declared_columns else None

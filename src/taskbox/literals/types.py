@@ -185,7 +185,8 @@ class StructuredDataset:
         file_format: Storage format recorded in the literal; ``"parquet"`` unless told otherwise.
         columns: Optional column names mapped to Python types or ``LiteralType`` values.
         dataframe: A ``pyarrow.Table`` or ``pandas.DataFrame`` to write on output instead of a ``uri``.
-
+        in_place: The data already sits where the output literal should point (e.g. an executor wrote it
+            under the raw output prefix): pass the ``uri`` on as is instead of uploading a copy.
     """
 
     def __init__(
@@ -195,6 +196,7 @@ class StructuredDataset:
         columns: Mapping[str, Any] | None = None,
         *,
         dataframe: Any = None,
+        in_place: bool = False,
     ) -> None:
         if uri is None and dataframe is None:
             raise ValueError("StructuredDataset needs a uri or a dataframe")
@@ -203,7 +205,9 @@ class StructuredDataset:
         self.columns = dict(columns) if columns else None
         self.dataframe = dataframe
         self._ctx: ConversionContext | None = None
-        self._from_literal = False  # read from a literal: pass the URI on as is, even when it is local
+        # True when the data already sits where the output literal should point (read from a literal, or
+        # written under the raw output prefix by an executor): the URI is passed on as is, never re-uploaded.
+        self.in_place = in_place
 
     def _local_source(self) -> str:
         if self.uri is None:

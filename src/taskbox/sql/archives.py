@@ -44,6 +44,7 @@ class ArchiveLimits:
     Attributes:
         max_bytes: Largest uncompressed database accepted.
         max_members: Most members (files and directories) an archive may list.
+
     """
 
     max_bytes: int = 8 * 1024**3
@@ -51,7 +52,7 @@ class ArchiveLimits:
 
 
 def is_archive(path: str) -> bool:
-    """True if ``path`` is a zip file or a (possibly compressed) tar file."""
+    """Tell whether ``path`` is a zip file or a (possibly compressed) tar file."""
     return zipfile.is_zipfile(path) or _is_tar(path)
 
 
@@ -97,6 +98,7 @@ def extract_single_file(archive: str, dest: str, limits: ArchiveLimits | None = 
 
     Raises:
         DatabaseRejected: Not an archive, a forbidden member, not exactly one file, or too large.
+
     """
     limits = limits or ArchiveLimits()
     if zipfile.is_zipfile(archive):

@@ -28,6 +28,7 @@ class SecretRef(BaseModel):
         mount_requirement: Flyte's ``Secret.MountType`` (0 any, 1 env var, 2 file); taskbox looks in
             both places whatever it says.
         env_var: A custom environment variable to read first.
+
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -48,6 +49,7 @@ class QueryConfig(ExecutorConfig):
             input is spliced in quoted by the dialect instead of being bound.
         timeout_seconds: Statement timeout; a longer statement fails with a recoverable error.
         batch_rows: Rows fetched and written per batch (memory is bounded by one batch).
+
     """
 
     query_template: str = Field(min_length=1)

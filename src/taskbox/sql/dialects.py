@@ -49,7 +49,7 @@ def normalise_url(url: Any) -> Any:
 
 
 def stream_supported(backend: str) -> bool:
-    """True where SQLAlchemy's ``stream_results`` gives a real server-side cursor."""
+    """Tell whether SQLAlchemy's ``stream_results`` gives a real server-side cursor."""
     return backend in ("postgresql", "mysql", "mariadb")
 
 
@@ -65,6 +65,7 @@ def begin_session(conn: Any, backend: str, *, read_only: bool, timeout_s: float,
 
     Returns:
         True if the database enforces ``read_only`` itself.
+
     """
     from sqlalchemy import text  # noqa: PLC0415
 
@@ -140,11 +141,29 @@ def _pg_type(d: Any) -> Any:
 
     oid = d[1]
     simple = {
-        16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(), 700: pa.float32(),
-        701: pa.float64(), 25: pa.string(), 1043: pa.string(), 1042: pa.string(), 19: pa.string(), 18: pa.string(),
-        1082: pa.date32(), 1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"), 1083: pa.time64("us"),
-        1186: pa.duration("us"), 17: pa.binary(), 2950: pa.string(), 114: pa.string(), 3802: pa.string(),
-        869: pa.string(), 650: pa.string(),
+        16: pa.bool_(),
+        20: pa.int64(),
+        21: pa.int16(),
+        23: pa.int32(),
+        26: pa.int64(),
+        700: pa.float32(),
+        701: pa.float64(),
+        25: pa.string(),
+        1043: pa.string(),
+        1042: pa.string(),
+        19: pa.string(),
+        18: pa.string(),
+        1082: pa.date32(),
+        1114: pa.timestamp("us"),
+        1184: pa.timestamp("us", tz="UTC"),
+        1083: pa.time64("us"),
+        1186: pa.duration("us"),
+        17: pa.binary(),
+        2950: pa.string(),
+        114: pa.string(),
+        3802: pa.string(),
+        869: pa.string(),
+        650: pa.string(),
     }
     if oid == 1700:
         return _decimal(d[4], d[5])
@@ -162,8 +181,21 @@ def _mysql_type(d: Any) -> Any:
             precision -= 1 if scale else 0  # PyMySQL reports the display length (point, and sign if signed)
         return _decimal(precision, scale)
     simple = {
-        1: pa.int64(), 2: pa.int64(), 3: pa.int64(), 8: pa.int64(), 9: pa.int64(), 13: pa.int64(),
-        4: pa.float64(), 5: pa.float64(), 10: pa.date32(), 7: pa.timestamp("us"), 12: pa.timestamp("us"),
-        11: pa.duration("us"), 245: pa.string(), 253: pa.string(), 254: pa.string(), 15: pa.string(),
+        1: pa.int64(),
+        2: pa.int64(),
+        3: pa.int64(),
+        8: pa.int64(),
+        9: pa.int64(),
+        13: pa.int64(),
+        4: pa.float64(),
+        5: pa.float64(),
+        10: pa.date32(),
+        7: pa.timestamp("us"),
+        12: pa.timestamp("us"),
+        11: pa.duration("us"),
+        245: pa.string(),
+        253: pa.string(),
+        254: pa.string(),
+        15: pa.string(),
     }
     return simple.get(code)

@@ -174,7 +174,7 @@ _SQLITE: tuple[tuple[str, type[TaskboxError]], ...] = (
 
 
 def _driver_error(exc: BaseException) -> BaseException:
-    """The DBAPI exception under SQLAlchemy's wrapper (``exc.orig``), or ``exc`` itself."""
+    """Return the DBAPI exception under SQLAlchemy's wrapper (``exc.orig``), or ``exc`` itself."""
     orig = getattr(exc, "orig", None)
     return orig if isinstance(orig, BaseException) else exc
 
@@ -185,7 +185,9 @@ def _driver_message(err: BaseException) -> str:
     if primary:
         detail = getattr(diag, "message_detail", None)
         hint = getattr(diag, "message_hint", None)
-        return " ".join(p for p in (primary, f"DETAIL: {detail}" if detail else "", f"HINT: {hint}" if hint else "") if p)
+        return " ".join(
+            p for p in (primary, f"DETAIL: {detail}" if detail else "", f"HINT: {hint}" if hint else "") if p
+        )
     args = getattr(err, "args", ())
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):  # PyMySQL (errno, message)
         return f"({args[0]}) {args[1]}"
@@ -238,6 +240,7 @@ def translate(exc: BaseException, *, what: str = "query") -> TaskboxError:
         A :class:`QueryFailed`, :class:`ReadOnlyViolation`, :class:`StatementTimeout`,
         :class:`DatabaseUnavailable`, :class:`TransactionConflict` or :class:`DatabaseRejected`;
         an unknown failure becomes a recoverable ``PlatformError``.
+
     """
     if isinstance(exc, TaskboxError):
         return exc

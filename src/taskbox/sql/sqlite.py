@@ -50,12 +50,21 @@ PROGRESS_STEPS = 10_000  # virtual-machine instructions between deadline checks
 
 # Pragmas a query may read: introspection pragmas whose argument names a table or index, and value pragmas
 # without an argument (with one they would set the value). All others are denied.
-_TABLE_PRAGMAS = frozenset(
-    {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
-)
+_TABLE_PRAGMAS = frozenset({"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"})
 _VALUE_PRAGMAS = frozenset(
-    {"table_list", "collation_list", "function_list", "pragma_list", "user_version", "schema_version",
-     "page_count", "page_size", "encoding", "freelist_count", "application_id"}
+    {
+        "table_list",
+        "collation_list",
+        "function_list",
+        "pragma_list",
+        "user_version",
+        "schema_version",
+        "page_count",
+        "page_size",
+        "encoding",
+        "freelist_count",
+        "application_id",
+    }
 )
 _DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
 
@@ -67,6 +76,7 @@ class FetchLimits:
     Attributes:
         max_download_bytes: Largest object downloaded (checked with a HEAD before downloading).
         archive: Caps applied when unpacking a compressed database.
+
     """
 
     max_download_bytes: int = 8 * 1024**3
@@ -87,6 +97,7 @@ class CachedDatabase:
         path: The local file.
         cached: It was already in the cache (no download this run).
         checked: It passed validation in an earlier run.
+
     """
 
     path: str
@@ -111,6 +122,7 @@ class DatabaseCache:
 
     Args:
         root: The cache directory (created on demand, mode 0700).
+
     """
 
     def __init__(self, root: str | None = None) -> None:
@@ -131,7 +143,7 @@ class DatabaseCache:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def get(self, uri: str, compressed: bool, source_size: int) -> CachedDatabase | None:
-        """The cached entry for this source, if its recorded size still matches."""
+        """Return the cached entry for this source, if its recorded size still matches."""
         entry = self._entry(uri, compressed)
         try:
             with open(os.path.join(entry, "source.json")) as fh:
@@ -199,6 +211,7 @@ def fetch_database(
     Raises:
         DatabaseRejected: Too large, or a bad archive.
         StorageError: The download failed.
+
     """
     limits = limits or FetchLimits()
     cache = cache or DatabaseCache()
@@ -319,6 +332,7 @@ def open_read_only(path: str, *, check: bool = True, allow_triggers: bool = Fals
 
     Raises:
         DatabaseRejected: Not a database, corrupt, or (unless allowed) defines triggers.
+
     """
     _check_header(path)
     uri = pathlib.Path(os.path.abspath(path)).as_uri() + "?mode=ro&immutable=1"

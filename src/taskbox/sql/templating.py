@@ -47,20 +47,68 @@ _ASCII_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
 # sqlglot token types that are quoted string literals.
 _STRING_TOKENS = frozenset(
-    {"STRING", "NATIONAL_STRING", "RAW_STRING", "BYTE_STRING", "UNICODE_STRING", "HEREDOC_STRING", "BIT_STRING",
-     "HEX_STRING", "NATIONAL_RAW_STRING"}
+    {
+        "STRING",
+        "NATIONAL_STRING",
+        "RAW_STRING",
+        "BYTE_STRING",
+        "UNICODE_STRING",
+        "HEREDOC_STRING",
+        "BIT_STRING",
+        "HEX_STRING",
+        "NATIONAL_RAW_STRING",
+    }
 )
 # Token types that show a swallowed one-line comment held real SQL, not prose.
 _CLAUSE_TOKENS = frozenset(
-    {"WHERE", "JOIN", "GROUP_BY", "ORDER_BY", "HAVING", "LIMIT", "OFFSET", "UNION", "EXCEPT", "INTERSECT", "EQ",
-     "NEQ", "LT", "GT", "LTE", "GTE", "SEMICOLON"}
+    {
+        "WHERE",
+        "JOIN",
+        "GROUP_BY",
+        "ORDER_BY",
+        "HAVING",
+        "LIMIT",
+        "OFFSET",
+        "UNION",
+        "EXCEPT",
+        "INTERSECT",
+        "EQ",
+        "NEQ",
+        "LT",
+        "GT",
+        "LTE",
+        "GTE",
+        "SEMICOLON",
+    }
 )
 # Statement classes (sqlglot expression names) that only read.
 _READ_ROOTS = frozenset({"Select", "Union", "Except", "Intersect", "Values", "Subquery", "SetOperation"})
 _WRITE_NODES = frozenset(
-    {"Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "AlterTable", "TruncateTable", "Copy",
-     "Grant", "Revoke", "Into", "Lock", "Transaction", "Commit", "Rollback", "Set", "Use", "Analyze", "Attach",
-     "Detach", "LoadData"}
+    {
+        "Insert",
+        "Update",
+        "Delete",
+        "Merge",
+        "Create",
+        "Drop",
+        "Alter",
+        "AlterTable",
+        "TruncateTable",
+        "Copy",
+        "Grant",
+        "Revoke",
+        "Into",
+        "Lock",
+        "Transaction",
+        "Commit",
+        "Rollback",
+        "Set",
+        "Use",
+        "Analyze",
+        "Attach",
+        "Detach",
+        "LoadData",
+    }
 )
 
 # SQLAlchemy backend name -> sqlglot dialect.
@@ -83,7 +131,7 @@ _SQLGLOT_DIALECTS = {
 
 
 def sqlglot_dialect(backend: str) -> str | None:
-    """The sqlglot dialect for a SQLAlchemy backend name (``None``: sqlglot's generic SQL)."""
+    """Return the sqlglot dialect for a SQLAlchemy backend name (``None``: sqlglot's generic SQL)."""
     return _SQLGLOT_DIALECTS.get(backend.lower())
 
 
@@ -112,6 +160,7 @@ class CompiledQuery:
         kind: ``"read"`` (SELECT/UNION/VALUES, possibly under WITH), ``"write"`` (anything that
             changes data or schema) or ``"unknown"`` (sqlglot could not classify it).
         statement: sqlglot's class name of the statement (``"Select"``, ``"Insert"``...), or ``""``.
+
     """
 
     template: str
@@ -133,33 +182,36 @@ class CompiledQuery:
         Args:
             values: Input values by name (already checked against the template's inputs).
             quote: Quotes one identifier for the dialect (``preparer.quote``).
-            style: ``"sqlalchemy"`` for ``sqlalchemy.text()`` (colons escaped, lists expanding) or
-                ``"sqlite"`` for :mod:`sqlite3`'s named style (lists rendered as ``(:x_0, :x_1)``).
+            style: ``"sqlalchemy"`` for ``sqlalchemy.text()`` (colons escaped, lists expanding),
+                ``"sqlite"`` for :mod:`sqlite3`'s named style (lists rendered as ``(:x_0, :x_1)``), or
+                ``"pyformat"`` for psycopg/PyMySQL (``%(x)s``, literal ``%`` doubled, lists expanded).
 
         Returns:
             ``(sql, params)``; ``params`` maps bind names to values.
 
         Raises:
             SqlRejected: An identifier value is not allow-listed, or a value cannot be bound.
+
         """
         names = _bind_names(self.inputs)
         parts: list[tuple[str, str]] = []  # (kind, text): kind "text" or "bind"
         params: dict[str, Any] = {}
         for seg in self._segments:
             if isinstance(seg, _Text):
-                parts.append(("text", _escape_text_binds(seg.text) if style == "sqlalchemy" else seg.text))
+                parts.append(("text", _escape_text(seg.text, style)))
             elif isinstance(seg, _Identifier):
-                parts.append(("text", self._identifier(seg.input, values.get(seg.input), quote)))
+                parts.append(("text", _escape_text(self._identifier(seg.input, values.get(seg.input), quote), style)))
             else:
                 name = names[seg.input]
                 value = bindable(seg.input, values.get(seg.input))
-                if style == "sqlite" and isinstance(value, list):
+                marker = "%({})s" if style == "pyformat" else ":{}"
+                if style != "sqlalchemy" and isinstance(value, list):
                     expanded = [f"{name}_{i}" for i in range(len(value))]
                     params.update(zip(expanded, value, strict=True))
-                    parts.append(("text", "(" + ", ".join(f":{n}" for n in expanded) + ")"))
+                    parts.append(("text", "(" + ", ".join(marker.format(n) for n in expanded) + ")"))
                 else:
                     params[name] = value
-                    parts.append(("bind", f":{name}"))
+                    parts.append(("bind", marker.format(name)))
         return _join(parts), params
 
     def _identifier(self, name: str, value: Any, quote: Callable[[str], str]) -> str:
@@ -210,6 +262,14 @@ def _join(parts: list[tuple[str, str]]) -> str:
     return "".join(out)
 
 
+def _escape_text(text: str, style: str) -> str:
+    if style == "sqlalchemy":
+        return _escape_text_binds(text)
+    if style == "pyformat":
+        return text.replace("%", "%%")
+    return text
+
+
 def _escape_text_binds(text: str) -> str:
     r"""Escape ``:word`` so ``sqlalchemy.text()`` keeps it as text (``\:word``, unescaped on compile)."""
     return _TEXT_BIND.sub(lambda m: "\\:" + m.group(1), text)
@@ -228,6 +288,7 @@ def bindable(name: str, value: Any) -> Any:
 
     Raises:
         SqlRejected: The value is a mapping, a file, a dataset or another object.
+
     """
     import datetime as dt  # noqa: PLC0415
     import decimal  # noqa: PLC0415
@@ -235,7 +296,9 @@ def bindable(name: str, value: Any) -> Any:
 
     if isinstance(value, enum.Enum):
         value = value.value
-    if value is None or isinstance(value, (bool, int, float, str, bytes, dt.date, dt.time, dt.timedelta, decimal.Decimal)):
+    if value is None or isinstance(
+        value, (bool, int, float, str, bytes, dt.date, dt.time, dt.timedelta, decimal.Decimal)
+    ):
         return value
     if isinstance(value, (list, tuple)):
         items = [bindable(name, v) for v in value]
@@ -276,6 +339,7 @@ def compile_template(
     Raises:
         SqlRejected: Unknown placeholder, unused input, placeholder inside a larger literal or a
             comment, more than one statement, a collapsed ``--`` comment, or text sqlglot cannot read.
+
     """
     identifiers = {k: tuple(v) for k, v in (identifiers or {}).items()}
     if "\x00" in template:
@@ -302,9 +366,7 @@ def compile_template(
     stripped = PLACEHOLDER.sub("", template)
     near = _NEAR_MISS.search(stripped)
     if near:
-        raise SqlRejected(
-            f"{near.group(0)!r} looks like a placeholder but is not one; write {{{{ .inputs.NAME }}}}"
-        )
+        raise SqlRejected(f"{near.group(0)!r} looks like a placeholder but is not one; write {{{{ .inputs.NAME }}}}")
 
     # Replace each placeholder by a sentinel identifier, tokenize, and find where each sentinel landed.
     nonce = _sentinel_nonce(template)
@@ -404,8 +466,11 @@ def _check_gap(gap: str, sentinels: Mapping[str, str], template: str) -> None:
         if token in gap:
             raise SqlRejected(
                 f"the placeholder for input {name!r} is inside a SQL comment"
-                + (" (flytekit collapsed the template to one line, so a '--' comment runs to its end)"
-                   if "\n" not in template else "")
+                + (
+                    " (flytekit collapsed the template to one line, so a '--' comment runs to its end)"
+                    if "\n" not in template
+                    else ""
+                )
             )
 
 
