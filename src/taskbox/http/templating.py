@@ -1,0 +1,126 @@
+"""Build the request (URL, query, headers, body) from the config's templates and the task's inputs.
+
+Why: pasting input values into a URL or a JSON text lets a value change the request's structure
+(``../admin``, ``?x=1&admin=true``, ``"}, "role": "admin``). Here a value is percent-encoded for the
+URL component it lands in, and a body is a data structure whose leaves are replaced, serialised by
+httpx afterwards.
+
+Invariants:
+    * Placeholders are ``{{ .inputs.x }}`` (style ``flyte``) or ``{inputs.x}`` (style ``webhook``).
+    * In the path, query and fragment of the URL template a value is quoted with no safe characters
+      (``/`` becomes ``%2F``); in the host it must be a plain host name or IP literal.
+    * A string that is exactly one placeholder becomes the input's value with its JSON type;
+      placeholders inside a longer string are replaced as text inside that string only.
+    * An unknown placeholder is an ``InputError`` naming it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from taskbox.errors import InputError
+
+__all__ = ["jsonable", "render_text", "render_url", "render_value"]
+
+_PATTERNS = {
+    "flyte": re.compile(r"\{\{\s*\.?inputs\.(\w+)\s*\}\}", re.IGNORECASE),
+    "webhook": re.compile(r"\{inputs\.(\w+)\}"),
+}
+_HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON types (datetimes as ISO text, tuples/sets as lists, dataclass-like as dicts)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if hasattr(value, "model_dump"):
+        return jsonable(value.model_dump(mode="json"))
+    if hasattr(value, "__dataclass_fields__"):
+        import dataclasses  # noqa: PLC0415
+
+        return jsonable(dataclasses.asdict(value))
+    return str(value)
+
+
+def _text(value: Any) -> str:
+    value = jsonable(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        import json  # noqa: PLC0415
+
+        return json.dumps(value, separators=(",", ":"))
+    return "" if value is None else str(value)
+
+
+def _lookup(inputs: Mapping[str, Any], name: str) -> Any:
+    if name not in inputs:
+        known = ", ".join(sorted(inputs)) or "none"
+        raise InputError(f"placeholder for input {name!r}, but the task has no such input (inputs: {known})")
+    return inputs[name]
+
+
+def render_text(template: str, inputs: Mapping[str, Any], style: str = "flyte", quote_value: Any = None) -> str:
+    """Replace placeholders in ``template`` with text, passing each value through ``quote_value``."""
+    pattern = _PATTERNS[style]
+
+    def sub(match: re.Match[str]) -> str:
+        text = _text(_lookup(inputs, match.group(1)))
+        return quote_value(text) if quote_value else text
+
+    return pattern.sub(sub, template)
+
+
+def render_value(template: Any, inputs: Mapping[str, Any], style: str = "flyte") -> Any:
+    """Replace placeholders in a JSON-like structure (keys are text; whole-string leaves keep their type)."""
+    pattern = _PATTERNS[style]
+    if isinstance(template, str):
+        whole = pattern.fullmatch(template.strip())
+        if whole:
+            return jsonable(_lookup(inputs, whole.group(1)))
+        return render_text(template, inputs, style)
+    if isinstance(template, Mapping):
+        return {render_text(str(k), inputs, style): render_value(v, inputs, style) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render_value(v, inputs, style) for v in template]
+    if isinstance(template, float) and template.is_integer():
+        return int(template)  # protobuf Struct numbers come back as floats
+    return template
+
+
+def render_url(template: str, inputs: Mapping[str, Any], style: str = "flyte") -> str:
+    """Build the URL: each component of the template is filled with values quoted for that component.
+
+    Args:
+        template: The URL template.
+        inputs: Input values by name.
+        style: Placeholder style.
+
+    Returns:
+        The URL (every substituted value percent-encoded; the template's own text kept).
+    """
+    parts = urlsplit(template)
+
+    def component(text: str) -> str:
+        return render_text(text, inputs, style, lambda v: quote(v, safe=""))
+
+    def host_value(value: str) -> str:
+        if not _HOST.match(value):
+            raise InputError(f"an input placed in the URL's host must be a host name or IP address, got {value!r}")
+        return value
+
+    netloc = render_text(parts.netloc, inputs, style, host_value)
+    scheme = render_text(parts.scheme, inputs, style, host_value).lower()
+    return urlunsplit((scheme, netloc, component(parts.path), component(parts.query), component(parts.fragment)))

@@ -1,0 +1,36 @@
+"""Fixtures of the HTTP executor's tests: loopback servers and the allow-list for 127.0.0.1."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httptesting  # noqa: E402
+
+
+@pytest.fixture
+def server():
+    srv = httptesting.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def other_server():
+    """A second origin (another port on 127.0.0.1)."""
+    srv = httptesting.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(autouse=True)
+def allow_loopback(monkeypatch):
+    """The tests' servers are on 127.0.0.1, which the guard refuses unless allow-listed."""
+    monkeypatch.setenv("TASKBOX_HTTP_ALLOW", "127.0.0.1/32")
+    monkeypatch.setenv("TASKBOX_HTTP_BACKOFF_BASE_S", "0.01")
