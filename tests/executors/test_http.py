@@ -21,10 +21,8 @@ SECRET = "sk-live-9f8e7d6c5b4a"
 
 @pytest.fixture
 def server():
-    srv = httptesting.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with httptesting.running() as srv:
+        yield srv
 
 
 @pytest.mark.servers

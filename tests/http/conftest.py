@@ -14,19 +14,15 @@ import httptesting  # noqa: E402
 
 @pytest.fixture
 def server():
-    srv = httptesting.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with httptesting.running() as srv:
+        yield srv
 
 
 @pytest.fixture
 def other_server():
     """A second origin (another port on 127.0.0.1)."""
-    srv = httptesting.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with httptesting.running() as srv:
+        yield srv
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,9 @@ Routes (all record the request in ``server.requests``):
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import gzip
 import http.server
 import json
@@ -117,3 +120,14 @@ def start() -> Server:
     server = Server()
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
+
+
+@contextlib.contextmanager
+def running() -> Iterator[Server]:
+    """A test server for the duration of a ``with`` block (started, then shut down and closed)."""
+    srv = start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
