@@ -31,7 +31,7 @@ demo: venv ## run the main job on local storage and print its outputs
 test-servers: ## install the loopback S3 server (moto) and GCS emulator into .venv-servers
 	@scripts/install-test-servers.sh
 
-test: venv test-servers ## run the whole test suite
+test: venv test-servers flytekit-venv ## run the whole test suite (flytekit in .venv-flytekit checks wire compatibility)
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 flytekit-venv: $(FLYTEKIT_VENV)/.installed ## flytekit in its own virtual environment (the peer, for bench and golden files)
