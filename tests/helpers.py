@@ -108,3 +108,31 @@ def read_error(prefix: str) -> errors_pb2.ContainerError:
 def commit_files(prefix: str) -> set[str]:
     """Which commit files exist under a prefix."""
     return {name for name in ("outputs.pb", "error.pb") if storage.exists(storage.join(prefix, name))}
+
+
+def write_tar(path: Any, members: list[tuple[dict[str, Any], bytes | None]], mode: str = "w:gz", **options: Any) -> str:
+    """Write a tar archive of hand-made members, for archive-validation tests.
+
+    Args:
+        path: Where to write.
+        members: ``(TarInfo fields, data)`` pairs; ``fields`` must hold ``name``; ``data`` is ``None`` for
+            members without content (directories, links, devices).
+        mode: ``tarfile.open`` mode (``"w:gz"``, ``"w"``...).
+        **options: More ``tarfile.open`` arguments (``format``, ``encoding``, ``errors``).
+
+    Returns:
+        The path written.
+    """
+    import io
+    import tarfile
+
+    with tarfile.open(str(path), mode, **options) as tf:
+        for fields, data in members:
+            fields = dict(fields)
+            info = tarfile.TarInfo(fields.pop("name"))
+            for key, value in fields.items():
+                setattr(info, key, value)
+            if data is not None:
+                info.size = len(data)
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    return str(path)

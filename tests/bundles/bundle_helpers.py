@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import tarfile
 
+from helpers import write_tar
 from taskbox import storage
 from taskbox.bundles import fetch_and_extract
 
@@ -34,16 +34,7 @@ def read_tree(root) -> dict[str, bytes]:
 
 def make_targz(path, members, *, format=tarfile.GNU_FORMAT, encoding="utf-8") -> str:
     """Write a tar.gz of ``members``: (TarInfo field dict, bytes or None) pairs."""
-    with tarfile.open(str(path), "w:gz", format=format, encoding=encoding, errors="surrogateescape") as tf:
-        for fields, data in members:
-            fields = dict(fields)
-            info = tarfile.TarInfo(fields.pop("name"))
-            for key, value in fields.items():
-                setattr(info, key, value)
-            if data is not None:
-                info.size = len(data)
-            tf.addfile(info, io.BytesIO(data) if data is not None else None)
-    return str(path)
+    return write_tar(path, members, "w:gz", format=format, encoding=encoding, errors="surrogateescape")
 
 
 def make_zero_bomb(path, size: int = 1024**3) -> str:

@@ -7,7 +7,7 @@ directory for the test session and removed afterwards. The benchmark (bench/sql.
 
 Invariants:
     * Servers listen on 127.0.0.1 only (plus a unix socket in their temporary directory), on a port
-      picked free at start; nothing binds 0.0.0.0.
+      picked free at start; nothing binds the wildcard address.
     * Both servers refuse to run as root: when the tests run as root, the servers run as ``nobody``
       and their directories are owned by it.
     * Missing binaries are a failure with the install hint (``make system-deps``), never a skip.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import tarfile
@@ -10,6 +9,7 @@ import zipfile
 
 import pytest
 
+from helpers import write_tar
 from taskbox.sql.archives import ArchiveLimits, extract_single_file, is_archive
 from taskbox.sql.errors import DatabaseRejected
 
@@ -18,15 +18,7 @@ PAYLOAD = b"SQLite format 3\x00" + b"x" * 1000
 
 def make_tar(path, members, mode="w:gz"):
     """members: (TarInfo fields dict, bytes or None)."""
-    with tarfile.open(path, mode) as tf:
-        for fields, data in members:
-            info = tarfile.TarInfo(fields.pop("name"))
-            for k, v in fields.items():
-                setattr(info, k, v)
-            if data is not None:
-                info.size = len(data)
-            tf.addfile(info, io.BytesIO(data) if data is not None else None)
-    return str(path)
+    return write_tar(path, members, mode)
 
 
 def make_zip(path, members):
