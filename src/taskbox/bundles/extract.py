@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import stat
@@ -44,6 +45,7 @@ MARKER = ".taskbox-bundle-complete"
 MAX_NAME_BYTES = 4096
 _CHUNK = 1024 * 1024
 _TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, UnicodeError)
+log = logging.getLogger("taskbox")
 _FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
 
 
@@ -289,6 +291,7 @@ def fetch_and_extract(uri: str, dest_dir: str, *, limits: Limits | None = None) 
         os.close(fd)
         staging = None
         try:
+            log.info("downloading code bundle %s (%d bytes)", uri, size)
             storage.download(uri, archive)
             if os.path.getsize(archive) > limits.max_compressed:
                 raise BundleRejected(None, f"bundle is over the limit of {limits.max_compressed} bytes")
@@ -304,6 +307,7 @@ def fetch_and_extract(uri: str, dest_dir: str, *, limits: Limits | None = None) 
                 _remove(dest)
             os.replace(staging, dest)
             staging = None
+            log.info("extracted code bundle %s into %s", name, dest)
         finally:
             _remove(archive)
             if staging is not None:

@@ -31,7 +31,7 @@ from taskbox import storage
 from taskbox.bundles.errors import BundleRejected
 from taskbox.errors import StorageNotFound
 
-__all__ = ["IgnoreRules", "bundle_name", "iter_files", "pack", "upload_bundle"]
+__all__ = ["IgnoreRules", "bundle_name", "iter_files", "pack", "store_bundle", "upload_bundle"]
 
 ALWAYS_IGNORED = (".git", "__pycache__", "*.pyc", ".venv*")
 IGNORE_FILES = (".gitignore", ".taskboxignore")
@@ -252,11 +252,32 @@ def bundle_name(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32] + ".tar.gz"
 
 
-def upload_bundle(src_dir: str, to_uri: str) -> str:
-    """Pack ``src_dir`` and store it as ``<to_uri>/<bundle_name>``.
+def store_bundle(data: bytes, to_uri: str) -> tuple[str, bool]:
+    """Store packed bundle bytes as ``<to_uri>/<bundle_name>``.
 
-    The upload is skipped when an object of that name and the same size already exists (the name is
+    The write is skipped when an object of that name and the same size already exists (the name is
     the content hash).
+
+    Args:
+        data: What :func:`pack` returned.
+        to_uri: A directory path or URI prefix (local, ``file://``, ``s3://`` ...).
+
+    Returns:
+        ``(uri, written)``: the bundle's URI and whether it was written (``False``: already there).
+    """
+    uri = storage.join(to_uri, bundle_name(data))
+    if storage.exists(uri):
+        try:
+            if storage.size(uri) == len(data):
+                return uri, False
+        except StorageNotFound:  # pragma: no cover - raced with a delete: just write it
+            pass
+    storage.write_bytes(uri, data)
+    return uri, True
+
+
+def upload_bundle(src_dir: str, to_uri: str) -> str:
+    """Pack ``src_dir`` and store it as ``<to_uri>/<bundle_name>`` (see :func:`store_bundle`).
 
     Args:
         src_dir: The tree to pack.
@@ -265,13 +286,4 @@ def upload_bundle(src_dir: str, to_uri: str) -> str:
     Returns:
         The bundle's URI.
     """
-    data = pack(src_dir)
-    uri = storage.join(to_uri, bundle_name(data))
-    if storage.exists(uri):
-        try:
-            if storage.size(uri) == len(data):
-                return uri
-        except StorageNotFound:  # pragma: no cover - raced with a delete: just write it
-            pass
-    storage.write_bytes(uri, data)
-    return uri
+    return store_bundle(pack(src_dir), to_uri)[0]

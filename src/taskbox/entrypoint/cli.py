@@ -1,4 +1,4 @@
-"""The ``taskbox`` command line: ``execute`` (flag-compatible with ``pyflyte-execute``) and ``executors``.
+"""The ``taskbox`` command line: ``execute`` (flag-compatible with ``pyflyte-execute``), ``fast-execute``, ``bundle``, ...
 
 Why argparse: the entrypoint's start-up is paid at every task start; click or typer would add 0.1 s
 before the task even loads. Even argparse costs ~6 ms (gettext, locale, and shutil for the terminal
@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import argparse
+
+    from taskbox.entrypoint.execute import ExecuteOptions
 
 _PLACEHOLDER = re.compile(r"^\{\{.*\}\}$")
 _TRUTHY = {"1", "true", "yes", "on"}
@@ -112,12 +114,13 @@ def fast_parse(options: list[str]) -> SimpleNamespace | None:
     return SimpleNamespace(**values)
 
 
-def cmd_execute(argv: list[str]) -> int:
-    """``taskbox execute``."""
-    from taskbox.entrypoint.signals import TerminationGuard  # noqa: PLC0415
+def execute_options(argv: list[str]) -> ExecuteOptions | None:
+    """Parse ``execute``'s arguments into :class:`~taskbox.entrypoint.execute.ExecuteOptions`.
 
-    guard = TerminationGuard()
-    guard.install()
+    Returns:
+        The options, or ``None`` (after saying why on stderr) when ``--inputs`` or ``--output-prefix``
+        hold no real value. argparse exits with code 2 on malformed arguments.
+    """
     options, resolver_args = _split_resolver_args(argv)
     ns = fast_parse(options) if resolver_args is not None else None
     if ns is None:
@@ -127,13 +130,11 @@ def cmd_execute(argv: list[str]) -> int:
     inputs, output_prefix = normalize(ns.inputs), normalize(ns.output_prefix)
     if inputs is None or output_prefix is None:
         print("taskbox execute: --inputs and --output-prefix need real values", file=sys.stderr)
-        return 2
+        return None
 
-    from taskbox import logs  # noqa: PLC0415
-    from taskbox.entrypoint.execute import ExecuteOptions, execute  # noqa: PLC0415
+    from taskbox.entrypoint.execute import ExecuteOptions  # noqa: PLC0415
 
-    logs.configure()
-    opts = ExecuteOptions(
+    return ExecuteOptions(
         inputs=inputs,
         output_prefix=output_prefix,
         resolver=ns.resolver,
@@ -143,7 +144,37 @@ def cmd_execute(argv: list[str]) -> int:
         prev_checkpoint=normalize(ns.prev_checkpoint),
         fail_on_error=ns.fail_on_error or os.environ.get("FLYTE_FAIL_ON_ERROR", "").lower() in _TRUTHY,
     )
+
+
+def cmd_execute(argv: list[str]) -> int:
+    """``taskbox execute``."""
+    from taskbox.entrypoint.signals import TerminationGuard  # noqa: PLC0415
+
+    guard = TerminationGuard()
+    guard.install()
+    opts = execute_options(argv)
+    if opts is None:
+        return 2
+
+    from taskbox import logs  # noqa: PLC0415
+    from taskbox.entrypoint.execute import execute  # noqa: PLC0415
+
+    logs.configure()
     return execute(opts, guard)
+
+
+def cmd_fast_execute(argv: list[str]) -> int:
+    """``taskbox fast-execute``: install a code bundle, then run ``execute`` in this process."""
+    from taskbox.entrypoint.fast_execute import main as fast_execute_main  # noqa: PLC0415
+
+    return fast_execute_main(argv)
+
+
+def cmd_bundle(argv: list[str]) -> int:
+    """``taskbox bundle``: pack a source tree and upload it, content-addressed."""
+    from taskbox.entrypoint.bundle import main as bundle_main  # noqa: PLC0415
+
+    return bundle_main(argv)
 
 
 def cmd_executors(argv: list[str]) -> int:
@@ -218,6 +249,8 @@ def cmd_version(argv: list[str]) -> int:
 
 COMMANDS = {
     "execute": (cmd_execute, "run one task under Flyte's container contract (pyflyte-execute's flags)"),
+    "fast-execute": (cmd_fast_execute, "install a code bundle, then run `execute` in the same process"),
+    "bundle": (cmd_bundle, "pack a source tree into a content-addressed code bundle and upload it"),
     "executors": (cmd_executors, "list the executors this installation can run, with their config schemas"),
     "inspect": (cmd_inspect, "print a .pb file (inputs, outputs, error document, task template) as JSON"),
     "version": (cmd_version, "print taskbox's version"),

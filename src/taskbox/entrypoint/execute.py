@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskbox import redaction, storage
@@ -86,7 +86,9 @@ def read_inputs(uri: str) -> Any:
     )
 
 
-def _run(opts: ExecuteOptions, working_dir: str, cancelled: threading.Event) -> Any:
+def _run(
+    opts: ExecuteOptions, working_dir: str, cancelled: threading.Event, prepare: Callable[[], object] | None
+) -> Any:
     from taskbox.context import ExecutionContext  # noqa: PLC0415
     from taskbox.literals import (  # noqa: PLC0415
         ConversionContext,
@@ -96,6 +98,8 @@ def _run(opts: ExecuteOptions, working_dir: str, cancelled: threading.Event) -> 
         python_to_literal_map,
     )
 
+    if prepare is not None:
+        prepare()
     task = load_task(opts.resolver, opts.resolver_args, working_dir)
     raw_prefix = opts.raw_output_prefix or storage.join(opts.output_prefix, "data")
     conversion = ConversionContext(raw_output_prefix=raw_prefix, working_dir=working_dir)
@@ -141,12 +145,14 @@ def remove_working_dir(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def execute(opts: ExecuteOptions, guard: TerminationGuard) -> int:
+def execute(opts: ExecuteOptions, guard: TerminationGuard, prepare: Callable[[], object] | None = None) -> int:
     """Run one task and commit its result.
 
     Args:
         opts: Parsed flags.
         guard: The process's SIGTERM guard (installed by the CLI before anything heavy loads).
+        prepare: Runs first, under the guard, before the task loads (``fast-execute`` installs the code
+            bundle here); whatever it raises ends in ``error.pb`` like any other failure.
 
     Returns:
         The process exit code.
@@ -155,7 +161,7 @@ def execute(opts: ExecuteOptions, guard: TerminationGuard) -> int:
     cancelled = threading.Event()
     try:
         try:
-            outcome: Any = guard.run(lambda: _run(opts, working_dir, cancelled), cancelled)
+            outcome: Any = guard.run(lambda: _run(opts, working_dir, cancelled, prepare), cancelled)
             failure: BaseException | None = None
         except BaseException as exc:  # noqa: BLE001 - every failure must end in error.pb
             outcome, failure = None, exc

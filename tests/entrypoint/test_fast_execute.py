@@ -1,0 +1,341 @@
+"""``taskbox fast-execute``: bundle install + ``execute`` in one process, run as the real CLI.
+
+The bundles here carry a small executor module (``bundled_exec:Doubler``) that a ``taskbox.template``
+task names, so a passing run proves the bundle was extracted and put first on ``sys.path`` before the
+task loaded. The acceptance tests for ``@taskbox.task`` functions (``taskbox.function``) are in
+``test_fast_execute_functions.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from flyteidl.core import errors_pb2, execution_pb2
+from helpers import (
+    TASKBOX,
+    commit_files,
+    encode_inputs,
+    make_template,
+    read_error,
+    read_outputs,
+    run,
+    simple,
+    subprocess_env,
+    write_tar,
+)
+
+from taskbox import storage
+from taskbox.bundles import extract, upload_bundle
+from taskbox.entrypoint import fast_execute
+from taskbox.entrypoint.fast_execute import BUNDLES_DIR, UsageError, bundle_dir, limits_from_env, parse_args
+from taskbox.errors import ConfigError
+
+INT = {"x": simple("INTEGER")}
+EXECUTOR = '''
+from taskbox.executors.base import Executor
+
+
+class Doubler(Executor):
+    task_type = "double"
+    summary = "doubles x (shipped in a code bundle)"
+
+    def execute(self, context, config, inputs):
+        return {"x": 2 * inputs["x"]}
+'''
+SENTINEL = b"do not touch\n"
+
+
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root.joinpath(*rel.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.fixture
+def task(tmp_path):
+    """(inputs.pb path, task.pb path) for a ``double`` template with x=21."""
+    (tmp_path / "task.pb").write_bytes(make_template("double", INT, INT).SerializeToString())
+    (tmp_path / "inputs.pb").write_bytes(encode_inputs({"x": 21}, INT))
+    return str(tmp_path / "inputs.pb"), str(tmp_path / "task.pb")
+
+
+@pytest.fixture
+def source(tmp_path):
+    return write_files(tmp_path / "src", {"bundled_exec.py": EXECUTOR, "data/notes.txt": "hello\n"})
+
+
+def fast_args(bundle, dest, inputs, prefix, template, *, inner=("taskbox", "execute"), extra=()):
+    return [
+        TASKBOX, "fast-execute", "--additional-distribution", bundle, "--dest-dir", str(dest), "--",
+        *inner, "--inputs", inputs, "--output-prefix", prefix, *extra,
+        "--resolver", "taskbox.template", "--", template, "bundled_exec:Doubler",
+    ]  # fmt: skip
+
+
+def assert_doubled(prefix):
+    assert commit_files(prefix) == {"outputs.pb"}
+    assert read_outputs(prefix, INT) == {"x": 42}
+
+
+def assert_error(prefix, code, origin, recoverable):
+    assert commit_files(prefix) == {"error.pb"}
+    error = read_error(prefix)
+    assert error.code == code, error.message
+    assert error.origin == (execution_pb2.ExecutionError.USER if origin == "USER" else execution_pb2.ExecutionError.SYSTEM)
+    kind = errors_pb2.ContainerError.RECOVERABLE if recoverable else errors_pb2.ContainerError.NON_RECOVERABLE
+    assert error.kind == kind
+    return error
+
+
+def downloads(proc) -> int:
+    return proc.stderr.count("downloading code bundle")
+
+
+# --- argument parsing -------------------------------------------------------------------------------
+
+
+def test_parse_flytekit_shape():
+    parsed = parse_args(["--additional-distribution", "s3://b/x.tar.gz", "--dest-dir", ".", "--",
+                         "pyflyte-execute", "--inputs", "i", "--output-prefix", "o", "--resolver", "r", "--", "a"])  # fmt: skip
+    assert (parsed.distribution, parsed.dest_dir) == ("s3://b/x.tar.gz", ".")
+    assert parsed.execute_argv == ["--inputs", "i", "--output-prefix", "o", "--resolver", "r", "--", "a"]
+
+
+def test_parse_aliases_inline_values_and_eaten_double_dash():
+    parsed = parse_args(["--dynamic-addl-distro=file:///b.tar.gz", "--dynamic-dest-dir", "/d",
+                         "/usr/local/bin/taskbox", "execute", "--inputs", "i"])  # fmt: skip
+    assert (parsed.distribution, parsed.dest_dir) == ("file:///b.tar.gz", "/d")
+    assert parsed.execute_argv == ["--inputs", "i"]
+
+
+@pytest.mark.parametrize("value", ["{{ .remote_package_path }}", "{{.dest_dir}}", "", '""'])
+def test_parse_placeholders_are_absent(value):
+    parsed = parse_args(["--additional-distribution", value, "--dest-dir", value, "--", "pyflyte-execute"])
+    assert (parsed.distribution, parsed.dest_dir) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--bogus", "x", "--", "pyflyte-execute"],
+        ["--dest-dir"],
+        ["--dest-dir", "."],
+        ["--", "pyflyte-map-execute", "--inputs", "i"],
+        ["--", "taskbox", "executors"],
+        ["--", "python", "-m", "taskbox", "execute"],
+    ],
+)
+def test_parse_rejects_malformed_command_lines(argv):
+    with pytest.raises(UsageError):
+        parse_args(argv)
+
+
+def test_help_and_usage_errors_exit_like_argparse(tmp_path):
+    assert run([TASKBOX, "fast-execute", "--help"]).returncode == 0
+    proc = run([TASKBOX, "fast-execute", "--dest-dir", str(tmp_path), "--", "taskbox", "inspect", "x"])
+    assert proc.returncode == 2
+    assert "cannot run 'taskbox inspect' in-process" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- limits and the destination layout --------------------------------------------------------------
+
+
+def test_marker_constant_matches_the_extractor():
+    assert fast_execute.MARKER == extract.MARKER
+
+
+def test_default_limits_and_env_overrides():
+    assert limits_from_env({}) == extract.Limits()
+    limits = limits_from_env({"TASKBOX_BUNDLE_MAX_MB": "8", "TASKBOX_BUNDLE_MAX_EXTRACTED_MB": "64",
+                              "TASKBOX_BUNDLE_MAX_FILES": "10", "TASKBOX_BUNDLE_MAX_RATIO": "50"})  # fmt: skip
+    assert (limits.max_compressed, limits.max_total, limits.max_members, limits.max_ratio) == (
+        8 * 1024**2, 64 * 1024**2, 10, 50,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "ten", "1.5"])
+def test_malformed_limit_is_a_config_error(value):
+    with pytest.raises(ConfigError, match="TASKBOX_BUNDLE_MAX_FILES"):
+        limits_from_env({"TASKBOX_BUNDLE_MAX_FILES": value})
+
+
+def test_bundle_dir_is_a_hash_under_the_taskbox_subdirectory(tmp_path):
+    hostile = "s3://bucket/../../etc/passwd/x.tar.gz"
+    path = bundle_dir(str(tmp_path), hostile)
+    parent, key = os.path.split(path)
+    assert parent == os.path.join(os.path.realpath(tmp_path), BUNDLES_DIR)
+    assert len(key) == 32 and all(c in "0123456789abcdef" for c in key)
+    assert bundle_dir(str(tmp_path), hostile) == path
+    assert bundle_dir(str(tmp_path), "s3://bucket/y.tar.gz") != path
+
+
+# --- whole runs through the CLI ------------------------------------------------------------------------
+
+
+def test_runs_bundled_code_and_leaves_the_dest_dir_alone(tmp_path, task, source):
+    bundle = upload_bundle(str(source), str(tmp_path / "store"))
+    dest = tmp_path / "work"
+    write_files(dest, {"unrelated.txt": "mine\n", "bundled_exec.py": "raise SystemExit('not me')\n",
+                       f"{BUNDLES_DIR}/notes-of-the-user.txt": "also mine\n"})  # fmt: skip
+    before = {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    prefix = str(tmp_path / "out")
+
+    first = run(fast_args(bundle, dest, *task[:1], prefix, task[1]))
+    assert first.returncode == 0, first.stderr
+    assert_doubled(prefix)
+    assert downloads(first) == 1
+    assert all(p.read_bytes() == data for p, data in before.items())  # nothing of the user's changed
+
+    installed = Path(bundle_dir(str(dest), bundle))
+    assert (installed / "data" / "notes.txt").read_text() == "hello\n"
+    assert sorted(os.listdir(dest / BUNDLES_DIR)) == sorted(
+        [installed.name, f".{installed.name}.lock", "notes-of-the-user.txt"]
+    )
+
+    second = run(fast_args(bundle, dest, *task[:1], prefix, task[1]))  # warm: no download, same tree
+    assert second.returncode == 0, second.stderr
+    assert downloads(second) == 0 and "already extracted" in second.stderr
+    assert_doubled(prefix)
+
+
+def test_dest_dir_defaults_to_the_working_directory(tmp_path, task, source):
+    bundle = upload_bundle(str(source), str(tmp_path / "store"))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "keep.txt").write_bytes(SENTINEL)
+    args = fast_args(bundle, "x", task[0], str(tmp_path / "out"), task[1])
+    del args[4:6]  # no --dest-dir
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert proc.returncode == 0, proc.stderr
+    assert_doubled(str(tmp_path / "out"))
+    assert (cwd / "keep.txt").read_bytes() == SENTINEL
+    assert Path(bundle_dir(str(cwd), bundle)).is_dir()
+
+
+def test_pyflyte_execute_shaped_inner_command(tmp_path, task, source):
+    bundle = upload_bundle(str(source), str(tmp_path / "store"))
+    dest, prefix = tmp_path / "dest", str(tmp_path / "out")
+    extra = ("--raw-output-data-prefix", str(tmp_path / "raw"), "--checkpoint-path", "{{.checkpointOutputPrefix}}",
+             "--prev-checkpoint", '""', "--dynamic-addl-distro", bundle, "--dynamic-dest-dir", str(dest))  # fmt: skip
+    proc = run(fast_args(bundle, dest, task[0], prefix, task[1], inner=("pyflyte-execute",), extra=extra))
+    assert proc.returncode == 0, proc.stderr
+    assert_doubled(prefix)
+
+
+def test_absent_distribution_just_executes(tmp_path, task):
+    prefix = str(tmp_path / "out")
+    args = fast_args("{{ .remote_package_path }}", "{{ .dest_dir }}", task[0], prefix, task[1])
+    args[-1] = "echo"
+    (tmp_path / "task.pb").write_bytes(make_template("echo", INT, INT).SerializeToString())
+    proc = run(args)
+    assert proc.returncode == 0, proc.stderr
+    assert read_outputs(prefix, INT) == {"x": 21}
+    assert downloads(proc) == 0
+
+
+@pytest.mark.servers
+def test_bundle_from_s3_extracted_by_two_processes_at_once(tmp_path, task, source, s3_base):
+    bundle = upload_bundle(str(source), storage.join(s3_base, "bundles"))
+    dest = tmp_path / "shared-dest"
+    procs = [
+        subprocess.Popen(fast_args(bundle, dest, task[0], str(tmp_path / f"out{i}"), task[1]),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())  # fmt: skip
+        for i in range(2)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    for i in range(2):
+        assert_doubled(str(tmp_path / f"out{i}"))
+    assert sum(err.count("downloading code bundle") for _, err in results) == 1
+    leftovers = [e for e in os.listdir(dest / BUNDLES_DIR) if ".staging-" in e or ".download-" in e]
+    assert leftovers == []
+
+
+# --- failures end in error.pb ----------------------------------------------------------------------------
+
+
+def hostile_bundle(path: Path, members) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_tar(path, members)
+
+
+HOSTILE = {
+    "dotdot": [({"name": "ok.py"}, b"x"), ({"name": "../../../sentinel.txt"}, b"overwritten")],
+    "absolute": [({"name": "/tmp/taskbox-absolute-escape.txt"}, b"x")],
+    "symlink-then-through": [({"name": "link", "type": tarfile.SYMTYPE, "linkname": "/"}, None),
+                             ({"name": "link/x"}, b"x")],  # fmt: skip
+    "hardlink": [({"name": "h", "type": tarfile.LNKTYPE, "linkname": "../../../sentinel.txt"}, None)],
+    "marker-forged": [({"name": extract.MARKER}, b"x.tar.gz")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_bundle_gives_a_user_error_and_touches_nothing(tmp_path, task, case):
+    bundle = hostile_bundle(tmp_path / "store" / "evil.tar.gz", HOSTILE[case])
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (tmp_path / "sentinel.txt").write_bytes(SENTINEL)
+    (dest / "sentinel.txt").write_bytes(SENTINEL)
+    prefix = str(tmp_path / "out")
+    proc = run(fast_args(bundle, dest, task[0], prefix, task[1]))
+    assert proc.returncode == 0, proc.stderr
+    error = assert_error(prefix, "USER:BundleRejected", "USER", recoverable=False)
+    assert "code bundle rejected" in error.message
+    assert (tmp_path / "sentinel.txt").read_bytes() == SENTINEL
+    assert (dest / "sentinel.txt").read_bytes() == SENTINEL
+    assert not os.path.exists("/tmp/taskbox-absolute-escape.txt")
+    key = os.path.basename(bundle_dir(str(dest), bundle))
+    assert sorted(os.listdir(dest)) == [BUNDLES_DIR, "sentinel.txt"]
+    assert os.listdir(dest / BUNDLES_DIR) == [f".{key}.lock"]  # no tree, no staging, no download left
+
+
+def test_fail_on_error_exits_1_after_the_error_document(tmp_path, task):
+    bundle = hostile_bundle(tmp_path / "store" / "evil.tar.gz", HOSTILE["dotdot"])
+    prefix = str(tmp_path / "out")
+    proc = run(fast_args(bundle, tmp_path / "dest", task[0], prefix, task[1], extra=("--fail-on-error",)))
+    assert proc.returncode == 1
+    assert_error(prefix, "USER:BundleRejected", "USER", recoverable=False)
+
+
+def test_missing_bundle_is_a_system_error(tmp_path, task):
+    prefix = str(tmp_path / "out")
+    proc = run(fast_args(str(tmp_path / "nope.tar.gz"), tmp_path / "dest", task[0], prefix, task[1]))
+    assert proc.returncode == 0, proc.stderr
+    assert_error(prefix, "SYSTEM:StorageNotFound", "SYSTEM", recoverable=False)
+
+
+def test_unwritable_dest_dir_is_a_system_error(tmp_path, task, source):
+    bundle = upload_bundle(str(source), str(tmp_path / "store"))
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_bytes(SENTINEL)
+    prefix = str(tmp_path / "out")
+    proc = run(fast_args(bundle, not_a_dir, task[0], prefix, task[1]))
+    assert proc.returncode == 0, proc.stderr
+    error = assert_error(prefix, "SYSTEM:StorageError", "SYSTEM", recoverable=True)
+    assert str(not_a_dir) in error.message
+    assert not_a_dir.read_bytes() == SENTINEL
+
+
+def test_bundle_over_the_size_limit_is_rejected_before_download(tmp_path, task):
+    bundle = hostile_bundle(tmp_path / "store" / "big.tar.gz", [({"name": "blob"}, os.urandom(1024 * 1024 + 1))])
+    prefix = str(tmp_path / "out")
+    proc = run(fast_args(bundle, tmp_path / "dest", task[0], prefix, task[1]), TASKBOX_BUNDLE_MAX_MB="1")
+    assert proc.returncode == 0, proc.stderr
+    error = assert_error(prefix, "USER:BundleRejected", "USER", recoverable=False)
+    assert "over the limit" in error.message
+    assert downloads(proc) == 0
+
+
+def test_malformed_limit_variable_is_a_user_config_error(tmp_path, task, source):
+    bundle = upload_bundle(str(source), str(tmp_path / "store"))
+    prefix = str(tmp_path / "out")
+    proc = run(fast_args(bundle, tmp_path / "dest", task[0], prefix, task[1]), TASKBOX_BUNDLE_MAX_RATIO="lots")
+    assert proc.returncode == 0, proc.stderr
+    assert_error(prefix, "USER:InvalidConfig", "USER", recoverable=False)
