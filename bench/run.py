@@ -177,10 +177,10 @@ def main() -> int:
     parser.add_argument("--flytekit-venv", default=str(ROOT / ".venv-flytekit"), type=Path)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--only", choices=("cold-start", "sql", "http"), action="append", help="run only these benchmarks")
+    parser.add_argument("--only", choices=("cold-start", "fast-execute", "sql", "http"), action="append", help="run only these benchmarks")
     parser.add_argument("--sql-runs", type=int, default=3, help="runs per SQL case (each moves up to 1M rows)")
     ns = parser.parse_args()
-    selected = set(ns.only or ("cold-start", "sql", "http"))
+    selected = set(ns.only or ("cold-start", "fast-execute", "sql", "http"))
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     compile_sources()
     summaries = []
@@ -191,6 +191,12 @@ def main() -> int:
             summaries.append(report("cold start: whole run on local storage", cold,
                                     ("taskbox execute (echo)", "flytekit pyflyte-execute (trivial @task)",
                                      COLD_START_TARGET)))
+        if "fast-execute" in selected:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import fast_execute as fast_execute_bench
+
+            fx_results, _ = fast_execute_bench.bench_fast_execute(work / "fast-execute", ns.flytekit_venv.resolve(), ns.runs)
+            summaries.append(fast_execute_bench.report_fast_execute(fx_results))
         if "sql" in selected:
             sys.path.insert(0, str(Path(__file__).resolve().parent))
             import sql as sql_bench
