@@ -9,11 +9,13 @@ task loaded. The acceptance tests for ``@taskbox.task`` functions (``taskbox.fun
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
+import servers
 from flyteidl.core import errors_pb2, execution_pb2
 from helpers import (
     TASKBOX,
@@ -241,21 +243,49 @@ def test_absent_distribution_just_executes(tmp_path, task):
 
 
 @pytest.mark.servers
-def test_bundle_from_s3_extracted_by_two_processes_at_once(tmp_path, task, source, s3_base):
+def test_bundle_from_s3_extracted_by_two_processes_at_once(tmp_path, task, source, s3_server, s3_base):
     bundle = upload_bundle(str(source), storage.join(s3_base, "bundles"))
+    key_path = bundle.split("://", 1)[1]
     dest = tmp_path / "shared-dest"
-    procs = [
-        subprocess.Popen(fast_args(bundle, dest, task[0], str(tmp_path / f"out{i}"), task[1]),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())  # fmt: skip
-        for i in range(2)
-    ]
-    results = [p.communicate(timeout=120) for p in procs]
+    with servers.FaultProxy(s3_server.endpoint) as proxy:  # counts what reaches the server
+        env = subprocess_env(AWS_ENDPOINT_URL=proxy.endpoint)
+        procs = [
+            subprocess.Popen(fast_args(bundle, dest, task[0], str(tmp_path / f"out{i}"), task[1]),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+            for i in range(2)
+        ]
+        results = [p.communicate(timeout=120) for p in procs]
+        bundle_gets = [r for r in proxy.requests if r[0] == "GET" and key_path in r[1]]
     assert [p.returncode for p in procs] == [0, 0], results
     for i in range(2):
         assert_doubled(str(tmp_path / f"out{i}"))
     assert sum(err.count("downloading code bundle") for _, err in results) == 1
+    assert len(bundle_gets) == 1, proxy.requests
     leftovers = [e for e in os.listdir(dest / BUNDLES_DIR) if ".staging-" in e or ".download-" in e]
     assert leftovers == []
+
+
+@pytest.mark.servers
+def test_sigterm_during_the_download_commits_a_recoverable_error(tmp_path, task, source, s3_server, s3_base):
+    bundle = upload_bundle(str(source), storage.join(s3_base, "bundles"))
+    dest, prefix = tmp_path / "dest", str(tmp_path / "out")
+    stall = servers.Stall(after_bytes=0)  # the bundle's GET gets no answer until released
+    with servers.FaultProxy(s3_server.endpoint, servers.FailFirst(1, stall, method="GET")) as proxy:
+        env = subprocess_env(AWS_ENDPOINT_URL=proxy.endpoint, TASKBOX_TERM_GRACE_S="20")
+        proc = subprocess.Popen(fast_args(bundle, dest, task[0], prefix, task[1]),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        try:
+            assert stall.stalled.wait(timeout=60), "the download never started"
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            stall.release.set()
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 143, stderr
+    assert_error(prefix, "SYSTEM:Terminated", "SYSTEM", recoverable=True)
+    key = os.path.basename(bundle_dir(str(dest), bundle))
+    assert os.listdir(dest / BUNDLES_DIR) == [f".{key}.lock"]  # no partial download, staging or tree
 
 
 # --- failures end in error.pb ----------------------------------------------------------------------------
