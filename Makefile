@@ -10,6 +10,19 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-servers bench golden flytekit-venv system-deps clean
+.PHONY: docker-engine base-image images image-sizes image-test image-tags push
+
+# Executor images (issue 6). The variants build on BASE_IMAGE: the local debootstrap base by default (the
+# test machines reach no registry); a release passes BASE_IMAGE=python:3.12-slim-bookworm (the Dockerfiles'
+# own default). Tags are $(REGISTRY)/executor-<variant>:$(VERSION)-py<python>, <python> read from BASE_IMAGE
+# (PYTHON stays the host interpreter that makes the virtual environments).
+REGISTRY    ?= ghcr.io/taskbox
+VERSION     ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' src/taskbox/__init__.py)
+REVISION    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LOCAL_BASE_IMAGE ?= taskbox-base:bookworm
+BASE_IMAGE  ?= $(LOCAL_BASE_IMAGE)
+VARIANTS     = base sqlite sql http python
+IMAGE_ARGS   = --base-image $(BASE_IMAGE) --registry $(REGISTRY) --version $(VERSION)
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,7 +44,7 @@ demo: venv ## run the main job on local storage and print its outputs
 test-servers: ## install the loopback S3 server (moto) and GCS emulator into .venv-servers
 	@scripts/install-test-servers.sh
 
-test: venv test-servers flytekit-venv ## run the whole test suite (flytekit in .venv-flytekit checks wire compatibility)
+test: venv test-servers flytekit-venv base-image ## run the whole test suite (flytekit in .venv-flytekit checks wire compatibility; Docker for the image tests)
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 flytekit-venv: $(FLYTEKIT_VENV)/.installed ## flytekit in its own virtual environment (the peer, for bench and golden files)
@@ -47,6 +60,30 @@ golden: flytekit-venv ## regenerate the flytekit-made fixtures in tests/golden/
 
 bench: venv flytekit-venv ## measure taskbox against flytekit, side by side, as ratios
 	$(VENV_PY) bench/run.py --flytekit-venv $(FLYTEKIT_VENV)
+
+docker-engine: ## install docker.io and debootstrap (as root) and start dockerd without a bridge if none answers
+	@scripts/docker-engine.sh
+
+base-image: docker-engine ## the local Python base image: debootstrap bookworm + python3, docker import (once)
+	@images/base/make-base.sh $(LOCAL_BASE_IMAGE)
+
+images: venv base-image ## build every executor image variant, one after the other
+	@for v in $(VARIANTS); do $(MAKE) --no-print-directory image-$$v || exit 1; done
+
+image-%: venv base-image ## build one variant image: make image-sqlite
+	$(VENV)/bin/taskbox image build --variant $* $(IMAGE_ARGS) --revision $(REVISION) --quiet
+
+image-sizes: venv docker-engine ## each variant's uncompressed size and what it adds to BASE_IMAGE, beside flytekit's 549 MB
+	@$(VENV)/bin/taskbox image sizes $(IMAGE_ARGS)
+
+image-tags: venv docker-engine ## print each variant's image reference
+	@$(VENV)/bin/taskbox image tags $(IMAGE_ARGS)
+
+image-test: venv test-servers base-image ## the image tests only (tests/images: builds each variant once, runs them)
+	$(VENV_PY) -m pytest tests/images $(PYTEST_ARGS)
+
+push: venv docker-engine ## push every variant to REGISTRY (only ever explicit); record the printed digests in the catalog
+	@$(VENV)/bin/taskbox image tags $(IMAGE_ARGS) | while read -r variant ref; do docker push "$$ref" || exit 1; done
 
 clean: ## remove virtual environments and caches
 	rm -rf $(VENV) $(FLYTEKIT_VENV) .venv-servers .pytest_cache .hypothesis build demo-out

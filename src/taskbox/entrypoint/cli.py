@@ -247,6 +247,20 @@ def cmd_version(argv: list[str]) -> int:
     return 0
 
 
+def cmd_images(argv: list[str]) -> int:
+    """``taskbox images``: the executor image catalog (see :mod:`taskbox.images.cli`)."""
+    from taskbox.images.cli import images_main  # noqa: PLC0415
+
+    return images_main(argv)
+
+
+def cmd_image(argv: list[str]) -> int:
+    """``taskbox image build|sizes``: build and measure executor images (see :mod:`taskbox.images.cli`)."""
+    from taskbox.images.cli import image_main  # noqa: PLC0415
+
+    return image_main(argv)
+
+
 COMMANDS = {
     "execute": (cmd_execute, "run one task under Flyte's container contract (pyflyte-execute's flags)"),
     "fast-execute": (cmd_fast_execute, "install a code bundle, then run `execute` in the same process"),
@@ -254,12 +268,21 @@ COMMANDS = {
     "executors": (cmd_executors, "list the executors this installation can run, with their config schemas"),
     "inspect": (cmd_inspect, "print a .pb file (inputs, outputs, error document, task template) as JSON"),
     "version": (cmd_version, "print taskbox's version"),
+    "images": (cmd_images, "print the executor image catalog (repository, tag, digest of each variant)"),
+    "image": (cmd_image, "build a variant or custom executor image and check it; measure image sizes"),
 }
+
+#: An image's ENTRYPOINT is ``taskbox`` and Kubernetes appends a template's args to it, so args that start
+#: with flytekit's command names (``pyflyte-execute ...``) or with ``taskbox`` itself name the same commands.
+ALIASES = {"taskbox": None, "pyflyte-execute": "execute", "pyflyte-fast-execute": "fast-execute"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ALIASES:
+        alias = ALIASES[args[0]]
+        args = args[1:] if alias is None else [alias, *args[1:]]
     if not args or args[0] in ("-h", "--help"):
         print("usage: taskbox {" + ",".join(COMMANDS) + "} ...\n")
         for name, (_, summary) in COMMANDS.items():

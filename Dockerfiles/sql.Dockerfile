@@ -1,0 +1,58 @@
+# taskbox executor image "sql": the sql executor (SQLAlchemy, PostgreSQL and MySQL/MariaDB drivers).
+#
+# Build context: made by `taskbox image build --variant base` (see Dockerfiles/README.md): the taskbox
+# wheel in dist/, images/strip_venv.py, images/bin/ (flytekit's command names) and the host's CA bundle,
+# which only the builder stage sees (pip inside the build goes through an HTTPS proxy on the test machines).
+ARG BASE_IMAGE=python:3.12-slim-bookworm
+
+FROM ${BASE_IMAGE} AS builder
+ARG EXTRAS=sql,s3,gcs
+ENV PIP_CERT=/build/ca-certificates.crt \
+    SSL_CERT_FILE=/build/ca-certificates.crt \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_NO_COMPILE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_PROGRESS_BAR=off \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /build
+COPY ca-certificates.crt strip_venv.py ./
+COPY dist/ dist/
+COPY bin/ /opt/taskbox/bin/
+RUN set -- dist/taskbox-*.whl \
+    && python3 -m venv /opt/taskbox \
+    && /opt/taskbox/bin/python -m pip install --no-cache-dir "$1[${EXTRAS}]" \
+    && /opt/taskbox/bin/python strip_venv.py /opt/taskbox \
+    && /opt/taskbox/bin/python -c "import pyarrow.parquet, sqlglot, sqlalchemy, psycopg, pymysql, s3fs, gcsfs" \
+    && /opt/taskbox/bin/taskbox executors
+
+FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
+ARG VERSION=0.0.0
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.title="taskbox-sql" \
+      org.opencontainers.image.description="taskbox sql executor: SQLAlchemy with PostgreSQL and MySQL/MariaDB drivers, Parquet results" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="https://github.com/taskbox/taskbox" \
+      org.opencontainers.image.url="https://github.com/taskbox/taskbox" \
+      org.opencontainers.image.documentation="https://github.com/taskbox/taskbox#readme" \
+      org.opencontainers.image.vendor="taskbox" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      dev.taskbox.variant="sql"
+# The runtime installs nothing: pip leaves the base interpreter too (its bytes stay in the parent layer).
+RUN groupadd --system --gid 65532 taskbox \
+    && useradd --system --uid 65532 --gid 65532 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin taskbox \
+    && rm -rf /usr/local/bin/pip* /usr/local/lib/python3*/site-packages/pip /usr/local/lib/python3*/site-packages/pip-*
+COPY --from=builder /opt/taskbox /opt/taskbox
+ENV PATH=/opt/taskbox/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER 65532:65532
+WORKDIR /tmp
+ENTRYPOINT ["taskbox"]
+CMD ["--help"]

@@ -1,0 +1,224 @@
+"""Build the variant images and custom executor images, and measure them.
+
+* :func:`build_variant` builds ``Dockerfiles/<variant>.Dockerfile`` on a Python base image.
+* :func:`build_executor_image` adds a third-party executor to a taskbox image and checks, inside the
+  new image, that every executor it brings loads.
+* :func:`image_sizes` measures the images' uncompressed sizes and what each adds to its base.
+
+Invariants:
+    * Tags are ``<repository>:<version>-py<python>``, ``python`` read from the base image itself.
+    * With ``reuse=True`` an image whose build key (context content hash, build arguments, the base
+      image's id) is unchanged is not rebuilt: the key is part of the tag (``key_tag``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taskbox.images import build as sdk
+from taskbox.images.catalog import load_catalog
+from taskbox.images.context import BuildContext, stage_executor, stage_variant
+from taskbox.images.errors import ImageBuildError
+
+__all__ = ["BuiltImage", "SizeRow", "build_executor_image", "build_variant", "image_sizes", "variant_tag"]
+
+#: Site-packages of flytekit 1.16 with its SQLAlchemy plugin, pandas and pyarrow (measured; issue 6).
+FLYTEKIT_SITE_PACKAGES_MB = 549
+#: What each variant may add to its Python base, in MB (issue 6: at most half of flytekit's 549 MB).
+SIZE_BUDGET_MB = {"base": 150, "http": 170, "sqlite": 270, "sql": 270, "python": FLYTEKIT_SITE_PACKAGES_MB / 2}
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """An image that exists in the engine.
+
+    Attributes:
+        tag: Its reference.
+        id: Its image id.
+        reused: Whether an existing image with the same build key was reused instead of a build.
+        executors: For custom executor images, the executors the image adds (``taskbox executors --json``).
+    """
+
+    tag: str
+    id: str
+    reused: bool = False
+    executors: tuple[dict[str, Any], ...] = ()
+
+
+def variant_tag(variant: str, version: str, python: str, registry: str | None = None) -> str:
+    """``<repository>:<version>-py<python>``; ``registry`` replaces the catalog's (``<registry>/executor-<variant>``)."""
+    catalog = load_catalog()
+    entry = catalog.entry(variant)
+    repository = entry.repository
+    if registry:
+        repository = "/".join((registry.rstrip("/"), repository.rsplit("/", 1)[-1]))
+    return f"{repository}:{catalog.tag(version, python)}"
+
+
+def _key(context: BuildContext, buildargs: Mapping[str, str], parent_id: str) -> str:
+    digest = hashlib.sha256(context.content_hash.encode())
+    for name in sorted(buildargs):
+        digest.update(f"\0{name}={buildargs[name]}".encode())
+    digest.update(parent_id.encode())
+    return digest.hexdigest()[:16]
+
+
+def _parent_id(client: Any, reference: str) -> str:
+    if not sdk.image_exists(client, reference):
+        raise ImageBuildError(reference, "the parent image does not exist locally (no registry pulls): build it first")
+    return client.images.get(reference).id
+
+
+def build_variant(
+    client: Any,
+    variant: str,
+    *,
+    base_image: str,
+    version: str,
+    revision: str,
+    source: Path,
+    tag: str | None = None,
+    registry: str | None = None,
+    key_tag: str | None = None,
+    created: str = "1970-01-01T00:00:00Z",
+    progress: Callable[[str], None] | None = None,
+) -> BuiltImage:
+    """Build one variant image.
+
+    Args:
+        client: From :func:`taskbox.images.build.docker_client`.
+        variant: ``base``, ``sqlite``, ``sql``, ``http`` or ``python``.
+        base_image: The Python base (``BASE_IMAGE``); must exist locally.
+        version: ``org.opencontainers.image.version`` and the tag's version.
+        revision: ``org.opencontainers.image.revision`` (the git commit).
+        source: The taskbox source tree.
+        tag: The reference to tag (default: :func:`variant_tag` with the base's Python).
+        registry: Replaces the catalog's registry in the default tag.
+        key_tag: A repository (``taskbox-test/sqlite``): tag the image ``<key_tag>:<build key>`` as well,
+            and reuse an existing image with that tag instead of building.
+        created: ``org.opencontainers.image.created``.
+        progress: Called with each build output line.
+
+    Raises:
+        ImageBuildError: The build failed or its parent is missing.
+    """
+    parent_id = _parent_id(client, base_image)
+    buildargs = {"BASE_IMAGE": base_image, "VERSION": version, "REVISION": revision, "CREATED": created}
+    with tempfile.TemporaryDirectory(prefix=f"taskbox-image-{variant}-") as scratch:
+        context = stage_variant(variant, Path(scratch) / "context", source)
+        keyed = f"{key_tag}:{_key(context, buildargs, parent_id)}" if key_tag else None
+        final = tag or keyed or variant_tag(variant, version, sdk.image_python(client, base_image))
+        if keyed and sdk.image_exists(client, keyed):
+            image = client.images.get(keyed)
+            image.tag(*final.rsplit(":", 1))
+            return BuiltImage(final, image.id, reused=True)
+        image_id = sdk.build(client, context, final, buildargs=buildargs, progress=progress)
+    if keyed and keyed != final:
+        client.images.get(image_id).tag(*keyed.rsplit(":", 1))
+    return BuiltImage(final, image_id)
+
+
+def build_executor_image(
+    client: Any,
+    executor: str,
+    tag: str,
+    *,
+    parent: str,
+    progress: Callable[[str], None] | None = None,
+) -> BuiltImage:
+    """Build an image that adds a third-party executor to ``parent``, then check the executor loads.
+
+    Args:
+        client: From :func:`taskbox.images.build.docker_client`.
+        executor: A project folder, a wheel, or a requirement for pip (see
+            :func:`taskbox.images.context.stage_executor`).
+        tag: The reference to tag.
+        parent: The taskbox image to build on (usually the ``base`` variant); must exist locally.
+        progress: Called with each build output line.
+
+    Returns:
+        The image, with the executors it adds over ``parent``.
+
+    Raises:
+        ImageBuildError: The build failed, the image adds no executor, or one of them does not load.
+    """
+    _parent_id(client, parent)
+    with tempfile.TemporaryDirectory(prefix="taskbox-image-executor-") as scratch:
+        context, requirement = stage_executor(executor, Path(scratch) / "context")
+        image_id = sdk.build(
+            client,
+            context,
+            tag,
+            buildargs={"PARENT": parent, "EXECUTOR": requirement},
+            labels={"dev.taskbox.parent": parent, "dev.taskbox.executor": requirement},
+            progress=progress,
+        )
+    before = {e["name"] for e in sdk.installed_executors(client, parent)}
+    added = [e for e in sdk.installed_executors(client, tag) if e["name"] not in before]
+    if not added:
+        raise ImageBuildError(tag, f"{executor} registers no executor (entry point group taskbox.executors)")
+    broken = [f"{e['name']}: {e['status']}" for e in added if e["status"] != "available"]
+    if broken:
+        raise ImageBuildError(tag, "executors do not load inside the image: " + "; ".join(broken))
+    return BuiltImage(tag, image_id, executors=tuple(added))
+
+
+@dataclass(frozen=True)
+class SizeRow:
+    """One line of ``taskbox image sizes``.
+
+    Attributes:
+        variant: The variant.
+        tag: The image measured.
+        size_mb: Uncompressed size.
+        delta_mb: What the image adds to its base.
+        budget_mb: What it may add (issue 6).
+    """
+
+    variant: str
+    tag: str
+    size_mb: float
+    delta_mb: float
+    budget_mb: float
+
+
+def image_sizes(client: Any, tags: Mapping[str, str], base_image: str) -> list[SizeRow]:
+    """Measure each variant image (``variant -> tag``) against ``base_image``.
+
+    Raises:
+        ImageBuildError: An image is missing.
+    """
+    base = _size(client, base_image)
+    rows = []
+    for variant, tag in tags.items():
+        size = _size(client, tag)
+        rows.append(SizeRow(variant, tag, size / MB, (size - base) / MB, float(SIZE_BUDGET_MB.get(variant, 0))))
+    return rows
+
+
+def _size(client: Any, reference: str) -> int:
+    if not sdk.image_exists(client, reference):
+        raise ImageBuildError(reference, "does not exist locally: build it first (make images)")
+    return int(client.images.get(reference).attrs["Size"])
+
+
+def format_sizes(rows: Sequence[SizeRow], base_image: str) -> str:
+    """The table ``make image-sizes`` prints, with flytekit's figure beside."""
+    lines = [
+        f"uncompressed sizes over the Python base {base_image} "
+        f"(flytekit 1.16 + SQLAlchemy plugin + pandas + pyarrow: {FLYTEKIT_SITE_PACKAGES_MB} MB of site-packages)",
+        f"{'variant':<8} {'size MB':>8} {'adds MB':>8} {'budget':>7} {'vs flytekit':>11}  image",
+    ]
+    for row in rows:
+        share = row.delta_mb / FLYTEKIT_SITE_PACKAGES_MB
+        flag = "" if row.delta_mb <= row.budget_mb else "  OVER BUDGET"
+        lines.append(
+            f"{row.variant:<8} {row.size_mb:>8.1f} {row.delta_mb:>8.1f} {row.budget_mb:>7.0f} {share:>10.0%}  {row.tag}{flag}"
+        )
+    return "\n".join(lines)
