@@ -7,6 +7,8 @@ from taskbox import errors
 EXPECTED = {
     errors.UserError: ("USER", False),
     errors.RecoverableUserError: ("USER", True),
+    errors.UserCodeError: ("USER", False),
+    errors.TaskLoadError: ("USER", False),
     errors.TemplateError: ("USER", False),
     errors.ConfigError: ("USER", False),
     errors.InputError: ("USER", False),

@@ -10,17 +10,24 @@ Invariants:
     * Identity fields come from ``FLYTE_INTERNAL_EXECUTION_*`` / ``FLYTE_INTERNAL_TASK_*`` (or
       flytekit's short aliases ``_F_PRJ`` ...) and ``FLYTE_ATTEMPT_NUMBER``; missing ones are ``""``.
     * ``working_dir`` is private to this run and removed by the entrypoint afterwards.
+    * :func:`current_context` answers only while a ``@taskbox.task`` function runs (the function
+      resolver sets it around the call); outside a run it raises, never invents a context.
+    * ``checkpoint`` is built on first access (:mod:`taskbox.checkpoints` is not imported otherwise).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from collections.abc import Mapping
 from collections import namedtuple
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskbox.secrets import SecretStore
+
+if TYPE_CHECKING:
+    from taskbox.checkpoints import Checkpoint
 
 # Each field: (long name, flytekit's short alias).
 _EXECUTION_VARS = {
@@ -79,6 +86,7 @@ class ExecutionContext:
     """
 
     __slots__ = (
+        "_checkpoint",
         "attempt",
         "cancelled",
         "checkpoint_path",
@@ -124,6 +132,20 @@ class ExecutionContext:
         self.execution_url = execution_url
         self.output_types = dict(output_types or {})
         self.template = template
+        self._checkpoint: Checkpoint | None = None
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """This attempt's checkpoint (flytekit's ``SyncCheckpoint`` shape), built on first access.
+
+        Backed by ``checkpoint_path`` (written) and ``prev_checkpoint`` (read); see
+        :class:`taskbox.checkpoints.Checkpoint`.
+        """
+        if self._checkpoint is None:
+            from taskbox.checkpoints import Checkpoint  # noqa: PLC0415 - only tasks that checkpoint pay for it
+
+            self._checkpoint = Checkpoint(self.checkpoint_path, self.prev_checkpoint, working_dir=self.working_dir)
+        return self._checkpoint
 
     def __repr__(self) -> str:
         return f"ExecutionContext(execution={self.execution!r}, task={self.task!r}, attempt={self.attempt})"
@@ -163,3 +185,51 @@ class ExecutionContext:
             template=template,
             cancelled=cancelled,
         )
+
+
+_current: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar("taskbox_context", default=None)
+# The context of the run in progress in this process, for threads the task starts (they do not inherit
+# context variables). A container runs one task; in-process runs in several threads use the variable.
+_process_current: ExecutionContext | None = None
+
+
+def current_context() -> ExecutionContext:
+    """The context of the ``@taskbox.task`` function running now (in its thread, or any thread it starts).
+
+    Example:
+        >>> import taskbox
+        >>> @taskbox.task
+        ... def step() -> int:
+        ...     data = taskbox.current_context().checkpoint.read()
+        ...     return int(data or b"0")
+
+    Raises:
+        RuntimeError: No task is running (a plain Python call of the function, or code outside a task).
+    """
+    context = _current.get() or _process_current
+    if context is None:
+        raise RuntimeError(
+            "taskbox.current_context() is only available while a task runs under `taskbox execute` or "
+            "Task.run(); a plain Python call of a @taskbox.task function has no execution context"
+        )
+    return context
+
+
+def enter_context(context: ExecutionContext) -> tuple[contextvars.Token[ExecutionContext | None], ExecutionContext | None]:
+    """Make ``context`` current (used by the function resolver around the user's call).
+
+    Returns:
+        What :func:`exit_context` needs to restore the previous state.
+    """
+    global _process_current  # noqa: PLW0603 - the one process-wide slot, see above
+    previous = _process_current
+    _process_current = context
+    return _current.set(context), previous
+
+
+def exit_context(state: tuple[contextvars.Token[ExecutionContext | None], ExecutionContext | None]) -> None:
+    """Undo :func:`enter_context`."""
+    global _process_current  # noqa: PLW0603
+    token, previous = state
+    _current.reset(token)
+    _process_current = previous

@@ -37,10 +37,12 @@ __all__ = [
     "StorageError",
     "StorageNotFound",
     "StorageTransient",
+    "TaskLoadError",
     "TaskboxError",
     "Terminated",
     "TemplateError",
     "UnsupportedType",
+    "UserCodeError",
     "UserError",
 ]
 
@@ -79,10 +81,30 @@ class UserError(TaskboxError):
 
 
 class RecoverableUserError(UserError):
-    """A user-side failure the user marked as worth retrying (Flyte's FlyteRecoverableException)."""
+    """A user-side failure the user marked as worth retrying (Flyte's FlyteRecoverableException).
+
+    Public as ``taskbox.RecoverableError``: user code raises it directly, or wraps the real cause with
+    ``raise RecoverableError("rate limited") from exc``; Flyte then retries the attempt (within the
+    task's ``retries``).
+    """
 
     code = "USER:Recoverable"
     recoverable = True
+
+
+class UserCodeError(UserError):
+    """A ``@taskbox.task`` function raised; the instance's code names the exception (``USER:ValueError``).
+
+    The user's exception is the ``__cause__``, so its traceback is in the error document.
+    """
+
+    code = "USER:RuntimeError"
+
+
+class TaskLoadError(UserError):
+    """The user task cannot be loaded: module not found, import failed, name missing or not a task."""
+
+    code = "USER:TaskLoadError"
 
 
 class TemplateError(UserError):

@@ -103,7 +103,9 @@ def _run(
     task = load_task(opts.resolver, opts.resolver_args, working_dir)
     raw_prefix = opts.raw_output_prefix or storage.join(opts.output_prefix, "data")
     conversion = ConversionContext(raw_output_prefix=raw_prefix, working_dir=working_dir)
-    inputs = literal_map_to_python(read_inputs(opts.inputs), task.input_types, conversion)
+    inputs = literal_map_to_python(
+        read_inputs(opts.inputs), task.input_types, conversion, optional=task.optional_inputs
+    )
     context = ExecutionContext.from_env(
         output_prefix=opts.output_prefix,
         raw_output_prefix=raw_prefix,

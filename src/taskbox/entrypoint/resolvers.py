@@ -53,9 +53,10 @@ class LoadedTask:
         output_types: Output name -> ``LiteralType`` or Python type.
         body: ``(context, inputs) -> outputs``.
         template: The ``TaskTemplate`` when the task came from one.
+        optional_inputs: Inputs that may be absent from ``inputs.pb`` (the body supplies a default).
     """
 
-    __slots__ = ("body", "input_types", "name", "output_types", "template")
+    __slots__ = ("body", "input_types", "name", "optional_inputs", "output_types", "template")
 
     def __init__(
         self,
@@ -64,12 +65,14 @@ class LoadedTask:
         output_types: Mapping[str, Any],
         body: Callable[[ExecutionContext, Mapping[str, Any]], Mapping[str, Any]],
         template: Any = None,
+        optional_inputs: frozenset[str] = frozenset(),
     ) -> None:
         self.name = name
         self.input_types = input_types
         self.output_types = output_types
         self.body = body
         self.template = template
+        self.optional_inputs = optional_inputs
 
 
 def load_task(resolver: str, args: Sequence[str], working_dir: str) -> LoadedTask:

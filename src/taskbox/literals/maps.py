@@ -14,7 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from flyteidl.core import literals_pb2, types_pb2
@@ -42,7 +42,11 @@ def _describe(spec: Any) -> str:
 
 
 def literal_map_to_python(
-    lm: literals_pb2.LiteralMap, variables: Mapping[str, Any], ctx: ConversionContext | None = None
+    lm: literals_pb2.LiteralMap,
+    variables: Mapping[str, Any],
+    ctx: ConversionContext | None = None,
+    *,
+    optional: Collection[str] = (),
 ) -> dict[str, Any]:
     """Convert task inputs to Python values.
 
@@ -50,6 +54,8 @@ def literal_map_to_python(
         lm: The inputs (``inputs.pb``).
         variables: Declared inputs: name -> ``LiteralType`` | Python type | ``Variable``.
         ctx: Conversion context.
+        optional: Declared inputs that may be absent (a function task's defaulted parameters); they
+            are left out of the result.
 
     Returns:
         name -> value, in the order of ``variables``.
@@ -64,6 +70,8 @@ def literal_map_to_python(
     out: dict[str, Any] = {}
     for name, spec in variables.items():
         if name not in lm.literals:
+            if name in optional:
+                continue
             raise InputError(f"input {name!r} ({_describe(spec)}) is missing")
         python_type, literal_type = _split(spec)
         try:
