@@ -187,10 +187,20 @@ def bundle_dir(dest_dir: str, uri: str) -> str:
     Returns:
         The absolute, symlink-resolved directory path.
     """
-    import hashlib  # noqa: PLC0415 - only fast-execute hashes
-
-    key = hashlib.sha256(uri.encode("utf-8", "surrogateescape")).hexdigest()[:_KEY_HEX_DIGITS]
+    key = _sha256_hex(uri.encode("utf-8", "surrogateescape"))[:_KEY_HEX_DIGITS]
     return os.path.join(os.path.realpath(os.path.expanduser(dest_dir)), BUNDLES_DIR, key)
+
+
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 hex digest without ``hashlib`` where possible: importing it loads OpenSSL (5-10 ms per start)."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found]  # noqa: PLC0415 - CPython >= 3.12, built in
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found]  # noqa: PLC0415 - CPython 3.11
+        except ImportError:
+            from hashlib import sha256  # noqa: PLC0415
+    return sha256(data).hexdigest()
 
 
 def _complete(target: str, uri: str) -> bool:
