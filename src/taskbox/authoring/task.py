@@ -125,9 +125,9 @@ class Task:
         self.__module__ = self.module
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
-        self.name = name or f"{self.module}.{self.function_name}"
-        if not isinstance(self.name, str) or not self.name:
+        if name is not None and (not isinstance(name, str) or not name):
             raise ConfigError(f"task name must be a non-empty string, got {name!r}")
+        self.name = name or f"{self.module}.{self.function_name}"
         self.is_async = inspect.iscoroutinefunction(function)
         self.retries = _check_retries(retries)
         self.timeout = _check_timeout(timeout)
