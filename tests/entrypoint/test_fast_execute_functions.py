@@ -191,6 +191,7 @@ def test_pyflyte_fast_execute_shaped_args(bundle_uri, at):
     args = container_args(bundle_uri, at, "add", prev_checkpoint="{{.prevCheckpointPrefix}}", inner=("pyflyte-execute",))
     resolver = args.index("--resolver")  # where pyflyte-fast-execute inserts its two flags
     args[resolver:resolver] = ["--dynamic-addl-distro", bundle_uri, "--dynamic-dest-dir", str(at.dest)]
+    args[1] = "pyflyte-fast-execute"  # flytekit's command name is an alias (an image's ENTRYPOINT is taskbox)
     args[2] = "--dynamic-addl-distro"  # flytekit's spelling is accepted for fast-execute's own flags too
     run_task(args, at)
     assert outputs(at.output_prefix)["o0"].scalar.primitive.integer == 11
