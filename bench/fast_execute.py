@@ -17,9 +17,6 @@ from a working directory that does not hold the module, so the task can only com
 Every run's ``outputs.pb`` is decoded and checked. Target: taskbox's first run (with extraction) under
 1/10 of flytekit's.
 
-If ``taskbox.function`` is not installed yet, the taskbox side runs the same bundle's ``Echo`` executor
-through ``taskbox.template`` instead (the row's name says so).
-
 Run alone: ``python bench/fast_execute.py [--runs 9]``; or ``python bench/run.py --only fast-execute``.
 """
 
@@ -27,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -53,19 +49,6 @@ def echo(x: int) -> int:
     return x
 '''
 
-TASKBOX_EXECUTOR_MODULE = '''"""Fallback for the fast-execute bench while taskbox.function is not installed."""
-
-from taskbox.executors.base import Executor
-
-
-class Echo(Executor):
-    task_type = "bench-echo"
-    summary = "returns x"
-
-    def execute(self, context, config, inputs):
-        return {"x": inputs["x"]}
-'''
-
 FLYTEKIT_MODULE = '''"""The flytekit side of the fast-execute bench (same as bench/peers/flyte_trivial.py)."""
 
 from flytekit import task
@@ -84,13 +67,6 @@ def _bench_run() -> Any:
     return run
 
 
-def has_function_resolver() -> bool:
-    """True when ``@taskbox.task`` and the ``taskbox.function`` resolver are installed."""
-    import taskbox  # noqa: PLC0415
-
-    return importlib.util.find_spec("taskbox.entrypoint.function") is not None and hasattr(taskbox, "task")
-
-
 def _write_filler(root: Path) -> None:
     pkg = root / "helpers_pkg"
     pkg.mkdir(parents=True)
@@ -100,15 +76,12 @@ def _write_filler(root: Path) -> None:
         (pkg / f"m{i:02d}.py").write_text(f'"""Module {i}."""\n\n{body}')
 
 
-def make_sources(work: Path, function: bool) -> tuple[Path, Path]:
+def make_sources(work: Path) -> tuple[Path, Path]:
     """Write the taskbox and flytekit source trees; return their roots."""
     tb, fk = work / "src-taskbox", work / "src-flytekit"
     for root in (tb, fk):
         _write_filler(root)
-    if function:
-        (tb / "bench_fast_task.py").write_text(TASKBOX_FUNCTION_MODULE)
-    else:
-        (tb / "bench_fast_task.py").write_text(TASKBOX_EXECUTOR_MODULE)
+    (tb / "bench_fast_task.py").write_text(TASKBOX_FUNCTION_MODULE)
     (fk / "flyte_fast_task.py").write_text(FLYTEKIT_MODULE)
     return tb, fk
 
@@ -136,19 +109,6 @@ def _inputs(work: Path) -> Path:
     return path
 
 
-def _template(work: Path) -> Path:
-    from flyteidl.core import interface_pb2, tasks_pb2, types_pb2  # noqa: PLC0415
-
-    int_type = types_pb2.LiteralType(simple=types_pb2.SimpleType.INTEGER)
-    variables = interface_pb2.VariableMap(variables={"x": interface_pb2.Variable(type=int_type)})
-    template = tasks_pb2.TaskTemplate(
-        type="bench-echo", interface=interface_pb2.TypedInterface(inputs=variables, outputs=variables)
-    )
-    path = work / "task.pb"
-    path.write_bytes(template.SerializeToString())
-    return path
-
-
 def _checker(prefix: Path, dest: Path, *, fresh_dest: bool, recreate: bool):
     outputs = _bench_run()._outputs_checker(prefix, 42)
 
@@ -162,12 +122,11 @@ def _checker(prefix: Path, dest: Path, *, fresh_dest: bool, recreate: bool):
     return check
 
 
-def bench_fast_execute(work: Path, flytekit_venv: Path, runs: int) -> tuple[list[Any], bool]:
-    """Measure the three commands; return the measurements and whether taskbox.function was used."""
+def bench_fast_execute(work: Path, flytekit_venv: Path, runs: int) -> list[Any]:
+    """Measure the three commands (taskbox first run, taskbox warm, flytekit)."""
     measure = _bench_run().measure
     work.mkdir(parents=True, exist_ok=True)
-    function = has_function_resolver()
-    tb_src, fk_src = make_sources(work, function)
+    tb_src, fk_src = make_sources(work)
     taskbox = str(Path(sys.executable).with_name("taskbox"))
     bundle = subprocess.run(
         [taskbox, "bundle", str(tb_src), "--to", str(work / "store")], capture_output=True, text=True, check=True
@@ -177,11 +136,7 @@ def bench_fast_execute(work: Path, flytekit_venv: Path, runs: int) -> tuple[list
     cwd = work / "cwd"
     cwd.mkdir()
 
-    if function:
-        resolver = ["--resolver", "taskbox.function", "--", "task-module", "bench_fast_task", "task-name", "echo"]
-    else:
-        resolver = ["--resolver", "taskbox.template", "--", str(_template(work)), "bench_fast_task:Echo"]
-        print("taskbox.function is not installed yet: the taskbox side runs a bundled executor (taskbox.template)")
+    resolver = ["--resolver", "taskbox.function", "--", "task-module", "bench_fast_task", "task-name", "echo"]
     results = []
     for name, fresh in (("taskbox fast-execute (extract)", True), ("taskbox fast-execute (warm)", False)):
         dest, out = work / ("tb-dest-fresh" if fresh else "tb-dest-warm"), work / "tb-out"
@@ -205,7 +160,7 @@ def bench_fast_execute(work: Path, flytekit_venv: Path, runs: int) -> tuple[list
         measure("flytekit pyflyte-fast-execute (extract)", argv, runs,
                 _checker(fk_out, fk_dest, fresh_dest=True, recreate=True), cwd=str(cwd), env=env)  # fmt: skip
     )
-    return results, function
+    return results
 
 
 def report_fast_execute(results: list[Any]) -> dict[str, Any]:
@@ -229,7 +184,7 @@ def main() -> int:
 
     _bench_run().compile_sources()
     with tempfile.TemporaryDirectory(prefix="taskbox-bench-fx-") as tmp:
-        results, _ = bench_fast_execute(Path(tmp), ns.flytekit_venv.resolve(), ns.runs)
+        results = bench_fast_execute(Path(tmp), ns.flytekit_venv.resolve(), ns.runs)
     return 0 if report_fast_execute(results)["met"] else 1
 
 

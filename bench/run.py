@@ -195,7 +195,7 @@ def main() -> int:
             sys.path.insert(0, str(Path(__file__).resolve().parent))
             import fast_execute as fast_execute_bench
 
-            fx_results, _ = fast_execute_bench.bench_fast_execute(work / "fast-execute", ns.flytekit_venv.resolve(), ns.runs)
+            fx_results = fast_execute_bench.bench_fast_execute(work / "fast-execute", ns.flytekit_venv.resolve(), ns.runs)
             summaries.append(fast_execute_bench.report_fast_execute(fx_results))
         if "sql" in selected:
             sys.path.insert(0, str(Path(__file__).resolve().parent))
