@@ -354,6 +354,30 @@ def test_unwritable_dest_dir_is_a_system_error(tmp_path, task, source):
     assert not_a_dir.read_bytes() == SENTINEL
 
 
+def _file_size_limit(limit: int):
+    def apply() -> None:  # runs in the child: writes past ``limit`` fail with EFBIG instead of SIGXFSZ
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_file_system_failure_while_extracting_is_a_recoverable_system_error(tmp_path, task):
+    # 4 MiB of zeros compresses to a few KiB: the download fits under the 1 MiB file size limit, the
+    # extracted member does not -- the node's fault (like a full disk), not the bundle's.
+    bundle = hostile_bundle(tmp_path / "store" / "big.tar.gz", [({"name": "zeros.bin"}, bytes(4 * 1024 * 1024))])
+    dest, prefix = tmp_path / "dest", str(tmp_path / "out")
+    proc = subprocess.run(fast_args(bundle, dest, task[0], prefix, task[1]), capture_output=True, text=True,
+                          timeout=120, env=subprocess_env(), preexec_fn=_file_size_limit(1024 * 1024))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    error = assert_error(prefix, "SYSTEM:StorageError", "SYSTEM", recoverable=True)
+    assert "File too large" in error.message
+    key = os.path.basename(bundle_dir(str(dest), bundle))
+    assert os.listdir(dest / BUNDLES_DIR) == [f".{key}.lock"]
+
+
 def test_bundle_over_the_size_limit_is_rejected_before_download(tmp_path, task):
     bundle = hostile_bundle(tmp_path / "store" / "big.tar.gz", [({"name": "blob"}, os.urandom(1024 * 1024 + 1))])
     prefix = str(tmp_path / "out")

@@ -20,6 +20,8 @@ Invariants:
       the work, the others find the marker and return. A ``dest`` without the marker (or with another
       bundle's marker) and leftover staging/download files are removed and the work redone.
     * On any failure only taskbox's own temporary files are removed; nothing outside ``dest`` changes.
+    * A file-system failure while extracting (disk full, quota, EIO) is raised as the ``OSError`` it
+      is, never as ``BundleRejected``: the bundle is not at fault and a retry elsewhere may succeed.
 """
 
 from __future__ import annotations
@@ -45,6 +47,16 @@ MARKER = ".taskbox-bundle-complete"
 MAX_NAME_BYTES = 4096
 _CHUNK = 1024 * 1024
 _TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, UnicodeError)
+
+
+def _environment_failure(exc: BaseException) -> bool:
+    """True for an ``OSError`` of the file system (disk full, quota, EIO: it carries an errno).
+
+    gzip and tarfile report a corrupt stream as ``OSError`` subclasses without an errno
+    (``gzip.BadGzipFile``); those are the bundle's fault. A failure with an errno is the node's, and
+    must keep its own (SYSTEM, retryable) classification instead of becoming ``BundleRejected``.
+    """
+    return isinstance(exc, OSError) and exc.errno is not None
 log = logging.getLogger("taskbox")
 _FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
 
@@ -153,6 +165,8 @@ def validate_archive(path: str, limits: Limits | None = None) -> list[str]:
     except BundleRejected:
         raise
     except _TAR_ERRORS as exc:
+        if _environment_failure(exc):
+            raise
         raise BundleRejected(None, f"truncated or corrupt archive: {exc}") from None
     return sorted(validator.seen)
 
@@ -191,6 +205,8 @@ def _extract_into(path: str, staging: str, limits: Limits) -> None:
         member = getattr(getattr(exc, "tarinfo", None), "name", None)
         raise BundleRejected(member, f"refused by the data filter: {exc}") from None
     except _TAR_ERRORS as exc:
+        if _environment_failure(exc):
+            raise
         raise BundleRejected(None, f"truncated or corrupt archive: {exc}") from None
 
 
@@ -268,6 +284,7 @@ def fetch_and_extract(uri: str, dest_dir: str, *, limits: Limits | None = None) 
     Raises:
         BundleRejected: The bundle breaks a rule or is corrupt (USER, non-recoverable).
         taskbox.errors.StorageError: The bundle cannot be fetched.
+        OSError: The local file system failed (disk full, quota...); the caller classifies it.
     """
     limits = limits or Limits()
     dest = os.path.abspath(dest_dir)
