@@ -8,6 +8,7 @@ task loaded. The acceptance tests for ``@taskbox.task`` functions (``taskbox.fun
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import signal
@@ -292,24 +293,68 @@ def test_sigterm_during_the_download_commits_a_recoverable_error(tmp_path, task,
 # --- failures end in error.pb ----------------------------------------------------------------------------
 
 
-def hostile_bundle(path: Path, members) -> str:
+def hostile_bundle(path: Path, members, **options) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_tar(path, members)
+    return write_tar(path, members, **options)
 
 
+def _zero_bomb(path: Path) -> str:
+    """256 MiB of zeros in one member (about 250 KiB of gzip): over the 200:1 ratio past 64 MiB."""
+    size, chunk = 256 * 1024**2, bytes(4 * 1024**2)
+    info = tarfile.TarInfo("zeros.bin")
+    info.size = size
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
+        gz.write(info.tobuf(format=tarfile.GNU_FORMAT))
+        for _ in range(size // len(chunk)):
+            gz.write(chunk)
+        gz.write(bytes(1024))
+    return str(path)
+
+
+def _truncated(path: Path) -> str:
+    hostile_bundle(path, [({"name": f"m{i}.py"}, os.urandom(4000)) for i in range(8)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return str(path)
+
+
+def _zip(path: Path) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("../../sentinel.txt", b"overwritten")
+    return str(path)
+
+
+def _members(*members, **options):
+    return lambda path: hostile_bundle(path, list(members), **options)
+
+
+# The archives of reliability-security.md section 1 (the in-process variants are in tests/bundles).
 HOSTILE = {
-    "dotdot": [({"name": "ok.py"}, b"x"), ({"name": "../../../sentinel.txt"}, b"overwritten")],
-    "absolute": [({"name": "/tmp/taskbox-absolute-escape.txt"}, b"x")],
-    "symlink-then-through": [({"name": "link", "type": tarfile.SYMTYPE, "linkname": "/"}, None),
-                             ({"name": "link/x"}, b"x")],  # fmt: skip
-    "hardlink": [({"name": "h", "type": tarfile.LNKTYPE, "linkname": "../../../sentinel.txt"}, None)],
-    "marker-forged": [({"name": extract.MARKER}, b"x.tar.gz")],
+    "dotdot": _members(({"name": "ok.py"}, b"x"), ({"name": "../../../sentinel.txt"}, b"overwritten")),
+    "absolute": _members(({"name": "/tmp/taskbox-absolute-escape.txt"}, b"x")),
+    "symlink-then-through": _members(({"name": "link", "type": tarfile.SYMTYPE, "linkname": "/"}, None),
+                                     ({"name": "link/x"}, b"x")),  # fmt: skip
+    "hardlink": _members(({"name": "h", "type": tarfile.LNKTYPE, "linkname": "../../../sentinel.txt"}, None)),
+    "duplicate-then-symlink": _members(({"name": "a.py"}, b"x"),
+                                       ({"name": "a.py", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, None)),  # fmt: skip
+    "fifo": _members(({"name": "pipe", "type": tarfile.FIFOTYPE}, None)),
+    "char-device": _members(({"name": "null", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}, None)),
+    "setuid": _members(({"name": "suid", "mode": 0o4755}, b"#!/bin/sh\n")),
+    "backslash": _members(({"name": "..\\..\\x"}, b"x")),
+    "non-utf8-name": _members(({"name": "bad-\udcff.py"}, b"x"), format=tarfile.GNU_FORMAT, errors="surrogateescape"),
+    "marker-forged": _members(({"name": extract.MARKER}, b"evil.tar.gz")),
+    "zero-bomb": _zero_bomb,
+    "truncated-gzip": _truncated,
+    "zip": _zip,
 }
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_bundle_gives_a_user_error_and_touches_nothing(tmp_path, task, case):
-    bundle = hostile_bundle(tmp_path / "store" / "evil.tar.gz", HOSTILE[case])
+    (tmp_path / "store").mkdir()
+    bundle = HOSTILE[case](tmp_path / "store" / "evil.tar.gz")
     dest = tmp_path / "dest"
     dest.mkdir()
     (tmp_path / "sentinel.txt").write_bytes(SENTINEL)
@@ -328,7 +373,8 @@ def test_hostile_bundle_gives_a_user_error_and_touches_nothing(tmp_path, task, c
 
 
 def test_fail_on_error_exits_1_after_the_error_document(tmp_path, task):
-    bundle = hostile_bundle(tmp_path / "store" / "evil.tar.gz", HOSTILE["dotdot"])
+    (tmp_path / "store").mkdir()
+    bundle = HOSTILE["dotdot"](tmp_path / "store" / "evil.tar.gz")
     prefix = str(tmp_path / "out")
     proc = run(fast_args(bundle, tmp_path / "dest", task[0], prefix, task[1], extra=("--fail-on-error",)))
     assert proc.returncode == 1
