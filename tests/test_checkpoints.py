@@ -98,7 +98,11 @@ def test_save_a_missing_path_and_restore_onto_a_file(tmp_path):
 
 def test_context_builds_its_checkpoint_from_the_entrypoint_paths(tmp_path):
     context = ExecutionContext(
-        str(tmp_path / "out"), str(tmp_path / "raw"), str(tmp_path), checkpoint_path=str(tmp_path / "cp"), prev_checkpoint=None
+        str(tmp_path / "out"),
+        str(tmp_path / "raw"),
+        str(tmp_path),
+        checkpoint_path=str(tmp_path / "cp"),
+        prev_checkpoint=None,
     )
     assert context.checkpoint is context.checkpoint
     assert (context.checkpoint.path, context.checkpoint.prev_path) == (str(tmp_path / "cp"), None)
@@ -122,7 +126,9 @@ def base(request: pytest.FixtureRequest, tmp_path, unique_prefix: str) -> str:
 def test_checkpoint_written_by_attempt_1_is_read_by_attempt_2(base, tmp_path):
     """Attempt 0 saves after each step and fails at step 3 (recoverable); attempt 1 resumes at step 3."""
     task = sample_tasks().resumable_sum
-    inputs = put(storage.join(base, "inputs.pb"), encode({"n": 6, "fail_at": 3}, task.inputs, storage.join(base, "raw")))
+    inputs = put(
+        storage.join(base, "inputs.pb"), encode({"n": 6, "fail_at": 3}, task.inputs, storage.join(base, "raw"))
+    )
 
     def attempt(n: int, prev: str) -> tuple[str, str]:
         prefix = storage.join(base, "out", str(n))

@@ -58,7 +58,7 @@ class Checkpoint:
 
     @property
     def path(self) -> str | None:
-        """This attempt's checkpoint prefix (where ``save``/``write`` go), if any."""
+        """Return this attempt's checkpoint prefix (where ``save``/``write`` go), if any."""
         return self._dest
 
     @property
@@ -70,7 +70,7 @@ class Checkpoint:
         return f"Checkpoint(path={self._dest!r}, prev_path={self._src!r})"
 
     def prev_exists(self) -> bool:
-        """True if Flyte named a previous checkpoint (it may still be empty: :meth:`read` says ``None``)."""
+        """Tell whether Flyte named a previous checkpoint (it may still be empty: :meth:`read` says ``None``)."""
         return self._src is not None
 
     def restore(self, path: str | os.PathLike[str] | None = None) -> Path | None:
@@ -127,7 +127,7 @@ class Checkpoint:
             raise CheckpointError(f"cannot save checkpoint {local}: no such file or directory")
 
     def read(self) -> bytes | None:
-        """The previous attempt's checkpoint as bytes (what it passed to :meth:`write`).
+        """Return the previous attempt's checkpoint as bytes (what it passed to :meth:`write`).
 
         Returns:
             The bytes, or ``None`` if there is no previous checkpoint or it is empty.
@@ -167,4 +167,3 @@ class Checkpoint:
                 "placeholder), so a checkpoint cannot be saved"
             )
         return self._dest
-

@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextvars
 import os
 import threading
-from collections.abc import Mapping
 from collections import namedtuple
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from taskbox.secrets import SecretStore
@@ -136,7 +136,7 @@ class ExecutionContext:
 
     @property
     def checkpoint(self) -> Checkpoint:
-        """This attempt's checkpoint (flytekit's ``SyncCheckpoint`` shape), built on first access.
+        """Return this attempt's checkpoint (flytekit's ``SyncCheckpoint`` shape), built on first access.
 
         Backed by ``checkpoint_path`` (written) and ``prev_checkpoint`` (read); see
         :class:`taskbox.checkpoints.Checkpoint`.
@@ -194,7 +194,7 @@ _process_current: ExecutionContext | None = None
 
 
 def current_context() -> ExecutionContext:
-    """The context of the ``@taskbox.task`` function running now (in its thread, or any thread it starts).
+    """Return the context of the ``@taskbox.task`` function running now (in its thread, or any thread it starts).
 
     Example:
         >>> import taskbox
@@ -215,7 +215,10 @@ def current_context() -> ExecutionContext:
     return context
 
 
-def enter_context(context: ExecutionContext) -> tuple[contextvars.Token[ExecutionContext | None], ExecutionContext | None]:
+_State = tuple["contextvars.Token[ExecutionContext | None]", "ExecutionContext | None"]
+
+
+def enter_context(context: ExecutionContext) -> _State:
     """Make ``context`` current (used by the function resolver around the user's call).
 
     Returns:
@@ -227,7 +230,7 @@ def enter_context(context: ExecutionContext) -> tuple[contextvars.Token[Executio
     return _current.set(context), previous
 
 
-def exit_context(state: tuple[contextvars.Token[ExecutionContext | None], ExecutionContext | None]) -> None:
+def exit_context(state: _State) -> None:
     """Undo :func:`enter_context`."""
     global _process_current  # noqa: PLW0603
     token, previous = state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def everything(
     point: Point,
     data: taskbox.File,
     when: dt.datetime,
-    maybe: Optional[int] = None,  # noqa: UP007 - the Optional spelling on purpose
+    maybe: Optional[int] = None,  # noqa: UP045 - the Optional spelling on purpose
     scale: float = 2.0,
 ) -> Stats:
     with open(data, encoding="utf-8") as fh:
@@ -151,7 +152,11 @@ def _undecorated(a: int, b) -> int:  # noqa: ANN001 - missing hint on purpose
         ("def f(*args: int) -> int: ...", ConfigError, r"\*args/\*\*kwargs"),
         ("def f(**kw: int) -> int: ...", ConfigError, r"\*args/\*\*kwargs"),
         ("def f(a: int, /) -> int: ...", ConfigError, "positional-only parameter 'a'"),
-        ("def f(a: bytes) -> int: ...", UnsupportedType, "input 'a': no literal conversion is known for the Python type bytes"),
+        (
+            "def f(a: bytes) -> int: ...",
+            UnsupportedType,
+            "input 'a': no literal conversion is known for the Python type bytes",
+        ),
         ("def f(a: int) -> set: ...", UnsupportedType, "output 'o0'"),
         ("def f(a: int) -> tuple[int, ...]: ...", ConfigError, "no fixed length"),
         ("def f(a: int) -> tuple: ...", ConfigError, "bare tuple"),
@@ -222,7 +227,8 @@ def test_async_task_called_plainly_returns_an_awaitable():
 def test_template_with_bundle_has_the_exact_container_args():
     template = configured.template(image="registry.example/app:1", bundle="s3://b/bundles/abc.tar.gz", dest_dir="/root")
     assert list(template.container.args) == [
-        "taskbox", "fast-execute", "--additional-distribution", "s3://b/bundles/abc.tar.gz", "--dest-dir", "/root", "--",
+        "taskbox", "fast-execute", "--additional-distribution", "s3://b/bundles/abc.tar.gz",
+        "--dest-dir", "/root", "--",
         *EXECUTE_ARGS, "task-module", "test_task", "task-name", "configured",
     ]  # fmt: skip
     assert list(template.container.command) == []
@@ -238,7 +244,12 @@ def test_template_without_bundle_runs_the_code_in_the_image():
 def test_template_metadata_and_options():
     template = configured.template(bundle="gs://b/x.tar.gz", project="p", domain="d", version="v1")
     assert template.type == TASK_TYPE == "python-task"
-    assert (template.id.project, template.id.domain, template.id.name, template.id.version) == ("p", "d", "custom.name", "v1")
+    assert (template.id.project, template.id.domain, template.id.name, template.id.version) == (
+        "p",
+        "d",
+        "custom.name",
+        "v1",
+    )
     md = template.metadata
     assert md.runtime.flavor == "taskbox" and md.runtime.version == taskbox.__version__
     assert md.retries.retries == 3
@@ -295,7 +306,7 @@ def test_run_goes_through_the_pipeline(tmp_path):
         weights={"a": 1.0},
         point=Point(3.0, 5.0),
         data=taskbox.File(str(data)),
-        when=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+        when=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     )
     assert isinstance(result, Stats)
     assert result == Stats(mean=(2.0 + 4.0 + 3.0 + 5.0 + 4.0) / 5, count=6)
@@ -369,3 +380,20 @@ def test_current_context_inside_tasks(tmp_path, monkeypatch):
     assert raw_prefix_seen_from_async.run_with({}, workdir=str(tmp_path)) == str(tmp_path / "raw")
     with pytest.raises(RuntimeError, match="only available while a task runs"):
         taskbox.current_context()
+
+
+def test_keyword_only_inputs_and_non_functions():
+    def f(a: int, *, b: str = "x", c: float) -> str:
+        return f"{a}{b}{c}"
+
+    t = taskbox.task(f)
+    assert t.inputs == {"a": int, "b": str, "c": float}
+    assert t.defaults == {"b": "x"} and t.optional_inputs == frozenset({"b"})
+
+    class Callable:
+        def __call__(self, a: int) -> int:
+            return a
+
+    for thing in (Callable(), functools.partial(f, 1), print):
+        with pytest.raises(ConfigError, match=r"decorates a function \(def or async def\)"):
+            taskbox.task(thing)

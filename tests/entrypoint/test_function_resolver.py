@@ -75,7 +75,9 @@ def test_dataclass_input_and_file_output(base, tmp_path):
 
 
 def test_named_tuple_outputs(tmp_path):
-    proc, prefix = _run_sample(str(tmp_path), tasks.resumable_sum, {"n": 5}, ("checkpointOutputPrefix", str(tmp_path / "cp")))
+    proc, prefix = _run_sample(
+        str(tmp_path), tasks.resumable_sum, {"n": 5}, ("checkpointOutputPrefix", str(tmp_path / "cp"))
+    )
     assert proc.returncode == 0, proc.stderr
     assert read_outputs_by_hints(prefix, tasks.resumable_sum.outputs, str(tmp_path)) == {"total": 10, "resumed_from": 0}
 
@@ -113,7 +115,7 @@ def test_fail_on_error_turns_the_user_error_into_exit_1(tmp_path):
     assert read_error(str(tmp_path / "out2")).code == "USER:ValueError"
 
 
-BAD_OUTPUTS = '''
+BAD_OUTPUTS = """
 from typing import NamedTuple
 import taskbox
 
@@ -140,7 +142,7 @@ def second_output_wrong() -> Pair:
 @taskbox.task
 def declares_nothing():
     return 3
-'''
+"""
 
 
 @pytest.mark.parametrize(
@@ -156,7 +158,9 @@ def declares_nothing():
 def test_output_conversion_failures_name_the_output(tmp_path, name, expected):
     write_module(tmp_path, "bad_outputs", BAD_OUTPUTS)
     put(str(tmp_path / "inputs.pb"), b"")
-    proc = run_with_path(function_args(str(tmp_path / "inputs.pb"), str(tmp_path / "out"), "bad_outputs", name), tmp_path)
+    proc = run_with_path(
+        function_args(str(tmp_path / "inputs.pb"), str(tmp_path / "out"), "bad_outputs", name), tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     err = read_error(str(tmp_path / "out"))
     assert (err.code, err.origin, err.kind) == ("USER:InvalidOutput", USER, NON_RECOVERABLE)
@@ -190,7 +194,12 @@ LOAD_CASES = {
         {"needs_dep": "import not_installed_dep_xyz\n"},
         "importing module 'needs_dep' failed: No module named 'not_installed_dep_xyz'",
     ),
-    "name_missing": ("plain_mod", "nope", {"plain_mod": "def f(x: int) -> int:\n    return x\n"}, "has no attribute 'nope'"),
+    "name_missing": (
+        "plain_mod",
+        "nope",
+        {"plain_mod": "def f(x: int) -> int:\n    return x\n"},
+        "has no attribute 'nope'",
+    ),
     "plain_function": (
         "plain_mod",
         "f",
@@ -226,7 +235,13 @@ def test_import_time_exception_keeps_the_users_traceback(tmp_path):
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["task-module", "m"], ["task-module", "m", "task-name", ""], ["module", "m", "name", "n"], ["a", "b", "c", "d", "e"]],
+    [
+        [],
+        ["task-module", "m"],
+        ["task-module", "m", "task-name", ""],
+        ["module", "m", "name", "n"],
+        ["a", "b", "c", "d", "e"],
+    ],
 )
 def test_malformed_resolver_args(args):
     with pytest.raises(TemplateError, match="task-module MODULE task-name NAME"):

@@ -122,19 +122,19 @@ def run_task(task: Task, context: ExecutionContext, inputs: Mapping[str, Any]) -
 
             result = asyncio.run(result)
     except TaskboxError as exc:
-        raise exc.with_traceback(_user_frames(exc.__traceback__))
+        raise exc.with_traceback(_user_frames(exc.__traceback__))  # noqa: B904 - re-raised as is, cause kept
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every user failure becomes a typed USER error
         kind = type(exc).__name__
-        raise UserCodeError(
-            f"task {task.name!r} raised {kind}: {exc}", code=f"USER:{kind}"
-        ) from exc.with_traceback(_user_frames(exc.__traceback__))
+        raise UserCodeError(f"task {task.name!r} raised {kind}: {exc}", code=f"USER:{kind}") from exc.with_traceback(
+            _user_frames(exc.__traceback__)
+        )
     finally:
         exit_context(state)
     return task.outputs_of(result)
 
 
 def load_function_task(args: list[str], working_dir: str) -> LoadedTask:
-    """Resolver entry point.
+    """Load a function task (the resolver's entry point).
 
     Args:
         args: ``["task-module", M, "task-name", N]``.
