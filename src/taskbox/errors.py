@@ -91,6 +91,9 @@ class RecoverableUserError(UserError):
     code = "USER:Recoverable"
     recoverable = True
 
+    def __init__(self, message: object = "recoverable user error", **kwargs: object) -> None:
+        super().__init__(str(message), **kwargs)  # type: ignore[arg-type]  # any object, like Exception
+
 
 class UserCodeError(UserError):
     """A ``@taskbox.task`` function raised; the instance's code names the exception (``USER:ValueError``).

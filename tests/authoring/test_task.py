@@ -397,3 +397,13 @@ def test_keyword_only_inputs_and_non_functions():
     for thing in (Callable(), functools.partial(f, 1), print):
         with pytest.raises(ConfigError, match=r"decorates a function \(def or async def\)"):
             taskbox.task(thing)
+
+
+def test_recoverable_error_is_the_errors_module_class_and_takes_any_message():
+    from taskbox.errors import RecoverableUserError
+
+    assert taskbox.RecoverableError is RecoverableUserError
+    assert str(taskbox.RecoverableError()) == "recoverable user error"
+    assert str(taskbox.RecoverableError(ConnectionError("reset"))) == "reset"
+    exc = taskbox.RecoverableError("quota", code="USER:Quota")
+    assert (exc.code, exc.origin, exc.recoverable) == ("USER:Quota", "USER", True)
