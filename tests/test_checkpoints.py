@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 from flyteidl.core import errors_pb2
 
-from helpers import commit_files, put, read_error
+from helpers import ROOT, commit_files, put, read_error
 from taskbox import storage
 from taskbox.checkpoints import DATA_FILE, Checkpoint, CheckpointError
 from taskbox.context import ExecutionContext, current_context
@@ -172,3 +175,35 @@ def test_in_process_run_with_checkpoints(tmp_path):
     )
     assert result == (6, 2)
     assert (result.total, result.resumed_from) == (6, 2)
+
+
+# ---------------------------------------------------------------- flytekit interop
+
+FLYTEKIT_CHECKPOINT = """
+import sys
+from flytekit.core.checkpointer import SyncCheckpoint
+mode, dest, src = sys.argv[1:4]
+if mode == "write":
+    SyncCheckpoint(checkpoint_dest=dest).write(b"written by flytekit")
+else:
+    sys.stdout.write(SyncCheckpoint(checkpoint_dest=dest, checkpoint_src=src).read().decode())
+"""
+
+
+def test_checkpoints_interoperate_with_flytekit(tmp_path):
+    """A flytekit attempt's checkpoint is read by a taskbox attempt, and the other way round."""
+    python = os.environ.get("TASKBOX_FLYTEKIT_PYTHON") or str(ROOT / ".venv-flytekit" / "bin" / "python")
+    if not Path(python).exists():
+        subprocess.run(["make", "flytekit-venv"], cwd=ROOT, check=True, timeout=900)
+
+    def flytekit(*args: str) -> str:
+        proc = subprocess.run(
+            [python, "-c", FLYTEKIT_CHECKPOINT, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    flytekit("write", str(tmp_path / "fk"), "")
+    assert _checkpoint(tmp_path, None, str(tmp_path / "fk")).read() == b"written by flytekit"
+    _checkpoint(tmp_path, str(tmp_path / "tb"), None).write(b"written by taskbox")
+    assert flytekit("read", str(tmp_path / "next"), str(tmp_path / "tb")) == "written by taskbox"
