@@ -129,23 +129,26 @@ def _shape_of_python(t: Any) -> tuple[str, bool] | None:
 
 
 def collect(
-    source: RowSource,
+    source: RowSource | None,
     plan: OutputPlan,
     *,
     raw_output_prefix: str,
     working_dir: str,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     cancelled: Any = None,
+    write: Callable[[str], tuple[int, list[str]]] | None = None,
 ) -> tuple[dict[str, Any], Callable[[], None]]:
     """Read the result into the declared outputs.
 
     Args:
-        source: The result's rows.
+        source: The result's rows (``None`` only with ``write`` and a table plan).
         plan: The output shape.
         raw_output_prefix: Where a dataset goes (Flyte's raw output prefix).
         working_dir: Local scratch space (remote datasets are written here first).
         batch_rows: Rows per fetch and per Parquet row group (at most).
         cancelled: An event; when set, reading stops with :class:`taskbox.errors.Terminated`.
+        write: Writes the whole result as Parquet to the given local path and returns
+            ``(rows, columns)``, instead of reading ``source`` (an executor's own fast path).
 
     Returns:
         ``(outputs, publish)``: the output values, and a function that makes a written dataset visible
@@ -170,7 +173,10 @@ def collect(
         os.makedirs(working_dir, exist_ok=True)
         staging = os.path.join(working_dir, f"{uuid.uuid4().hex}.parquet")
     try:
-        rows, columns = write_parquet(source, staging, batch_rows=batch_rows, cancelled=cancelled)
+        if write is not None:
+            rows, columns = write(staging)
+        else:
+            rows, columns = write_parquet(source, staging, batch_rows=batch_rows, cancelled=cancelled)
     except BaseException:
         _remove(staging)
         if final is not None:

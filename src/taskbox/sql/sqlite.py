@@ -14,6 +14,8 @@ Invariants:
     * A progress handler stops a statement once its deadline passes or the run is cancelled.
     * A file is used only after: the SQLite header check, ``PRAGMA quick_check`` returning ``ok`` and
       (unless allowed) finding no triggers. A cached file carries the record of those checks.
+    * A local file used in place is checked once per (path, inode, size, change times): the record of
+      the check is kept in the cache, not the file.
     * Cache entries appear atomically (temporary directory renamed into place, under a lock) and are
       reused only while the source's size is unchanged.
 """
@@ -106,14 +108,24 @@ class CachedDatabase:
     _cache: DatabaseCache | None = None
     _key: tuple[str, bool, int] | None = None
 
+    _in_place: bool = False
+
     def mark_checked(self) -> None:
         """Record that the file passed validation (a no-op outside the cache)."""
-        if self._cache is not None and self._key is not None and not self.checked:
+        if self._cache is None or self._key is None or self.checked:
+            return
+        if self._in_place:
+            self._cache.record_check(self._key[0], self._key[2])
+        else:
             self._cache.mark_checked(*self._key)
 
     def discard(self) -> None:
-        """Drop the cache entry (after the file failed validation)."""
-        if self._cache is not None and self._key is not None:
+        """Drop the cache entry or check record (after the file failed validation)."""
+        if self._cache is None or self._key is None:
+            return
+        if self._in_place:
+            self._cache.forget_check(self._key[0])
+        else:
             self._cache.discard(self._key[0], self._key[1])
 
 
@@ -187,6 +199,35 @@ class DatabaseCache:
         with self._lock(entry):
             shutil.rmtree(entry, ignore_errors=True)
 
+    # A local file used in place is not copied; only the record that it passed validation is kept, keyed
+    # by its path, inode, size and change times, so an edited or replaced file is checked again.
+
+    def _check_record(self, key: str) -> str:
+        return os.path.join(self.root, "checked-" + hashlib.sha256(key.encode()).hexdigest() + ".json")
+
+    def is_checked(self, key: str, size: int) -> bool:
+        """Whether the local file identified by ``key`` passed validation at this ``size``."""
+        try:
+            with open(self._check_record(key)) as fh:
+                meta = json.load(fh)
+        except (OSError, ValueError):
+            return False
+        return meta.get("key") == key and meta.get("size") == size
+
+    def record_check(self, key: str, size: int) -> None:
+        """Record that the local file identified by ``key`` passed validation."""
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        record = self._check_record(key)
+        tmp = f"{record}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump({"key": key, "size": size}, fh)
+        os.replace(tmp, record)
+
+    def forget_check(self, key: str) -> None:
+        """Drop the record for ``key``."""
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._check_record(key))
+
 
 def _write_meta(directory: str, uri: str, size: int, *, checked: bool) -> None:
     tmp = os.path.join(directory, ".source.json.tmp")
@@ -221,7 +262,9 @@ def fetch_database(
     if storage.is_local(uri) and not compressed:
         from taskbox.storage import local  # noqa: PLC0415
 
-        return CachedDatabase(local.to_path(uri), cached=False, checked=False)
+        key = _local_key(uri)
+        checked = cache.is_checked(key, size)
+        return CachedDatabase(local.to_path(uri), False, checked, cache, (key, False, size), _in_place=True)
     key_uri = uri if not storage.is_local(uri) else _local_key(uri)
     hit = cache.get(key_uri, compressed, size)
     if hit is not None:
@@ -249,7 +292,8 @@ def _local_key(uri: str) -> str:
     from taskbox.storage import local  # noqa: PLC0415
 
     path = os.path.abspath(local.to_path(uri))
-    return f"{path}#{os.stat(path).st_mtime_ns}"
+    st = os.stat(path)
+    return f"{path}#{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
 # ------------------------------------------------------------------------------------------ opening
@@ -307,9 +351,33 @@ class ReadOnlyConnection:
         finally:
             self._deadline = None
 
+    def check_statement(self, sql: str, params: Any) -> None:
+        """Prepare ``sql`` under the authorizer and stop before it does any work.
+
+        SQLite calls the authorizer while it prepares a statement, so this proves the statement reads
+        only, names existing tables and columns, and binds ``params``, at the cost of a prepare. The
+        progress handler interrupts the first step.
+
+        Raises:
+            sqlite3.Error: What preparing the statement raised (denied, syntax, unknown names...).
+
+        """
+        self.conn.set_progress_handler(_stop_at_once, 1)
+        try:
+            self.conn.execute(sql, params).close()
+        except sqlite3.OperationalError as exc:
+            if str(exc) != "interrupted":
+                raise
+        finally:
+            self.conn.set_progress_handler(self._progress, PROGRESS_STEPS)
+
     def close(self) -> None:
         """Close the connection."""
         self.conn.close()
+
+
+def _stop_at_once() -> int:
+    return 1
 
 
 def _check_header(path: str) -> None:
