@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import zipfile
@@ -134,3 +135,27 @@ def test_local_uncompressed_files_are_used_in_place(tmp_path, db):
         db, compressed=False, working_dir=str(tmp_path / "wd"), cache=DatabaseCache(str(tmp_path / "c"))
     )
     assert found.path == db and not (tmp_path / "c").exists()
+
+
+def test_a_local_file_is_checked_once_until_it_changes(tmp_path, db):
+    cache = DatabaseCache(str(tmp_path / "c"))
+
+    def fetch():
+        return fetch_database(db, compressed=False, working_dir=str(tmp_path / "wd"), cache=cache)
+
+    first = fetch()
+    assert first.path == db and not first.checked
+    first.mark_checked()
+    assert fetch().checked, "an unchanged file keeps the record of its check"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE items SET name = upper(name)")  # same size
+    conn.close()
+    st = os.stat(db)  # the file system's clock may be coarser than this test: move the time on explicitly
+    os.utime(db, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    changed = fetch()
+    assert not changed.checked, "a changed file is checked again"
+    changed.mark_checked()
+    assert fetch().checked
+    fetch().discard()
+    assert not fetch().checked, "a file that failed validation loses its record"
