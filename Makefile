@@ -58,7 +58,7 @@ golden: flytekit-venv ## regenerate the flytekit-made fixtures in tests/golden/
 	$(FLYTEKIT_VENV)/bin/python tests/golden/make_fixtures.py
 	$(FLYTEKIT_VENV)/bin/python tests/golden/make_sql_fixtures.py
 
-bench: venv flytekit-venv ## measure taskbox against flytekit, side by side, as ratios
+bench: venv flytekit-venv base-image ## measure taskbox against flytekit, side by side, as ratios (and the sqlite image's cold start)
 	$(VENV_PY) bench/run.py --flytekit-venv $(FLYTEKIT_VENV)
 
 docker-engine: ## install docker.io and debootstrap (as root) and start dockerd without a bridge if none answers

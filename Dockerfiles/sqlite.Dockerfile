@@ -1,7 +1,7 @@
 # taskbox executor image "sqlite": the sqlite executor.
 #
-# Build context: made by `taskbox image build --variant base` (see Dockerfiles/README.md): the taskbox
-# wheel in dist/, images/strip_venv.py, images/bin/ (flytekit's command names) and the host's CA bundle,
+# Build context: made by `taskbox image build --variant VARIANT`: requirements.txt, the taskbox wheel in
+# dist/, images/strip_venv.py, images/bin/ (flytekit's command names) and the host's CA bundle,
 # which only the builder stage sees (pip inside the build goes through an HTTPS proxy on the test machines).
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
@@ -15,11 +15,15 @@ ENV PIP_CERT=/build/ca-certificates.crt \
     PIP_PROGRESS_BAR=off \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /build
-COPY ca-certificates.crt strip_venv.py ./
+# Dependencies first, in a layer of their own (requirements.txt: pyproject's, for the default EXTRAS):
+# the build cache keeps it while they are unchanged, so a source change rebuilds in seconds.
+COPY ca-certificates.crt requirements.txt ./
+RUN python3 -m venv /opt/taskbox \
+    && /opt/taskbox/bin/python -m pip install --no-cache-dir -r requirements.txt
+COPY strip_venv.py ./
 COPY dist/ dist/
 COPY bin/ /opt/taskbox/bin/
 RUN set -- dist/taskbox-*.whl \
-    && python3 -m venv /opt/taskbox \
     && /opt/taskbox/bin/python -m pip install --no-cache-dir "$1[${EXTRAS}]" \
     && /opt/taskbox/bin/python strip_venv.py /opt/taskbox \
     && /opt/taskbox/bin/python -c "import pyarrow.parquet, sqlglot, s3fs, gcsfs" \

@@ -28,7 +28,7 @@ from taskbox.errors import TaskboxError
 
 __all__ = ["DEFAULT_IMAGE_REGISTRY", "TaskFailed", "TemplateTask", "default_image", "run_template"]
 
-#: Registry of taskbox's executor images, until the image catalog names them.
+#: Registry of taskbox's executor images (each variant's repository is in the image catalog).
 DEFAULT_IMAGE_REGISTRY = "ghcr.io/taskbox"
 
 #: Flyte's container placeholders (substituted by propeller).
@@ -49,8 +49,14 @@ CONTAINER_ARGS_PREFIX = (
 
 
 def default_image(variant: str) -> str:
-    """``ghcr.io/taskbox/executor-<variant>:<taskbox version>-py3.11`` (the images doc's naming scheme)."""
-    return f"{DEFAULT_IMAGE_REGISTRY}/executor-{variant}:{__version__}-py3.11"
+    """The image catalog's reference of ``variant`` for the installed taskbox version.
+
+    ``<repository>:<version>-py<python>``, digest-pinned (``...@sha256:...``) once a release has recorded
+    the digest; see :func:`taskbox.images.default_image`.
+    """
+    from taskbox.images.catalog import default_image as catalog_image  # noqa: PLC0415
+
+    return catalog_image(variant)
 
 
 class TaskFailed(TaskboxError):

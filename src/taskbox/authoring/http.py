@@ -30,7 +30,7 @@ from taskbox.authoring.base import TemplateTask, default_image
 
 __all__ = ["HTTP_IMAGE", "HTTPTask"]
 
-#: Default image of HTTP tasks (until the image catalog names it).
+#: Default image of HTTP tasks (the image catalog's, for the installed version).
 HTTP_IMAGE = default_image("http")
 
 

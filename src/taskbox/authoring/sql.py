@@ -163,7 +163,7 @@ def _image(variant: str) -> str:
     return default_image(variant)
 
 
-#: Default image of SQLite tasks (until the image catalog names it).
+#: Default image of SQLite tasks (the image catalog's, for the installed version).
 SQLITE_IMAGE = _image("sqlite")
-#: Default image of SQL tasks (until the image catalog names it).
+#: Default image of SQL tasks (the image catalog's, for the installed version).
 SQL_IMAGE = _image("sql")

@@ -6,6 +6,9 @@ Why: a Docker build context should hold exactly what the Dockerfile copies, neve
 * ``Dockerfile``: ``Dockerfiles/<variant>.Dockerfile`` from the source tree, or the packaged
   ``executor.Dockerfile`` for custom executor images;
 * ``dist/``: the wheels to install (taskbox's own, built from the source tree; or the executor's);
+* ``requirements.txt``: taskbox's dependencies with the Dockerfile's default ``EXTRAS``, read from
+  ``pyproject.toml``; the builder installs them in a layer of their own, which the engine's build cache
+  keeps while the dependencies are unchanged (a source change then rebuilds in seconds);
 * ``strip_venv.py`` and ``bin/`` (flytekit's command names) from the source tree's ``images/``;
 * ``ca-certificates.crt``: the host's CA bundle, for pip in the builder stage only (the test machines
   reach PyPI through an HTTPS proxy whose authority is only in that bundle). The runtime stage never
@@ -20,6 +23,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +45,8 @@ EXECUTOR_DOCKERFILE = "executor.Dockerfile"
 #: Source files a taskbox wheel is built from (copied to a scratch folder first: the tree stays clean).
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "src")
 SOURCE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+_EXTRAS_ARG = re.compile(r"^ARG EXTRAS=(\S*)\s*$", re.MULTILINE)
+_SELF_EXTRA = re.compile(r"^taskbox\[(?P<extras>[^\]]*)\]$")
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,28 @@ def build_wheel(project: Path, dest: Path) -> Path:
     return built.pop()
 
 
+def requirements(pyproject: Path, extras: list[str]) -> list[str]:
+    """taskbox's dependencies plus those of ``extras``, from ``pyproject.toml`` (``taskbox[...]`` expanded)."""
+    import tomllib  # noqa: PLC0415
+
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    optional = project.get("optional-dependencies", {})
+    found: list[str] = list(project.get("dependencies", []))
+    pending, seen = list(extras), set()
+    while pending:
+        extra = pending.pop(0)
+        if extra in seen or extra not in optional:
+            continue
+        seen.add(extra)
+        for req in optional[extra]:
+            nested = _SELF_EXTRA.match(req)
+            if nested:
+                pending.extend(e.strip() for e in nested["extras"].split(","))
+            elif req not in found:
+                found.append(req)
+    return found
+
+
 def _fresh(dest: Path) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
@@ -140,6 +168,10 @@ def stage_variant(variant: str, dest: Path, source: Path) -> BuildContext:
         raise ImageBuildError(variant, f"no Dockerfile {dockerfile}")
     dest = _fresh(dest)
     shutil.copyfile(dockerfile, dest / DOCKERFILE)
+    default_extras = _EXTRAS_ARG.search(dockerfile.read_text(encoding="utf-8"))
+    extras = default_extras.group(1).split(",") if default_extras else []
+    lines = requirements(source / "pyproject.toml", [e for e in extras if e])
+    (dest / "requirements.txt").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     images = source / "images"
     shutil.copyfile(images / "strip_venv.py", dest / "strip_venv.py")
     shutil.copytree(images / "bin", dest / "bin")

@@ -7,15 +7,19 @@
 
 Invariants:
     * Tags are ``<repository>:<version>-py<python>``, ``python`` read from the base image itself.
-    * With ``reuse=True`` an image whose build key (context content hash, build arguments, the base
-      image's id) is unchanged is not rebuilt: the key is part of the tag (``key_tag``).
+    * With ``key_tag`` an image whose build key (context content hash, build arguments, the base
+      image's id) is unchanged is not rebuilt: the key is part of the tag.
+    * One build at a time on a machine: builds hold an exclusive lock (:func:`build_lock`), and the
+      reuse check happens under it, so two sessions wanting the same image build it once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,19 @@ FLYTEKIT_SITE_PACKAGES_MB = 549
 #: What each variant may add to its Python base, in MB (issue 6: at most half of flytekit's 549 MB).
 SIZE_BUDGET_MB = {"base": 150, "http": 170, "sqlite": 270, "sql": 270, "python": FLYTEKIT_SITE_PACKAGES_MB / 2}
 MB = 1_000_000
+#: The machine-wide build lock (the test machines are shared: builds run in series).
+LOCK_FILE = Path(tempfile.gettempdir()) / "taskbox-image-build.lock"
+
+
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """Hold the machine-wide image build lock (waits for other builds to finish)."""
+    with LOCK_FILE.open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -110,7 +127,7 @@ def build_variant(
     """
     parent_id = _parent_id(client, base_image)
     buildargs = {"BASE_IMAGE": base_image, "VERSION": version, "REVISION": revision, "CREATED": created}
-    with tempfile.TemporaryDirectory(prefix=f"taskbox-image-{variant}-") as scratch:
+    with build_lock(), tempfile.TemporaryDirectory(prefix=f"taskbox-image-{variant}-") as scratch:
         context = stage_variant(variant, Path(scratch) / "context", source)
         keyed = f"{key_tag}:{_key(context, buildargs, parent_id)}" if key_tag else None
         final = tag or keyed or variant_tag(variant, version, sdk.image_python(client, base_image))
@@ -119,8 +136,8 @@ def build_variant(
             image.tag(*final.rsplit(":", 1))
             return BuiltImage(final, image.id, reused=True)
         image_id = sdk.build(client, context, final, buildargs=buildargs, progress=progress)
-    if keyed and keyed != final:
-        client.images.get(image_id).tag(*keyed.rsplit(":", 1))
+        if keyed and keyed != final:
+            client.images.get(image_id).tag(*keyed.rsplit(":", 1))
     return BuiltImage(final, image_id)
 
 
@@ -149,7 +166,7 @@ def build_executor_image(
         ImageBuildError: The build failed, the image adds no executor, or one of them does not load.
     """
     _parent_id(client, parent)
-    with tempfile.TemporaryDirectory(prefix="taskbox-image-executor-") as scratch:
+    with build_lock(), tempfile.TemporaryDirectory(prefix="taskbox-image-executor-") as scratch:
         context, requirement = stage_executor(executor, Path(scratch) / "context")
         image_id = sdk.build(
             client,
@@ -161,10 +178,11 @@ def build_executor_image(
         )
     before = {e["name"] for e in sdk.installed_executors(client, parent)}
     added = [e for e in sdk.installed_executors(client, tag) if e["name"] not in before]
-    if not added:
-        raise ImageBuildError(tag, f"{executor} registers no executor (entry point group taskbox.executors)")
     broken = [f"{e['name']}: {e['status']}" for e in added if e["status"] != "available"]
-    if broken:
+    if not added or broken:
+        client.images.remove(tag)  # an image that fails its check is not left behind under its tag
+        if not added:
+            raise ImageBuildError(tag, f"{executor} registers no executor (entry point group taskbox.executors)")
         raise ImageBuildError(tag, "executors do not load inside the image: " + "; ".join(broken))
     return BuiltImage(tag, image_id, executors=tuple(added))
 

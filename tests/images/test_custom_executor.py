@@ -1,0 +1,75 @@
+"""``taskbox image build --executor``: the example third-party executor (examples/greet-executor) built on
+the ``base`` image through the Docker SDK, checked inside the image, then run end to end."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from helpers import ROOT, TASKBOX, encode_inputs, make_template, put, read_outputs, simple, subprocess_env
+from taskbox import storage
+from taskbox.authoring.base import CONTAINER_ARGS_PREFIX
+from taskbox.images import build as sdk
+
+EXAMPLE = ROOT / "examples" / "greet-executor"
+STR = simple("STRING")
+
+
+@pytest.fixture(scope="module")
+def greet_image(docker_client, variant_image):
+    parent = variant_image("base")
+    tag = f"taskbox-test/greet:{parent.rsplit(':', 1)[1]}"
+    proc = subprocess.run(
+        [TASKBOX, "image", "build", "--executor", str(EXAMPLE), "--tag", tag, "--base-image", parent, "--quiet"],
+        capture_output=True, text=True, timeout=1800, env=subprocess_env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.splitlines()[0] == tag
+    assert "executor greet (task types: greet): available" in proc.stdout
+    return tag, parent
+
+
+def test_image_adds_only_the_executor(docker_client, greet_image):
+    tag, parent = greet_image
+    executors = {e["name"]: e for e in sdk.installed_executors(docker_client, tag)}
+    assert executors["greet"]["status"] == "available" and executors["greet"]["source"] == "plugin (taskbox-greet)"
+    config = docker_client.images.get(tag).attrs["Config"]
+    assert config["User"] == "65532:65532" and config["Entrypoint"] == ["taskbox"]
+    added = docker_client.images.get(tag).attrs["Size"] - docker_client.images.get(parent).attrs["Size"]
+    assert added < 1_000_000, f"the executor image adds {added} bytes: only the plugin should be added"
+    result = sdk.run(docker_client, tag, ["-c", "import pip"], entrypoint=["python3"])
+    assert result.exit_code != 0  # the builder's pip stays behind
+
+
+@pytest.mark.servers
+def test_greet_runs_in_its_image(docker_client, greet_image, s3_base, container_env):
+    tag, _ = greet_image
+    template = make_template("greet", {"name": STR}, {"message": STR}, {"greeting": "Hi"})
+    template.container.image = tag
+    template.container.args.extend([*CONTAINER_ARGS_PREFIX, "greet"])
+    task = put(storage.join(s3_base, "task.pb"), template.SerializeToString())
+    inputs = put(storage.join(s3_base, "inputs.pb"), encode_inputs({"name": "Ada"}, {"name": STR}))
+    prefix, raw = storage.join(s3_base, "out"), storage.join(s3_base, "raw")
+    values = {"{{.input}}": inputs, "{{.outputPrefix}}": prefix, "{{.rawOutputDataPrefix}}": raw, "{{.taskTemplatePath}}": task}
+    result = sdk.run(docker_client, tag, [values.get(a, a) for a in template.container.args], environment=container_env)
+    assert result.exit_code == 0, result.stderr[-4000:]
+    assert read_outputs(prefix, {"message": STR}) == {"message": "Hi, Ada!"}
+
+
+def test_a_package_without_executors_is_refused(docker_client, greet_image, tmp_path):
+    _, parent = greet_image
+    project = tmp_path / "noexec"
+    (project / "noexec").mkdir(parents=True)
+    (project / "noexec" / "__init__.py").write_text("")
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=77"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "noexec"\nversion = "0.1"\n'
+    )
+    proc = subprocess.run(
+        [TASKBOX, "image", "build", "--executor", str(project), "--tag", "taskbox-test/noexec:1", "--base-image", parent, "--quiet"],
+        capture_output=True, text=True, timeout=1800, env=subprocess_env(),
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "registers no executor" in proc.stderr
+    assert not sdk.image_exists(docker_client, "taskbox-test/noexec:1")
