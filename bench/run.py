@@ -177,10 +177,10 @@ def main() -> int:
     parser.add_argument("--flytekit-venv", default=str(ROOT / ".venv-flytekit"), type=Path)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--only", choices=("cold-start", "fast-execute", "sql", "http"), action="append", help="run only these benchmarks")
+    parser.add_argument("--only", choices=("cold-start", "fast-execute", "sql", "http", "image"), action="append", help="run only these benchmarks")
     parser.add_argument("--sql-runs", type=int, default=3, help="runs per SQL case (each moves up to 1M rows)")
     ns = parser.parse_args()
-    selected = set(ns.only or ("cold-start", "fast-execute", "sql", "http"))
+    selected = set(ns.only or ("cold-start", "fast-execute", "sql", "http", "image"))
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     compile_sources()
     summaries = []
@@ -210,6 +210,12 @@ def main() -> int:
 
             print("\n== http: 1,000 sequential small GET tasks through the http executor (local server)")
             summaries.append({"title": "http", "runs": http_tasks.bench_http(work / "http", 3)})
+        if "image" in selected:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import images as images_bench
+
+            summaries.append(report("cold start: the sqlite image (docker run to exit) on flytekit's SQLite3Task",
+                                    images_bench.bench_image_cold_start(work, ns.flytekit_venv.resolve(), ns.runs)))
     if ns.json:
         ns.json.write_text(json.dumps(summaries, indent=2))
     return 0 if all(s.get("met", True) for s in summaries) else 1
