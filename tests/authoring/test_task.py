@@ -267,7 +267,10 @@ def test_template_metadata_and_options():
 
 def test_template_defaults():
     template = sample_tasks().add.template()
-    assert default_task_image() is None and template.container.image == ""
+    from taskbox.images.catalog import default_image
+
+    assert default_task_image() == default_image("python") == template.container.image
+    assert taskbox.__version__ in template.container.image
     assert template.id.name == "sample_tasks.tasks.add"
     assert template.metadata.retries.retries == 0 and not template.metadata.HasField("timeout")
     assert not template.metadata.discoverable and not template.container.HasField("resources")

@@ -56,10 +56,12 @@ _CO_VARARGS, _CO_VARKEYWORDS, _CO_COROUTINE = 0x04, 0x08, 0x80
 def default_task_image() -> str | None:
     """Return the image a function task's template uses when ``template(image=...)`` is not given.
 
-    This is the single hook for the image catalog (built separately); until it lands there is no
-    default and the template's image is left empty.
+    The image catalog's ``python`` variant (user tasks from bundles) for the installed taskbox version,
+    digest-pinned once a release recorded the digest.
     """
-    return None
+    from taskbox.authoring.base import default_image  # noqa: PLC0415
+
+    return default_image("python")
 
 
 def _execute_args() -> list[str]:
