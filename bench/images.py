@@ -41,8 +41,15 @@ def sqlite_image() -> str:
     client = sdk.docker_client()
     if not sdk.image_exists(client, BASE_IMAGE):
         raise SystemExit(f"{BASE_IMAGE} is missing: run `make base-image`")
-    built = build_variant(client, "sqlite", base_image=BASE_IMAGE, version=__version__, revision="bench",
-                          source=ROOT, key_tag="taskbox-bench/sqlite")  # fmt: skip
+    built = build_variant(
+        client,
+        "sqlite",
+        base_image=BASE_IMAGE,
+        version=__version__,
+        revision="bench",
+        source=ROOT,
+        key_tag="taskbox-bench/sqlite",
+    )
     return built.tag
 
 
@@ -97,15 +104,41 @@ def bench_image_cold_start(work: Path, flytekit_venv: Path, runs: int) -> list[A
     if docker is None:
         raise SystemExit("docker is missing: run `make docker-engine`")
     folder, args = _case(work / "image", MOUNT)
-    argv = [docker, "run", "--rm", "--network", "host", "--read-only", "--tmpfs", "/tmp", "--user", "65532:65532",
-            "--volume", f"{folder}:{MOUNT}", image, *args]  # fmt: skip
+    argv = [
+        docker,
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--user",
+        "65532:65532",
+        "--volume",
+        f"{folder}:{MOUNT}",
+        image,
+        *args,
+    ]
     results = [run.measure("sqlite image: docker run to exit", argv, runs, _checker(folder))]
     pyflyte = flytekit_venv / "bin" / "pyflyte-execute"
     if not pyflyte.exists():
         raise SystemExit(f"{pyflyte} is missing: run `make flytekit-venv`")
     fk_folder, fk_args = _case(work / "flytekit", work / "flytekit")
-    env = dict(os.environ, FLYTE_INTERNAL_EXECUTION_ID="bench", FLYTE_INTERNAL_EXECUTION_PROJECT="p",
-               FLYTE_INTERNAL_EXECUTION_DOMAIN="d")  # fmt: skip
-    results.append(run.measure("flytekit pyflyte-execute (no container)", [str(pyflyte), *fk_args[1:]], runs,
-                               _checker(fk_folder), cwd=str(fk_folder), env=env))  # fmt: skip
+    env = dict(
+        os.environ,
+        FLYTE_INTERNAL_EXECUTION_ID="bench",
+        FLYTE_INTERNAL_EXECUTION_PROJECT="p",
+        FLYTE_INTERNAL_EXECUTION_DOMAIN="d",
+    )
+    results.append(
+        run.measure(
+            "flytekit pyflyte-execute (no container)",
+            [str(pyflyte), *fk_args[1:]],
+            runs,
+            _checker(fk_folder),
+            cwd=str(fk_folder),
+            env=env,
+        )
+    )
     return results

@@ -42,7 +42,7 @@ BOTOCORE_KEPT = {"s3", "sts", "sso", "sso-oidc"}
 
 
 def site_packages(venv: Path) -> Path:
-    """The venv's only site-packages folder."""
+    """Return the venv's only site-packages folder."""
     (found,) = venv.glob("lib/python3*/site-packages")
     return found
 
@@ -56,7 +56,7 @@ def remove(path: Path) -> None:
 
 
 def uninstall_packaging_tools(venv: Path) -> None:
-    """pip uninstalls setuptools and wheel, then itself; its console scripts go with it."""
+    """Pip uninstalls setuptools and wheel, then itself; its console scripts go with it."""
     python = venv / "bin" / "python"
     subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", *PACKAGING_TOOLS], check=True)
 

@@ -40,9 +40,7 @@ REVISION = "test"
 
 
 def _start_engine() -> str:
-    proc = subprocess.run(
-        [str(ROOT / "scripts" / "docker-engine.sh")], capture_output=True, text=True, timeout=900
-    )
+    proc = subprocess.run([str(ROOT / "scripts" / "docker-engine.sh")], capture_output=True, text=True, timeout=900)
     return (proc.stdout + proc.stderr)[-3000:]
 
 

@@ -68,3 +68,14 @@ def test_flytekit_command_names_are_aliases():
         proc = run([TASKBOX, *argv])
         assert proc.returncode == 0, proc.stderr
     assert run([TASKBOX, "pyflyte-execute", "--help"]).stdout.startswith("usage: taskbox execute")
+
+
+def test_no_docker_engine_is_a_failure_that_says_how_to_start_one(monkeypatch, tmp_path):
+    from taskbox.images import DockerUnavailable
+    from taskbox.images import build as sdk
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-such.sock'}")
+    with pytest.raises(DockerUnavailable) as info:
+        sdk.docker_client()
+    assert "make docker-engine" in str(info.value) and "--bridge=none" in str(info.value)
+    assert info.value.code == "SYSTEM:DockerUnavailable"

@@ -22,8 +22,11 @@ def greet_image(docker_client, variant_image):
     tag = f"taskbox-test/greet:{parent.rsplit(':', 1)[1]}"
     proc = subprocess.run(
         [TASKBOX, "image", "build", "--executor", str(EXAMPLE), "--tag", tag, "--base-image", parent, "--quiet"],
-        capture_output=True, text=True, timeout=1800, env=subprocess_env(),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=subprocess_env(),
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.splitlines()[0] == tag
     assert "executor greet (task types: greet): available" in proc.stdout
@@ -51,7 +54,12 @@ def test_greet_runs_in_its_image(docker_client, greet_image, s3_base, container_
     task = put(storage.join(s3_base, "task.pb"), template.SerializeToString())
     inputs = put(storage.join(s3_base, "inputs.pb"), encode_inputs({"name": "Ada"}, {"name": STR}))
     prefix, raw = storage.join(s3_base, "out"), storage.join(s3_base, "raw")
-    values = {"{{.input}}": inputs, "{{.outputPrefix}}": prefix, "{{.rawOutputDataPrefix}}": raw, "{{.taskTemplatePath}}": task}
+    values = {
+        "{{.input}}": inputs,
+        "{{.outputPrefix}}": prefix,
+        "{{.rawOutputDataPrefix}}": raw,
+        "{{.taskTemplatePath}}": task,
+    }
     result = sdk.run(docker_client, tag, [values.get(a, a) for a in template.container.args], environment=container_env)
     assert result.exit_code == 0, result.stderr[-4000:]
     assert read_outputs(prefix, {"message": STR}) == {"message": "Hi, Ada!"}
@@ -67,9 +75,23 @@ def test_a_package_without_executors_is_refused(docker_client, greet_image, tmp_
         '[project]\nname = "noexec"\nversion = "0.1"\n'
     )
     proc = subprocess.run(
-        [TASKBOX, "image", "build", "--executor", str(project), "--tag", "taskbox-test/noexec:1", "--base-image", parent, "--quiet"],
-        capture_output=True, text=True, timeout=1800, env=subprocess_env(),
-    )  # fmt: skip
+        [
+            TASKBOX,
+            "image",
+            "build",
+            "--executor",
+            str(project),
+            "--tag",
+            "taskbox-test/noexec:1",
+            "--base-image",
+            parent,
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=subprocess_env(),
+    )
     assert proc.returncode == 1
     assert "registers no executor" in proc.stderr
     assert not sdk.image_exists(docker_client, "taskbox-test/noexec:1")

@@ -39,7 +39,12 @@ def pg_db() -> Any:
 
 def flyte_args(args: Any, inputs: str, prefix: str, raw: str, task: str) -> list[str]:
     """A template's container args with the placeholders propeller fills in."""
-    values = {"{{.input}}": inputs, "{{.outputPrefix}}": prefix, "{{.rawOutputDataPrefix}}": raw, "{{.taskTemplatePath}}": task}
+    values = {
+        "{{.input}}": inputs,
+        "{{.outputPrefix}}": prefix,
+        "{{.rawOutputDataPrefix}}": raw,
+        "{{.taskTemplatePath}}": task,
+    }
     return [values.get(a, a) for a in args]
 
 
@@ -55,7 +60,10 @@ def run_task(client: Any, image: str, template: Any, inputs: bytes, base: str, e
     args = flyte_args(template.container.args, inputs_uri, prefix, raw, task)
     result = sdk.run(client, image, args, environment=env)
     assert result.exit_code == 0, result.stderr[-4000:]
-    assert commit_files(prefix) == {"outputs.pb"}, (read_error(prefix) if "error.pb" in commit_files(prefix) else "", result.stderr[-4000:])
+    assert commit_files(prefix) == {"outputs.pb"}, (
+        read_error(prefix) if "error.pb" in commit_files(prefix) else "",
+        result.stderr[-4000:],
+    )
     return prefix
 
 
@@ -71,7 +79,9 @@ def test_echo_in_base_image(docker_client, variant_image, s3_base, container_env
     image = variant_image("base")
     types = {"n": INT, "s": STR, "x": FLOAT}
     template = template_for("echo", "echo", types, types, None, image)
-    prefix = run_task(docker_client, image, template, encode_inputs({"n": 7, "s": "héllo", "x": 0.5}, types), s3_base, container_env)
+    prefix = run_task(
+        docker_client, image, template, encode_inputs({"n": 7, "s": "héllo", "x": 0.5}, types), s3_base, container_env
+    )
     assert read_outputs(prefix, types) == {"n": 7, "s": "héllo", "x": 0.5}
 
 
@@ -80,13 +90,21 @@ def test_sqlite_in_sqlite_image(docker_client, variant_image, s3_base, container
     image = variant_image("sqlite")
     db = put(storage.join(s3_base, "items.db"), Path(sqltesting.make_sqlite(tmp_path / "items.db")).read_bytes())
     task = SQLiteTask(
-        "images.sqlite", "SELECT id, name FROM items WHERE id <= {{ .inputs.n }} ORDER BY id", uri=db, inputs={"n": int}, image=image
+        "images.sqlite",
+        "SELECT id, name FROM items WHERE id <= {{ .inputs.n }} ORDER BY id",
+        uri=db,
+        inputs={"n": int},
+        image=image,
     )
     template = task.to_template()
     types = {"n": INT}
     prefix = run_task(docker_client, image, template, encode_inputs({"n": 3}, types), s3_base, container_env)
     out = read_outputs(prefix, {"results": template.interface.outputs.variables["results"].type})
-    assert out["results"].to_arrow().to_pylist() == [{"id": 1, "name": "name-1"}, {"id": 2, "name": "name-2"}, {"id": 3, "name": "name-3"}]
+    assert out["results"].to_arrow().to_pylist() == [
+        {"id": 1, "name": "name-1"},
+        {"id": 2, "name": "name-2"},
+        {"id": 3, "name": "name-3"},
+    ]
 
 
 @pytest.mark.servers

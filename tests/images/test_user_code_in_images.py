@@ -54,20 +54,29 @@ def read_results(prefix: str, template) -> list[dict]:
 
 
 @pytest.mark.parametrize("entry", ["kubernetes-args", "pyflyte-execute-on-path"])
-def test_flytekit_sqlite3_task_runs_in_the_sqlite_image(docker_client, variant_image, s3_base, container_env,
-                                                        golden_sqlite, entry):  # fmt: skip
+def test_flytekit_sqlite3_task_runs_in_the_sqlite_image(
+    docker_client, variant_image, s3_base, container_env, golden_sqlite, entry
+):
     template = golden_sqlite
     task = put(storage.join(s3_base, "task.pb"), (GOLDEN / "sqlite3_task.pb").read_bytes())
     inputs = put(storage.join(s3_base, "inputs.pb"), (GOLDEN / "sqlite3_inputs.pb").read_bytes())
     prefix, raw = storage.join(s3_base, "out"), storage.join(s3_base, "raw")
-    args = substitute(list(template.container.args), {
-        "{{.input}}": inputs, "{{.outputPrefix}}": prefix, "{{.rawOutputDataPrefix}}": raw, "{{.taskTemplatePath}}": task,
-    })  # fmt: skip
+    args = substitute(
+        list(template.container.args),
+        {
+            "{{.input}}": inputs,
+            "{{.outputPrefix}}": prefix,
+            "{{.rawOutputDataPrefix}}": raw,
+            "{{.taskTemplatePath}}": task,
+        },
+    )
     assert args[0] == "pyflyte-execute" and args[-1] == "flytekit.extras.sqlite3.task.SQLite3TaskExecutor"
     if entry == "kubernetes-args":  # a pod keeps the image's ENTRYPOINT (taskbox) and appends the args
         result = sdk.run(docker_client, variant_image("sqlite"), args, environment=container_env)
     else:  # the alias on the PATH, as in flytekit's own images
-        result = sdk.run(docker_client, variant_image("sqlite"), args[1:], entrypoint=[args[0]], environment=container_env)
+        result = sdk.run(
+            docker_client, variant_image("sqlite"), args[1:], entrypoint=[args[0]], environment=container_env
+        )
     assert result.exit_code == 0, result.stderr[-4000:]
     assert commit_files(prefix) == {"outputs.pb"}, result.stderr[-4000:]
     rows = read_results(prefix, template)
@@ -79,22 +88,48 @@ def test_flytekit_sqlite3_task_runs_in_the_sqlite_image(docker_client, variant_i
 def bundle_uri(s3_server) -> str:
     """``taskbox bundle tests/sample_project --to s3://...`` (on the host, as a CI job would)."""
     to = s3_server.uri(f"images-bundle-{uuid.uuid4().hex[:8]}/bundles")
-    proc = subprocess.run([TASKBOX, "bundle", str(SAMPLE_PROJECT), "--to", to], capture_output=True, text=True,
-                          timeout=120, env=subprocess_env())  # fmt: skip
+    proc = subprocess.run(
+        [TASKBOX, "bundle", str(SAMPLE_PROJECT), "--to", to],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(),
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("command", [("taskbox", "fast-execute"), ("pyflyte-fast-execute",)], ids=["taskbox", "flytekit-names"])
-def test_user_bundle_runs_in_the_python_image(docker_client, variant_image, s3_base, container_env, bundle_uri, command):
+@pytest.mark.parametrize(
+    "command", [("taskbox", "fast-execute"), ("pyflyte-fast-execute",)], ids=["taskbox", "flytekit-names"]
+)
+def test_user_bundle_runs_in_the_python_image(
+    docker_client, variant_image, s3_base, container_env, bundle_uri, command
+):
     inner = ("taskbox", "execute") if command[0] == "taskbox" else ("pyflyte-execute",)
     inputs = put(storage.join(s3_base, "inputs.pb"), encode_inputs({"a": 40, "b": 2}, {"a": int, "b": int}))
     prefix, raw = storage.join(s3_base, "out"), storage.join(s3_base, "raw")
     args = [
-        *command, "--additional-distribution", bundle_uri, "--dest-dir", "/tmp/dest", "--",
-        *inner, "--inputs", inputs, "--output-prefix", prefix, "--raw-output-data-prefix", raw,
-        "--resolver", "taskbox.function", "--", "task-module", "sample_tasks.tasks", "task-name", "add",
-    ]  # fmt: skip
+        *command,
+        "--additional-distribution",
+        bundle_uri,
+        "--dest-dir",
+        "/tmp/dest",
+        "--",
+        *inner,
+        "--inputs",
+        inputs,
+        "--output-prefix",
+        prefix,
+        "--raw-output-data-prefix",
+        raw,
+        "--resolver",
+        "taskbox.function",
+        "--",
+        "task-module",
+        "sample_tasks.tasks",
+        "task-name",
+        "add",
+    ]
     result = sdk.run(docker_client, variant_image("python"), args, environment=container_env)
     assert result.exit_code == 0, result.stderr[-4000:]
     assert commit_files(prefix) == {"outputs.pb"}, result.stderr[-4000:]

@@ -35,7 +35,10 @@ print(json.dumps({
     "prefix": sys.prefix,
     "root_writable": root_writable,
     "missing_pyc": missing_pyc[:20],
-    "which": {n: shutil.which(n) for n in ("taskbox", "pyflyte-execute", "pyflyte-fast-execute", "pip", "pip3", "gcc", "cc")},
+    "which": {
+        n: shutil.which(n)
+        for n in ("taskbox", "pyflyte-execute", "pyflyte-fast-execute", "pip", "pip3", "gcc", "cc")
+    },
     "pip_importable": importlib.util.find_spec("pip") is not None,
     "setuptools_importable": importlib.util.find_spec("setuptools") is not None,
     "build_dir": os.path.exists("/build"),

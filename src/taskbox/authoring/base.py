@@ -49,7 +49,7 @@ CONTAINER_ARGS_PREFIX = (
 
 
 def default_image(variant: str) -> str:
-    """The image catalog's reference of ``variant`` for the installed taskbox version.
+    """Return the image catalog's reference of ``variant`` for the installed taskbox version.
 
     ``<repository>:<version>-py<python>``, digest-pinned (``...@sha256:...``) once a release has recorded
     the digest; see :func:`taskbox.images.default_image`.

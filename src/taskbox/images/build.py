@@ -39,10 +39,11 @@ LOG_TAIL = 60
 
 
 def docker_client() -> Any:
-    """A Docker SDK client for the engine the environment names (``DOCKER_HOST`` or the local socket).
+    """Return a Docker SDK client for the engine the environment names (``DOCKER_HOST`` or the socket).
 
     Raises:
         DockerUnavailable: The SDK is not installed or no engine answers.
+
     """
     try:
         import docker  # noqa: PLC0415 - the ``images`` extra
@@ -91,6 +92,7 @@ def build(
 
     Raises:
         ImageBuildError: The build failed; carries the end of the build log.
+
     """
     from docker.errors import APIError  # noqa: PLC0415
 
@@ -129,6 +131,7 @@ class RunResult:
         exit_code: The container's exit status.
         stdout: Its standard output.
         stderr: Its standard error.
+
     """
 
     exit_code: int
@@ -155,6 +158,7 @@ def run(
 
     Raises:
         ImageBuildError: The container did not finish within ``timeout_s``.
+
     """
     container = client.containers.create(
         image,
@@ -186,6 +190,7 @@ def installed_executors(client: Any, image: str) -> list[dict[str, Any]]:
 
     Raises:
         ImageBuildError: The command fails or prints something else than JSON.
+
     """
     result = run(client, image, ["executors", "--json"], entrypoint=["taskbox"])
     if result.exit_code != 0:
@@ -197,7 +202,7 @@ def installed_executors(client: Any, image: str) -> list[dict[str, Any]]:
 
 
 def image_python(client: Any, image: str) -> str:
-    """The ``major.minor`` of the ``python3`` in ``image`` (for the ``-py<python>`` tag suffix)."""
+    """Return the ``major.minor`` of the ``python3`` in ``image`` (the ``-py<python>`` tag suffix)."""
     code = "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"
     result = run(client, image, ["-c", code], entrypoint=["python3"], user="0:0")
     if result.exit_code != 0:
@@ -206,5 +211,5 @@ def image_python(client: Any, image: str) -> str:
 
 
 def print_progress(line: str) -> None:
-    """A ``progress`` callback that echoes build output to stderr."""
+    """Echo one line of build output to stderr (a ``progress`` callback)."""
     print(line, file=sys.stderr, flush=True)

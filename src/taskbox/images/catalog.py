@@ -33,6 +33,7 @@ class ImageEntry:
         repository: Where the variant is published (``ghcr.io/taskbox/executor-sqlite``).
         description: What the image runs.
         digests: Tag -> ``sha256:...`` digest, for the tags a release has published.
+
     """
 
     variant: str
@@ -49,6 +50,7 @@ class Catalog:
         tag_scheme: The tag format, with ``{version}`` and ``{python}`` fields.
         python: The Python minor of the published images (``3.12``).
         entries: Variant name -> entry, in the catalog's order.
+
     """
 
     tag_scheme: str
@@ -60,6 +62,7 @@ class Catalog:
 
         Raises:
             CatalogError: The catalog has no such variant.
+
         """
         try:
             return self.entries[variant]
@@ -103,6 +106,7 @@ def load_catalog() -> Catalog:
 
     Raises:
         CatalogError: The catalog is missing or malformed.
+
     """
     import tomllib  # noqa: PLC0415 - only the SDK and the CLI read the catalog
 
@@ -114,13 +118,14 @@ def load_catalog() -> Catalog:
 
 
 def default_image(variant: str) -> str:
-    """The catalog image of ``variant`` for the installed taskbox version.
+    """Return the catalog image of ``variant`` for the installed taskbox version.
 
     Returns:
         ``repository:<version>-py<python>``, pinned as ``...@sha256:...`` when a digest is recorded.
 
     Raises:
         CatalogError: No such variant.
+
     """
     from taskbox import __version__  # noqa: PLC0415
 

@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _parent(client: Any, ns: argparse.Namespace, version: str) -> str:
-    """The parent of a custom executor image: ``--base-image``, else the local ``--base`` variant image."""
+    """Pick the parent of a custom executor image: ``--base-image``, else the local ``--base`` variant image."""
     from taskbox.images.errors import ImageBuildError  # noqa: PLC0415
     from taskbox.images.variants import variant_tag  # noqa: PLC0415
 

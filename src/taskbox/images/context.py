@@ -56,6 +56,7 @@ class BuildContext:
     Attributes:
         path: The context folder (holds ``Dockerfile``).
         content_hash: Hex SHA-256 of what the image is built from (see the module docstring).
+
     """
 
     path: Path
@@ -70,6 +71,7 @@ def find_source_root(start: Path | None = None) -> Path:
 
     Raises:
         ImageBuildError: No source tree above ``start`` (variant images build from a checkout).
+
     """
     starts = [start] if start is not None else [Path(__file__).resolve().parent, Path.cwd()]
     for origin in starts:
@@ -106,6 +108,7 @@ def build_wheel(project: Path, dest: Path) -> Path:
 
     Raises:
         ImageBuildError: pip failed.
+
     """
     dest.mkdir(parents=True, exist_ok=True)
     before = set(dest.glob("*.whl"))
@@ -118,7 +121,7 @@ def build_wheel(project: Path, dest: Path) -> Path:
 
 
 def requirements(pyproject: Path, extras: list[str]) -> list[str]:
-    """taskbox's dependencies plus those of ``extras``, from ``pyproject.toml`` (``taskbox[...]`` expanded)."""
+    """Taskbox's dependencies plus those of ``extras``, from ``pyproject.toml`` (``taskbox[...]`` expanded)."""
     import tomllib  # noqa: PLC0415
 
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
@@ -148,7 +151,9 @@ def _fresh(dest: Path) -> Path:
 
 def _copy_ca(dest: Path) -> None:
     if not HOST_CA_BUNDLE.is_file():
-        raise ImageBuildError("context", f"the host's CA bundle {HOST_CA_BUNDLE} is missing (apt-get install ca-certificates)")
+        raise ImageBuildError(
+            "context", f"the host's CA bundle {HOST_CA_BUNDLE} is missing (apt-get install ca-certificates)"
+        )
     shutil.copyfile(HOST_CA_BUNDLE, dest / CA_NAME)
 
 
@@ -162,6 +167,7 @@ def stage_variant(variant: str, dest: Path, source: Path) -> BuildContext:
 
     Raises:
         ImageBuildError: No such Dockerfile, or the wheel does not build.
+
     """
     dockerfile = source / "Dockerfiles" / f"{variant}.Dockerfile"
     if not dockerfile.is_file():
@@ -203,6 +209,7 @@ def stage_executor(executor: str, dest: Path) -> tuple[BuildContext, str]:
 
     Raises:
         ImageBuildError: The project's wheel does not build.
+
     """
     dest = _fresh(dest)
     template = resources.files(__package__).joinpath(EXECUTOR_DOCKERFILE)

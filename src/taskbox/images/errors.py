@@ -34,6 +34,7 @@ class DockerUnavailable(PlatformError):
 
     Args:
         reason: What failed (the SDK's message).
+
     """
 
     code = "SYSTEM:DockerUnavailable"
@@ -51,6 +52,7 @@ class ImageBuildError(UserError):
         image: The tag being built.
         reason: What failed.
         log: The tail of the build or container log.
+
     """
 
     code = "USER:ImageBuild"

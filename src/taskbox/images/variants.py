@@ -60,6 +60,7 @@ class BuiltImage:
         id: Its image id.
         reused: Whether an existing image with the same build key was reused instead of a build.
         executors: For custom executor images, the executors the image adds (``taskbox executors --json``).
+
     """
 
     tag: str
@@ -69,7 +70,10 @@ class BuiltImage:
 
 
 def variant_tag(variant: str, version: str, python: str, registry: str | None = None) -> str:
-    """``<repository>:<version>-py<python>``; ``registry`` replaces the catalog's (``<registry>/executor-<variant>``)."""
+    """Return ``<repository>:<version>-py<python>``.
+
+    ``registry`` replaces the catalog's registry: the repository becomes ``<registry>/executor-<variant>``.
+    """
     catalog = load_catalog()
     entry = catalog.entry(variant)
     repository = entry.repository
@@ -124,6 +128,7 @@ def build_variant(
 
     Raises:
         ImageBuildError: The build failed or its parent is missing.
+
     """
     parent_id = _parent_id(client, base_image)
     buildargs = {"BASE_IMAGE": base_image, "VERSION": version, "REVISION": revision, "CREATED": created}
@@ -164,6 +169,7 @@ def build_executor_image(
 
     Raises:
         ImageBuildError: The build failed, the image adds no executor, or one of them does not load.
+
     """
     _parent_id(client, parent)
     with build_lock(), tempfile.TemporaryDirectory(prefix="taskbox-image-executor-") as scratch:
@@ -197,6 +203,7 @@ class SizeRow:
         size_mb: Uncompressed size.
         delta_mb: What the image adds to its base.
         budget_mb: What it may add (issue 6).
+
     """
 
     variant: str
@@ -211,6 +218,7 @@ def image_sizes(client: Any, tags: Mapping[str, str], base_image: str) -> list[S
 
     Raises:
         ImageBuildError: An image is missing.
+
     """
     base = _size(client, base_image)
     rows = []
@@ -227,7 +235,7 @@ def _size(client: Any, reference: str) -> int:
 
 
 def format_sizes(rows: Sequence[SizeRow], base_image: str) -> str:
-    """The table ``make image-sizes`` prints, with flytekit's figure beside."""
+    """Format the table ``make image-sizes`` prints, with flytekit's figure beside."""
     lines = [
         f"uncompressed sizes over the Python base {base_image} "
         f"(flytekit 1.16 + SQLAlchemy plugin + pandas + pyarrow: {FLYTEKIT_SITE_PACKAGES_MB} MB of site-packages)",
@@ -236,7 +244,6 @@ def format_sizes(rows: Sequence[SizeRow], base_image: str) -> str:
     for row in rows:
         share = row.delta_mb / FLYTEKIT_SITE_PACKAGES_MB
         flag = "" if row.delta_mb <= row.budget_mb else "  OVER BUDGET"
-        lines.append(
-            f"{row.variant:<8} {row.size_mb:>8.1f} {row.delta_mb:>8.1f} {row.budget_mb:>7.0f} {share:>10.0%}  {row.tag}{flag}"
-        )
+        sizes = f"{row.size_mb:>8.1f} {row.delta_mb:>8.1f} {row.budget_mb:>7.0f} {share:>10.0%}"
+        lines.append(f"{row.variant:<8} {sizes}  {row.tag}{flag}")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ class GreetConfig(ExecutorConfig):
 
     Attributes:
         greeting: The word before the name.
+
     """
 
     greeting: str = Field(default="Hello", min_length=1, max_length=64)
@@ -38,6 +39,7 @@ class GreetExecutor(Executor):
 
         Raises:
             InputError: ``name`` is empty.
+
         """
         name = str(inputs.get("name", "")).strip()
         if not name:
