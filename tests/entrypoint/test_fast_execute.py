@@ -440,3 +440,38 @@ def test_malformed_limit_variable_is_a_user_config_error(tmp_path, task, source)
     proc = run(fast_args(bundle, tmp_path / "dest", task[0], prefix, task[1]), TASKBOX_BUNDLE_MAX_RATIO="lots")
     assert proc.returncode == 0, proc.stderr
     assert_error(prefix, "USER:InvalidConfig", "USER", recoverable=False)
+
+
+# --- start-up cost: what each path imports ----------------------------------------------------------------
+
+_REPORT_MODULES = """
+import sys
+from taskbox.entrypoint.cli import main
+code = main(sys.argv[1:])
+heavy = ("taskbox.bundles", "taskbox.entrypoint.fast_execute", "tarfile", "hashlib")
+print(",".join(m for m in heavy if m in sys.modules))
+sys.exit(code)
+"""
+
+
+def loaded_modules(args: list[str]) -> set[str]:
+    proc = run([str(Path(TASKBOX).with_name("python")), "-c", _REPORT_MODULES, *args[1:]])
+    assert proc.returncode == 0, proc.stderr
+    return set(filter(None, proc.stdout.strip().split(",")))
+
+
+def test_execute_and_a_warm_fast_execute_import_nothing_of_the_extractor(tmp_path, task, source):
+    bundle = upload_bundle(str(source), str(tmp_path / "store"))
+    dest, prefix = tmp_path / "dest", str(tmp_path / "out")
+    plain = fast_args(bundle, dest, task[0], prefix, task[1])[7:]  # from "taskbox execute" on
+    assert plain[:2] == ["taskbox", "execute"]
+    plain[-1] = "echo"
+    (tmp_path / "task.pb").write_bytes(make_template("echo", INT, INT).SerializeToString())
+    assert loaded_modules([TASKBOX, *plain[1:]]) == set()
+    (tmp_path / "task.pb").write_bytes(make_template("double", INT, INT).SerializeToString())
+
+    cold = loaded_modules(fast_args(bundle, dest, task[0], prefix, task[1]))
+    assert {"taskbox.bundles", "tarfile"} <= cold
+    warm = loaded_modules(fast_args(bundle, dest, task[0], prefix, task[1]))
+    assert warm == {"taskbox.entrypoint.fast_execute"}
+    assert_doubled(prefix)
