@@ -49,6 +49,17 @@ class Doubler(Executor):
 
     def execute(self, context, config, inputs):
         return {"x": 2 * inputs["x"]}
+
+
+class WhereAmI(Executor):
+    task_type = "where"
+    summary = "reports the working directory, sys.path[0] and PYTHONPATH"
+
+    def execute(self, context, config, inputs):
+        import os
+        import sys
+
+        return {"cwd": os.getcwd(), "first": sys.path[0], "pythonpath": os.environ.get("PYTHONPATH", "")}
 '''
 SENTINEL = b"do not touch\n"
 
@@ -221,6 +232,24 @@ def test_dest_dir_defaults_to_the_working_directory(tmp_path, task, source):
     assert_doubled(str(tmp_path / "out"))
     assert (cwd / "keep.txt").read_bytes() == SENTINEL
     assert Path(bundle_dir(str(cwd), bundle)).is_dir()
+
+
+def test_bundle_is_first_on_sys_path_and_pythonpath_and_the_cwd_stays(tmp_path, task, source):
+    bundle = upload_bundle(str(source), str(tmp_path / "store"))
+    strings = {n: simple("STRING") for n in ("cwd", "first", "pythonpath")}
+    (tmp_path / "where.pb").write_bytes(make_template("where", {}, strings).SerializeToString())
+    (tmp_path / "empty.pb").write_bytes(b"")
+    cwd, dest, prefix = tmp_path / "cwd", tmp_path / "dest", str(tmp_path / "out")
+    cwd.mkdir()
+    args = fast_args(bundle, dest, str(tmp_path / "empty.pb"), prefix, str(tmp_path / "where.pb"))
+    args[-1] = "bundled_exec:WhereAmI"
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert proc.returncode == 0, proc.stderr
+    seen = read_outputs(prefix, strings)
+    root = bundle_dir(str(dest), bundle)
+    assert seen["cwd"] == str(cwd)  # flytekit does not change directory either
+    assert seen["first"] == root
+    assert seen["pythonpath"].split(os.pathsep)[0] == root
 
 
 def test_pyflyte_execute_shaped_inner_command(tmp_path, task, source):
