@@ -17,13 +17,18 @@ from taskbox.redaction import RedactingFilter
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure(level: str | None = None) -> None:
-    """Install the stderr handler on the root logger (idempotent)."""
+def configure(level: str | None = None, formatter: logging.Formatter | None = None) -> None:
+    """Install the stderr handler on the root logger (idempotent).
+
+    Args:
+        level: Log level name; default ``TASKBOX_LOG_LEVEL`` or INFO.
+        formatter: The handler's formatter (``taskbox run`` passes a JSON one); default :data:`FORMAT`.
+    """
     root = logging.getLogger()
     if any(getattr(h, "_taskbox", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(formatter or logging.Formatter(FORMAT))
     handler.addFilter(RedactingFilter())
     handler._taskbox = True  # type: ignore[attr-defined]
     root.addHandler(handler)

@@ -177,6 +177,13 @@ def cmd_bundle(argv: list[str]) -> int:
     return bundle_main(argv)
 
 
+def cmd_run(argv: list[str]) -> int:
+    """``taskbox run``: plain JSON/YAML inputs and outputs, exit codes for other orchestrators."""
+    from taskbox.entrypoint.run import main as run_main  # noqa: PLC0415
+
+    return run_main(argv)
+
+
 def cmd_executors(argv: list[str]) -> int:
     """``taskbox executors``: list executors, their task types, status and config schema."""
     import argparse  # noqa: PLC0415
@@ -264,6 +271,7 @@ def cmd_image(argv: list[str]) -> int:
 COMMANDS = {
     "execute": (cmd_execute, "run one task under Flyte's container contract (pyflyte-execute's flags)"),
     "fast-execute": (cmd_fast_execute, "install a code bundle, then run `execute` in the same process"),
+    "run": (cmd_run, "run one task with plain JSON/YAML inputs and outputs; the exit code tells the outcome"),
     "bundle": (cmd_bundle, "pack a source tree into a content-addressed code bundle and upload it"),
     "executors": (cmd_executors, "list the executors this installation can run, with their config schemas"),
     "inspect": (cmd_inspect, "print a .pb file (inputs, outputs, error document, task template) as JSON"),

@@ -12,6 +12,8 @@ Invariants:
       prefix (a restarted pod): a stale ``error.pb`` beside a new ``outputs.pb`` would fail the attempt.
       Between the removal and the write the prefix holds neither, which propeller treats as "no
       outputs" (recoverable): never a wrong answer.
+    * Companion files (``taskbox run``'s ``outputs.json``/``error.json`` and per-output files) are
+      written after the other kind's files are removed and before the commit file, which stays last.
     * Error messages are redacted and bounded (:data:`MAX_MESSAGE_BYTES`, far below propeller's 2 MB
       read limit), keeping the head and the tail of the traceback.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from taskbox import redaction, storage
@@ -97,26 +100,61 @@ def _origin_enum(origin: str) -> int:
     return execution_pb2.ExecutionError.USER if origin == "USER" else execution_pb2.ExecutionError.SYSTEM
 
 
-def commit_outputs(output_prefix: str, outputs: literals_pb2.LiteralMap) -> str:
+def _prepare(output_prefix: str, other: str, stale: Iterable[str], companions: Mapping[str, bytes] | None) -> None:
+    """Remove the other kind's commit file and stale companions, then write this kind's companions."""
+    storage.remove(storage.join(output_prefix, other))
+    for name in stale:
+        storage.remove(storage.join(output_prefix, name))
+    for name, data in (companions or {}).items():
+        storage.write_bytes(storage.join(output_prefix, name), data)
+
+
+def commit_outputs(
+    output_prefix: str,
+    outputs: literals_pb2.LiteralMap,
+    *,
+    companions: Mapping[str, bytes] | None = None,
+    stale: Iterable[str] = (),
+) -> str:
     """Write ``outputs.pb`` as the run's commit, removing a stale ``error.pb`` first.
+
+    Args:
+        output_prefix: Where the commit goes.
+        outputs: The outputs.
+        companions: File name -> bytes written under the prefix before ``outputs.pb`` (``taskbox run``'s
+            ``outputs.json`` and one file per output), so the commit file still comes last.
+        stale: File names an earlier run of the other kind may have left (``error.json``); removed first.
 
     Returns:
         The URI written.
     """
-    storage.remove(storage.join(output_prefix, ERROR_FILE))
+    _prepare(output_prefix, ERROR_FILE, stale, companions)
     uri = storage.join(output_prefix, OUTPUTS_FILE)
     storage.write_bytes(uri, outputs.SerializeToString())
     return uri
 
 
-def commit_error(output_prefix: str, exc: BaseException) -> str:
+def commit_error(
+    output_prefix: str,
+    exc: BaseException,
+    *,
+    companions: Mapping[str, bytes] | None = None,
+    stale: Iterable[str] = (),
+) -> str:
     """Write ``error.pb`` for ``exc`` as the run's commit, removing a stale ``outputs.pb`` first.
+
+    Args:
+        output_prefix: Where the commit goes.
+        exc: What ended the run.
+        companions: File name -> bytes written before ``error.pb`` (``taskbox run``'s ``error.json``).
+        stale: Output files an earlier successful run may have left (``outputs.json``, one per output);
+            removed after ``outputs.pb``, so no partial outputs remain beside an error.
 
     Returns:
         The URI written.
     """
     document = error_document(exc)
-    storage.remove(storage.join(output_prefix, OUTPUTS_FILE))
+    _prepare(output_prefix, OUTPUTS_FILE, stale, companions)
     uri = storage.join(output_prefix, error_file_name())
     storage.write_bytes(uri, document.SerializeToString())
     return uri

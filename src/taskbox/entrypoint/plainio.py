@@ -1,0 +1,433 @@
+"""Plain JSON/YAML values <-> Flyte literals, for ``taskbox run`` (files in, files out, like Flyte's copilot).
+
+Why: orchestrators other than Flyte pass strings and files. ``taskbox run`` takes inputs as plain JSON or
+YAML values (or ``name=value`` strings) and converts them by the task's declared ``LiteralType`` before the
+executor sees them, exactly as ``inputs.pb`` would have been; it writes outputs back as plain values
+(tables and files as their URIs) beside ``outputs.pb``. Interfaces can be declared in a small type
+language (``int``, ``list[str]``, ``table``...) instead of protobuf.
+
+Invariants:
+    * A plain value that does not fit its declared type is an :class:`~taskbox.errors.InputError` naming
+      the input, never a silent coercion: ``"5"`` is an ``int`` only when it came as text (a flag or an
+      environment variable), where everything is text.
+    * Files, directories and tables given as paths or URIs are passed by reference (never copied).
+    * Output plain forms: strings, numbers, booleans and ``null`` as JSON scalars, datetimes as ISO 8601
+      (``Z`` for UTC), durations as seconds, files/directories/tables as URIs, structs as objects.
+    * PyYAML is imported only when a YAML document is read (``pip install 'taskbox[run]'``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from taskbox.errors import ConfigError, InputError, OutputError, TaskboxError
+
+__all__ = [
+    "infer_type",
+    "literal_to_plain",
+    "load_document",
+    "parse_type",
+    "plain_to_literal",
+    "render_output_file",
+    "text_to_plain",
+]
+
+_UTC = datetime.timezone.utc
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+# ------------------------------------------------------------------ documents
+
+
+def parse_document(text: str, *, yaml_ok: bool = True, what: str = "document") -> Any:
+    """Parse JSON, or YAML when the text is not JSON (YAML is a superset of JSON).
+
+    Raises:
+        ConfigError: Neither parses, or the text is YAML and PyYAML is not installed.
+    """
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        if not yaml_ok:
+            raise ConfigError(f"{what} is not valid JSON: {exc}") from None
+        json_error = exc
+    try:
+        import yaml  # noqa: PLC0415 - only YAML documents pay for PyYAML
+    except ModuleNotFoundError:
+        raise ConfigError(
+            f"{what} is not JSON ({json_error}); reading YAML needs PyYAML: pip install 'taskbox[run]'"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} is neither JSON nor YAML: {exc}") from None
+
+
+def load_document(ref: str, *, what: str, error: type[TaskboxError] = ConfigError) -> Any:
+    """Read a JSON/YAML document from a path or URI, or take ``ref`` itself when it is inline JSON/YAML.
+
+    ``ref`` is inline when it starts with ``{`` or ``[`` (after white space) or holds a newline; a ``.json``
+    file must be JSON, anything else is read as JSON or YAML.
+
+    Raises:
+        ConfigError (or ``error``): Unreadable or malformed.
+    """
+    from taskbox import storage  # noqa: PLC0415
+
+    stripped = ref.lstrip()
+    if stripped.startswith(("{", "[")) or "\n" in ref:
+        text, name = ref, f"inline {what}"
+    else:
+        data = storage.read_bytes(ref, max_size=64 * 1024 * 1024)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise error(f"{what} {ref} is not UTF-8 text") from None
+        name = f"{what} {ref}"
+    try:
+        return parse_document(text, yaml_ok=not ref.endswith(".json"), what=name)
+    except ConfigError as exc:
+        raise error(exc.message) from None
+
+
+# ------------------------------------------------------------------ the type language
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _python_type(spec: str) -> Any:  # noqa: C901 - one branch per type name
+    import typing  # noqa: PLC0415
+
+    from taskbox.literals import Directory, File, StructuredDataset  # noqa: PLC0415
+
+    spec = spec.strip()
+    if spec.endswith("?"):
+        return typing.Optional[_python_type(spec[:-1])]  # noqa: UP045
+    alternatives = _split_top(spec, "|")
+    if len(alternatives) > 1:
+        return typing.Union[tuple(_python_type(a) for a in alternatives)]  # noqa: UP007
+    name, bracket, rest = spec.partition("[")
+    name = name.strip().lower()
+    args = _split_top(rest[:-1], ",") if bracket and rest.endswith("]") else []
+    if bracket and not rest.endswith("]"):
+        raise ValueError(f"unbalanced brackets in {spec!r}")
+    simple = {
+        "int": int, "integer": int, "float": float, "str": str, "string": str, "bool": bool, "boolean": bool,
+        "datetime": datetime.datetime, "date": datetime.datetime, "duration": datetime.timedelta,
+        "timedelta": datetime.timedelta, "json": dict, "struct": dict, "none": type(None),
+    }  # fmt: skip
+    if name in simple and not args:
+        return simple[name]
+    if name in ("file", "dir", "directory"):
+        base = File if name == "file" else Directory
+        return base[args[0]] if args else base
+    if name in ("table", "dataset", "structureddataset") and not args:
+        return StructuredDataset
+    if name in ("list", "array") and len(args) == 1:
+        return list[_python_type(args[0])]  # type: ignore[misc]
+    if name in ("dict", "map") and len(args) in (1, 2):
+        if len(args) == 2 and args[0].strip().lower() not in ("str", "string"):
+            raise ValueError("map keys are strings")
+        return dict[str, _python_type(args[-1])]  # type: ignore[misc]
+    if name in ("optional",) and len(args) == 1:
+        return typing.Optional[_python_type(args[0])]  # noqa: UP045
+    if name == "enum" and args:
+        from taskbox.literals.engine import dynamic_enum  # noqa: PLC0415
+
+        return dynamic_enum(tuple(a.strip().strip("'\"") for a in args))
+    raise ValueError(f"unknown type {spec!r}")
+
+
+def parse_type(spec: Any) -> Any:
+    """Turn a declared type into a ``LiteralType``.
+
+    Args:
+        spec: A type-language string (``int``, ``float``, ``str``, ``bool``, ``datetime``, ``duration``,
+            ``json`` (a struct), ``file``, ``file[csv]``, ``dir``, ``table``, ``list[T]``, ``dict[str, T]``,
+            ``T?``/``optional[T]``, ``A | B``, ``enum[a, b]``), or a ``LiteralType`` in protobuf's JSON
+            mapping (a mapping such as ``{"simple": "INTEGER"}``).
+
+    Raises:
+        ConfigError: The spec is neither.
+    """
+    from flyteidl.core import types_pb2  # noqa: PLC0415
+
+    if isinstance(spec, types_pb2.LiteralType):
+        return spec
+    if isinstance(spec, Mapping):
+        from google.protobuf.json_format import ParseDict, ParseError  # noqa: PLC0415
+
+        try:
+            return ParseDict(dict(spec), types_pb2.LiteralType())
+        except ParseError as exc:
+            raise ConfigError(f"{spec!r} is not a LiteralType: {exc}") from None
+    if not isinstance(spec, str):
+        raise ConfigError(f"a type is a string such as 'int' or 'list[str]', got {spec!r}")
+    from taskbox.literals import TypeEngine  # noqa: PLC0415
+
+    try:
+        return TypeEngine.to_literal_type(_python_type(spec))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot read the type {spec!r}: {exc}") from None
+
+
+def infer_type(value: Any, name: str) -> Any:
+    """The ``LiteralType`` of a plain value whose input was not declared (a JSON number, string, list...).
+
+    Raises:
+        InputError: ``null`` or an empty list, whose type cannot be told.
+    """
+    if isinstance(value, bool):
+        return parse_type("bool")
+    if isinstance(value, int):
+        return parse_type("int")
+    if isinstance(value, float):
+        return parse_type("float")
+    if isinstance(value, str):
+        return parse_type("str")
+    if isinstance(value, datetime.date):  # YAML reads timestamps
+        return parse_type("datetime")
+    if isinstance(value, dict):
+        return parse_type("json")
+    if isinstance(value, list) and value:
+        from flyteidl.core import types_pb2  # noqa: PLC0415
+
+        return types_pb2.LiteralType(collection_type=infer_type(value[0], name))
+    raise InputError(
+        f"input {name!r}: cannot tell the type of {json.dumps(value)}; declare it (interface.inputs.{name})"
+    )
+
+
+# ------------------------------------------------------------------ plain -> literal
+
+
+def text_to_plain(text: str, literal_type: Any | None) -> Any:
+    """Read a ``name=value`` string or an environment variable as a plain value.
+
+    A declared string takes the text as it is; anything else is read as JSON when it parses, else as the
+    text itself (so ``5`` is a number, ``abc`` and ``2026-01-01`` are strings).
+    """
+    if literal_type is not None and literal_type.WhichOneof("type") == "simple":
+        from flyteidl.core import types_pb2  # noqa: PLC0415
+
+        if literal_type.simple == types_pb2.STRING:
+            return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _parse_duration(value: Any) -> datetime.timedelta:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return datetime.timedelta(seconds=float(text))
+        except ValueError:
+            pass
+        parts = _DURATION_PART.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text.replace(" ", ""):
+            scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
+            return datetime.timedelta(seconds=sum(float(n) * scale[u] for n, u in parts))
+    raise ValueError(f"expected seconds or a duration such as '1h30m', got {value!r}")
+
+
+def _coerce_simple(value: Any, simple: int) -> Any:  # noqa: C901 - one branch per simple type
+    from flyteidl.core import types_pb2  # noqa: PLC0415
+
+    if simple == types_pb2.INTEGER:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            return int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif simple == types_pb2.FLOAT:
+        if isinstance(value, str):
+            number = float(value.strip())
+            if math.isfinite(number):
+                return number
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif simple == types_pb2.STRING:
+        if isinstance(value, str):
+            return value
+    elif simple == types_pb2.BOOLEAN:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+    elif simple == types_pb2.DATETIME:
+        if isinstance(value, str):
+            value = datetime.datetime.fromisoformat(value.strip())
+        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+            value = datetime.datetime.combine(value, datetime.time.min)
+        if isinstance(value, datetime.datetime):
+            return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
+    elif simple == types_pb2.DURATION:
+        return _parse_duration(value)
+    elif simple == types_pb2.STRUCT:
+        if isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, dict):
+            return value
+    elif simple == types_pb2.NONE:
+        if value is None:
+            return None
+    raise ValueError(f"expected {types_pb2.SimpleType.Name(simple).lower()}, got {json.dumps(value, default=str)}")
+
+
+def _coerce(value: Any, lt: Any) -> Any:  # noqa: C901 - one branch per kind of LiteralType
+    """A plain value -> the Python value the literal engine encodes as ``lt``."""
+    kind = lt.WhichOneof("type")
+    if kind == "simple":
+        return _coerce_simple(value, lt.simple)
+    if kind == "union_type":
+        problems = []
+        for variant in lt.union_type.variants:
+            try:
+                return _coerce(value, variant)
+            except (ValueError, TypeError) as exc:
+                problems.append(str(exc))
+        raise ValueError("; ".join(problems) or "the union has no variants")
+    if kind in ("collection_type", "map_value_type") and isinstance(value, str):
+        value = json.loads(value)
+    if kind == "collection_type":
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {json.dumps(value, default=str)}")
+        return [_coerce(item, lt.collection_type) for item in value]
+    if kind == "map_value_type":
+        if not isinstance(value, dict):
+            raise ValueError(f"expected an object, got {json.dumps(value, default=str)}")
+        return {str(k): _coerce(v, lt.map_value_type) for k, v in value.items()}
+    if kind == "enum_type":
+        if not isinstance(value, str) or value not in lt.enum_type.values:
+            raise ValueError(f"expected one of {list(lt.enum_type.values)}, got {json.dumps(value, default=str)}")
+        return value
+    if kind == "blob":
+        from taskbox.literals import TypeEngine  # noqa: PLC0415
+
+        uri = value.get("path") if isinstance(value, dict) else value
+        if not isinstance(uri, str) or not uri:
+            raise ValueError(f"expected a path or URI, got {json.dumps(value, default=str)}")
+        return TypeEngine.guess_python_type(lt)(uri=uri)
+    if kind in ("structured_dataset_type", "schema"):
+        from taskbox.literals import StructuredDataset  # noqa: PLC0415
+
+        uri = value.get("uri") if isinstance(value, dict) else value
+        if not isinstance(uri, str) or not uri:
+            raise ValueError(f"expected a table's URI, got {json.dumps(value, default=str)}")
+        fmt = (value.get("file_format") if isinstance(value, dict) else None) or "parquet"
+        if kind == "structured_dataset_type" and lt.structured_dataset_type.format:
+            fmt = lt.structured_dataset_type.format
+        return StructuredDataset(uri=uri, file_format=fmt, in_place=True)
+    raise ValueError(f"taskbox run cannot read a plain value for the type {kind}")
+
+
+def plain_to_literal(name: str, value: Any, literal_type: Any, ctx: Any) -> Any:
+    """Convert an input's plain value to a ``Literal`` of its declared type.
+
+    Raises:
+        InputError: The value does not fit (names the input and the type).
+    """
+    from taskbox.literals import TypeEngine  # noqa: PLC0415
+    from taskbox.literals.typeinfo import describe_type  # noqa: PLC0415
+
+    try:
+        return TypeEngine.to_literal(_coerce(value, literal_type), literal_type=literal_type, ctx=ctx)
+    except (ValueError, TypeError, OutputError) as exc:
+        detail = exc.message if isinstance(exc, OutputError) else str(exc)
+        raise InputError(f"input {name!r} ({describe_type(literal_type)}): {detail}") from None
+
+
+# ------------------------------------------------------------------ literal -> plain
+
+
+def _iso(value: datetime.datetime) -> str:
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _scalar_to_plain(scalar: Any) -> Any:  # noqa: C901 - one branch per scalar kind
+    kind = scalar.WhichOneof("value")
+    if kind == "primitive":
+        p = scalar.primitive
+        which = p.WhichOneof("value")
+        if which == "datetime":
+            return _iso(p.datetime.ToDatetime(tzinfo=_UTC))
+        if which == "duration":
+            return p.duration.ToTimedelta().total_seconds()
+        return getattr(p, which) if which else None
+    if kind == "blob":
+        return scalar.blob.uri
+    if kind == "structured_dataset":
+        return scalar.structured_dataset.uri
+    if kind == "schema":
+        return scalar.schema.uri
+    if kind == "none_type" or kind is None:
+        return None
+    if kind == "union":
+        return literal_to_plain(scalar.union.value)
+    if kind == "generic":
+        from google.protobuf.json_format import MessageToDict  # noqa: PLC0415
+
+        return MessageToDict(scalar.generic)
+    if kind == "binary":
+        if scalar.binary.tag == "msgpack":
+            import msgpack  # noqa: PLC0415
+
+            return msgpack.unpackb(scalar.binary.value, strict_map_key=False)
+        import base64  # noqa: PLC0415
+
+        return base64.b64encode(scalar.binary.value).decode()
+    if kind == "error":
+        return scalar.error.message
+    raise OutputError(f"cannot show a {kind} scalar as a plain value")
+
+
+def literal_to_plain(literal: Any) -> Any:
+    """A ``Literal`` as a JSON value (see the module's invariants for the forms)."""
+    kind = literal.WhichOneof("value")
+    if kind == "offloaded_metadata":
+        from taskbox.literals import offload  # noqa: PLC0415
+
+        return literal_to_plain(offload.load_offloaded(literal))
+    if kind == "collection":
+        return [literal_to_plain(item) for item in literal.collection.literals]
+    if kind == "map":
+        return {key: literal_to_plain(item) for key, item in literal.map.literals.items()}
+    if kind == "scalar":
+        return _scalar_to_plain(literal.scalar)
+    return None
+
+
+def render_output_file(plain: Any) -> bytes:
+    """One output's file: a string as its raw text, a number or boolean as text, anything else as JSON."""
+    if isinstance(plain, str):
+        return plain.encode("utf-8")
+    if isinstance(plain, bool):
+        return b"true" if plain else b"false"
+    if isinstance(plain, (int, float)):
+        return repr(plain).encode() if isinstance(plain, float) else str(plain).encode()
+    return json.dumps(plain, ensure_ascii=False, default=str).encode("utf-8")

@@ -1,0 +1,329 @@
+"""``taskbox run``: run one task with plain files in and out, and judge it by its exit code.
+
+Why: Flyte reads ``outputs.pb``/``error.pb`` and ignores the exit code; Argo Workflows, Kubeflow
+Pipelines, Airflow's KubernetesPodOperator, AWS Batch and ``docker run`` pass strings and files and decide
+success and retries by the exit code. ``taskbox run`` serves them with the same executors, resolvers,
+literal engine and commit protocol as ``taskbox execute``: inputs as JSON/YAML values (or ``.pb``), flags
+or ``TASKBOX_INPUT_<NAME>``; outputs as ``outputs.pb``, ``outputs.json`` and one file per output (Flyte's
+copilot layout, so an Argo output parameter or Airflow's ``/airflow/xcom/return.json`` can point at them).
+
+Exit codes (:data:`EXIT_CODES`): 0 success; 1 user error (retrying will not help); 3 system error that
+is not recoverable (object not found, access denied, broken plugin); 75 recoverable error (``EX_TEMPFAIL``:
+storage or network trouble, or a user's ``RecoverableError``), the one to retry on; 143 SIGTERM
+(recoverable too); 2 malformed command line.
+
+Invariants:
+    * Every flag has an environment variable (:data:`ENV`); a flag wins over its variable.
+    * Outputs appear only on success, written before ``outputs.pb``, which is written last; a failure
+      removes a previous run's outputs and writes ``error.json`` and then ``error.pb`` (see
+      :mod:`taskbox.entrypoint.commit`). ``outputs.json`` is printed on stdout unless ``--quiet``.
+    * ``taskbox execute``'s start-up is untouched: this module loads only for ``taskbox run``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from taskbox.entrypoint import commit
+from taskbox.entrypoint.signals import EXIT_TERMINATED, TerminationGuard
+
+log = logging.getLogger("taskbox.run")
+
+EXIT_OK = 0
+EXIT_USER = 1
+EXIT_USAGE = 2
+EXIT_SYSTEM = 3
+EXIT_RECOVERABLE = 75
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_USER: "user error (not recoverable)",
+    EXIT_USAGE: "malformed command line",
+    EXIT_SYSTEM: "system error, not recoverable",
+    EXIT_RECOVERABLE: "recoverable error: retry",
+    EXIT_TERMINATED: "terminated by SIGTERM (recoverable)",
+}
+
+#: Flag -> environment variable (a flag wins over its variable).
+ENV = {
+    "template": "TASKBOX_TEMPLATE",
+    "executor": "TASKBOX_EXECUTOR",
+    "config": "TASKBOX_CONFIG",
+    "interface": "TASKBOX_INTERFACE",
+    "inputs": "TASKBOX_INPUTS",
+    "outputs": "TASKBOX_OUTPUTS",
+    "raw_output_prefix": "TASKBOX_RAW_OUTPUT_PREFIX",
+    "checkpoint_path": "TASKBOX_CHECKPOINT_PATH",
+    "prev_checkpoint": "TASKBOX_PREV_CHECKPOINT",
+    "progress_file": "TASKBOX_PROGRESS_FILE",
+    "log_format": "TASKBOX_LOG_FORMAT",
+    "log_level": "TASKBOX_LOG_LEVEL",
+    "quiet": "TASKBOX_QUIET",
+    "image": "TASKBOX_IMAGE",
+}
+OUTPUTS_JSON = "outputs.json"
+ERROR_JSON = "error.json"
+RAW_DIR = "raw"
+_RESERVED = frozenset({commit.OUTPUTS_FILE, commit.ERROR_FILE, OUTPUTS_JSON, ERROR_JSON})
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
+_TRUTHY = {"1", "true", "yes", "on"}
+STEPS = 5
+
+
+def _env(environ: Mapping[str, str], key: str) -> str | None:
+    from taskbox.entrypoint.cli import normalize  # noqa: PLC0415
+
+    return normalize(environ.get(ENV[key]))
+
+
+def parser(environ: Mapping[str, str]) -> Any:
+    """The argparse parser of ``taskbox run``, its defaults taken from ``environ``."""
+    import argparse  # noqa: PLC0415
+
+    def env(key: str) -> str | None:
+        return _env(environ, key)
+
+    codes = "; ".join(f"{code}: {what}" for code, what in EXIT_CODES.items())
+    p = argparse.ArgumentParser(
+        prog="taskbox run",
+        description="Run one task with plain JSON/YAML inputs and outputs; the exit code tells the outcome.",
+        epilog=f"Every option also comes from its environment variable (TASKBOX_TEMPLATE, ...); input values "
+        f"also from TASKBOX_INPUT_<NAME>. Exit codes: {codes}.",
+    )
+    what = p.add_argument_group("what to run (a template, or an executor and its config)")
+    what.add_argument("--template", default=env("template"), help="TaskTemplate: .pb, .json, .yaml, or inline")
+    what.add_argument("--executor", default=env("executor"), help="executor name (sqlite, sql, http, echo, ...)")
+    what.add_argument("--config", default=env("config"), help="the executor's config: JSON/YAML file, URI or inline")
+    what.add_argument("--interface", default=env("interface"), help="{inputs: {name: type}, outputs: {...}}")
+    io = p.add_argument_group("inputs and outputs")
+    io.add_argument("--inputs", default=env("inputs"), help="inputs: .pb LiteralMap, or a JSON/YAML object")
+    io.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="one input (repeatable)")
+    io.add_argument("--outputs", default=env("outputs"), help="directory or URI for the outputs (default: a temp dir)")
+    io.add_argument("--raw-output-prefix", default=env("raw_output_prefix"), help="where data goes (OUTPUTS/raw)")
+    io.add_argument("--checkpoint-path", default=env("checkpoint_path"), help="where the task writes checkpoints")
+    io.add_argument("--prev-checkpoint", default=env("prev_checkpoint"), help="a previous attempt's checkpoint")
+    io.add_argument("-q", "--quiet", action="store_true", default=(env("quiet") or "").lower() in _TRUTHY,
+                    help="do not print outputs.json on stdout")  # fmt: skip
+    obs = p.add_argument_group("logs and progress")
+    obs.add_argument("--progress-file", default=env("progress_file") or environ.get("ARGO_PROGRESS_FILE") or None,
+                     help="write progress as N/M here (default: ARGO_PROGRESS_FILE)")  # fmt: skip
+    obs.add_argument("--log-format", default=env("log_format") or "auto", choices=("auto", "json", "text"),
+                     help="auto: text on a terminal, JSON lines otherwise")  # fmt: skip
+    obs.add_argument("--log-level", default=env("log_level"), help="DEBUG, INFO (default), WARNING, ERROR")
+    p.add_argument("--image", default=env("image"), help="run inside this image variant or reference (Docker)")
+    return p
+
+
+def exit_code(failure: BaseException) -> int:
+    """The exit code for a failure, by its origin and recoverability."""
+    _, origin, recoverable, _ = commit.describe(failure)
+    if recoverable:
+        return EXIT_RECOVERABLE
+    return EXIT_USER if origin == "USER" else EXIT_SYSTEM
+
+
+class _Run:
+    """One run's state, shared by the pipeline (under the SIGTERM guard) and the commit."""
+
+    def __init__(self, ns: Any, environ: Mapping[str, str], formatter: Any) -> None:
+        from taskbox.entrypoint.runlog import Progress  # noqa: PLC0415
+
+        self.ns = ns
+        self.environ = environ
+        self.formatter = formatter
+        self.progress = Progress(STEPS, ns.progress_file)
+        self.output_names: list[str] = []
+
+    def pipeline(self, working_dir: str, cancelled: threading.Event) -> Any:
+        from taskbox import storage  # noqa: PLC0415
+        from taskbox.context import ExecutionContext  # noqa: PLC0415
+        from taskbox.entrypoint import runspec  # noqa: PLC0415
+        from taskbox.entrypoint.resolvers import load_task  # noqa: PLC0415
+        from taskbox.literals import (  # noqa: PLC0415
+            ConversionContext,
+            literal_map_to_python,
+            offload_limits_from_env,
+            offload_literals,
+            python_to_literal_map,
+        )
+
+        ns = self.ns
+        raw = runspec.gather_inputs(ns.inputs, ns.input, self.environ)
+        spec = runspec.resolve(
+            template_ref=ns.template,
+            executor_ref=ns.executor,
+            config_ref=ns.config,
+            interface_ref=ns.interface,
+            raw=raw,
+        )
+        self.formatter.fields["executor"] = spec.executor or spec.resolver
+        self.formatter.fields["task"] = spec.template.id.name
+        self.output_names = self._check_output_names(spec.template)
+        template_path = os.path.join(working_dir, "task.pb")
+        with open(template_path, "wb") as fh:
+            fh.write(spec.template.SerializeToString())
+        self.progress.step("template ready")
+        if spec.prepare is not None:
+            spec.prepare()
+        task = load_task(spec.resolver, spec.args_for(template_path), working_dir)
+        self.progress.step(f"loaded {task.name}")
+        raw_prefix = ns.raw_output_prefix or storage.join(ns.outputs, RAW_DIR)
+        conversion = ConversionContext(raw_output_prefix=raw_prefix, working_dir=working_dir)
+        literals = runspec.input_literals(spec.template, raw, conversion)
+        inputs = literal_map_to_python(literals, task.input_types, conversion, optional=task.optional_inputs)
+        self.progress.step(f"read {len(inputs)} input(s)")
+        context = ExecutionContext.from_env(
+            output_prefix=ns.outputs,
+            raw_output_prefix=raw_prefix,
+            working_dir=working_dir,
+            checkpoint_path=ns.checkpoint_path,
+            prev_checkpoint=ns.prev_checkpoint,
+            output_types=task.output_types,
+            template=task.template,
+            cancelled=cancelled,
+        )
+        log.info("running %s", task.name)
+        values = task.body(context, inputs)
+        self.progress.step("task finished")
+        outputs = python_to_literal_map(values, task.output_types, conversion)
+        offload = offload_limits_from_env()
+        if offload is not None:
+            outputs = offload_literals(outputs, ns.outputs, *offload, variables=task.output_types)
+        return outputs
+
+    def _check_output_names(self, template: Any) -> list[str]:
+        from taskbox.errors import TemplateError  # noqa: PLC0415
+
+        names = list(template.interface.outputs.variables)
+        taken = set(_RESERVED) | ({RAW_DIR} if not self.ns.raw_output_prefix else set())
+        for name in names:
+            if not _SAFE_NAME.match(name) or name in taken:
+                raise TemplateError(
+                    f"output {name!r} cannot be a file of its own under --outputs "
+                    f"(names are letters, digits, '_', '-', '.'; reserved: {', '.join(sorted(taken))})"
+                )
+        return names
+
+    def commit_success(self, outputs: Any) -> str:
+        from taskbox.entrypoint.plainio import literal_to_plain, render_output_file  # noqa: PLC0415
+
+        plain = {name: literal_to_plain(literal) for name, literal in outputs.literals.items()}
+        document = json.dumps(plain, ensure_ascii=False, default=str)
+        companions = {name: render_output_file(value) for name, value in plain.items()}
+        companions[OUTPUTS_JSON] = document.encode("utf-8")
+        stale = (ERROR_JSON, *(n for n in self._previous_outputs() if n not in plain))
+        commit.commit_outputs(self.ns.outputs, outputs, companions=companions, stale=stale)
+        self.progress.step("outputs committed")
+        log.info("outputs committed under %s", self.ns.outputs)
+        return document
+
+    def _previous_outputs(self) -> list[str]:
+        """Output names an earlier run listed in ``outputs.json`` under the same prefix (their files are stale)."""
+        from taskbox import storage  # noqa: PLC0415
+        from taskbox.errors import TaskboxError  # noqa: PLC0415
+
+        try:
+            previous = json.loads(storage.read_bytes(storage.join(self.ns.outputs, OUTPUTS_JSON), max_size=1 << 26))
+        except (TaskboxError, ValueError):
+            return []
+        if not isinstance(previous, dict):
+            return []
+        return [n for n in previous if isinstance(n, str) and _SAFE_NAME.match(n) and n not in _RESERVED]
+
+    def commit_failure(self, failure: BaseException) -> None:
+        code, origin, recoverable, message = commit.describe(failure)
+        first_line = message.splitlines()[0] if message else ""
+        print(
+            f"taskbox run: failed ({code}, {origin}, {'recoverable' if recoverable else 'non-recoverable'}): "
+            f"{first_line}",
+            file=sys.stderr,
+        )
+        document = {
+            "code": code,
+            "message": message,
+            "origin": origin,
+            "kind": "RECOVERABLE" if recoverable else "NON_RECOVERABLE",
+            "recoverable": recoverable,
+            "exit_code": exit_code(failure),
+        }
+        companions = {ERROR_JSON: json.dumps(document, ensure_ascii=False).encode("utf-8")}
+        stale = (OUTPUTS_JSON, *dict.fromkeys([*self.output_names, *self._previous_outputs()]))
+        try:
+            commit.commit_error(self.ns.outputs, failure, companions=companions, stale=stale)
+        except BaseException as exc:  # noqa: BLE001 - the exit code still tells the outcome
+            from taskbox import redaction  # noqa: PLC0415
+
+            print(
+                f"taskbox run: could not write the error document under {self.ns.outputs}: "
+                f"{redaction.redact(str(exc))}",
+                file=sys.stderr,
+            )
+
+
+def _default_outputs_dir() -> str:
+    """A new directory under ``$TMPDIR`` for a run given no ``--outputs`` (kept: the outputs point into it)."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    while True:
+        path = os.path.join(base, f"taskbox-run-{os.urandom(6).hex()}")
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
+def main(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
+    """``taskbox run``.
+
+    Returns:
+        The exit code (:data:`EXIT_CODES`).
+    """
+    environ = os.environ if environ is None else environ
+    guard = TerminationGuard()
+    guard.install()
+    ns = parser(environ).parse_args(argv)
+    if ns.image:
+        from taskbox.entrypoint.runimage import run_in_image  # noqa: PLC0415
+
+        return run_in_image(ns, argv, environ)
+    from taskbox.entrypoint import runlog  # noqa: PLC0415
+    from taskbox.entrypoint.execute import make_working_dir, remove_working_dir  # noqa: PLC0415
+
+    formatter = runlog.configure(ns.log_format, ns.log_level)
+    if not ns.outputs:
+        ns.outputs = _default_outputs_dir()
+        log.info("no --outputs given: writing them under %s", ns.outputs)
+    elif "://" not in ns.outputs:
+        ns.outputs = os.path.abspath(ns.outputs)  # outputs.json names data by absolute paths
+    run = _Run(ns, environ, formatter)
+    working_dir = make_working_dir()
+    cancelled = threading.Event()
+    try:
+        try:
+            outputs = guard.run(lambda: run.pipeline(working_dir, cancelled), cancelled)
+            failure: BaseException | None = None
+        except BaseException as exc:  # noqa: BLE001 - every failure ends in error.pb and an exit code
+            outputs, failure = None, exc
+        document = None
+        if failure is None:
+            try:
+                document = run.commit_success(outputs)
+            except BaseException as exc:  # noqa: BLE001
+                failure = exc
+        if failure is not None:
+            run.commit_failure(failure)
+    finally:
+        remove_working_dir(working_dir)
+    if guard.received:
+        return EXIT_TERMINATED
+    if failure is not None:
+        return exit_code(failure)
+    if not ns.quiet and document is not None:
+        print(document)
+    return EXIT_OK

@@ -1,0 +1,382 @@
+"""What ``taskbox run`` runs: a ``TaskTemplate`` (read, or built from an executor and its config) and its inputs.
+
+Why: outside Flyte nobody serializes a ``TaskTemplate`` for you. ``taskbox run`` accepts one as ``.pb``,
+``.json`` or ``.yaml`` (protobuf's JSON mapping), or builds one from ``--executor NAME --config FILE``,
+inferring the interface where the config tells it: input names from the ``{{ .inputs.x }}`` placeholders
+(and from the inputs given), input types from the values given, outputs from the executor's conventions.
+Whatever the source, the run then goes through the same resolver, literal engine and commit as
+``taskbox execute``, so a task tried with ``taskbox run`` behaves as it will under Flyte.
+
+Interface inference (``--executor``), each overridable by a declaration (``interface: {inputs: {...},
+outputs: {...}}`` in the config file, or ``--interface``), in the type language of
+:func:`taskbox.entrypoint.plainio.parse_type`:
+    * inputs: every placeholder name and every input given; the type is declared, or that of the value
+      given (a JSON number, string, boolean, list or object);
+    * outputs of ``sqlite``/``sql``: ``results: table``; of ``http``: ``status_output`` -> ``int``,
+      ``headers_output``/``webhook`` -> ``json``, ``body_output`` -> ``str``, ``pagination.output`` ->
+      ``list[json]``; JSON-pointer ``outputs`` must be declared (their type cannot be told); of ``echo``:
+      one per input, same type; any other executor: none unless declared.
+
+Invariants:
+    * Precedence of input values: ``--input name=value`` > ``TASKBOX_INPUT_<NAME>`` > ``--inputs`` file.
+    * Environment names match declared names exactly, then case-insensitively (``TASKBOX_INPUT_LIMIT``
+      sets ``limit``); otherwise the lower-cased name is used.
+    * A template's own container args choose the resolver (``taskbox.template`` or ``taskbox.function``,
+      with a code bundle from ``fast-execute`` args); ``{{.taskTemplatePath}}`` is the template written
+      into the run's scratch directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from taskbox.entrypoint import plainio
+from taskbox.errors import ConfigError, InputError, TemplateError
+
+__all__ = ["RawInputs", "RunSpec", "build_template", "gather_inputs", "input_literals", "read_template", "resolve"]
+
+INPUT_ENV_PREFIX = "TASKBOX_INPUT_"
+_FLYTE_PLACEHOLDER = re.compile(r"\{\{\s*\.?inputs\.(\w+)\s*\}\}", re.IGNORECASE)
+_WEBHOOK_PLACEHOLDER = re.compile(r"\{inputs\.(\w+)\}")
+_TEMPLATE_PATH = re.compile(r"^\{\{\s*\.taskTemplatePath\s*\}\}$", re.IGNORECASE)
+_DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+class RawInputs:
+    """Input values as given, before the interface is known.
+
+    Attributes:
+        literals: From a ``.pb`` inputs file (name -> ``Literal``).
+        values: From a JSON/YAML inputs file (name -> plain value).
+        env: From ``TASKBOX_INPUT_<NAME>`` (raw name -> text).
+        pairs: From ``--input name=value`` (name -> text).
+    """
+
+    def __init__(self) -> None:
+        self.literals: dict[str, Any] = {}
+        self.values: dict[str, Any] = {}
+        self.env: dict[str, str] = {}
+        self.pairs: dict[str, str] = {}
+
+    def resolved(self, known: set[str]) -> dict[str, tuple[str, Any]]:
+        """Name -> ``(kind, value)`` after precedence, ``kind`` in ``literal``/``plain``/``text``."""
+        out: dict[str, tuple[str, Any]] = {n: ("literal", v) for n, v in self.literals.items()}
+        out.update({n: ("plain", v) for n, v in self.values.items()})
+        lower = {k.lower(): k for k in sorted(known)}
+        for raw, text in self.env.items():
+            name = raw if raw in known else lower.get(raw.lower(), raw.lower())
+            out[name] = ("text", text)
+        out.update({n: ("text", v) for n, v in self.pairs.items()})
+        return out
+
+
+def gather_inputs(inputs_ref: str | None, pairs: list[str], environ: Mapping[str, str]) -> RawInputs:
+    """Collect input values from the inputs file, the environment and ``name=value`` pairs.
+
+    Raises:
+        InputError: The inputs file is unreadable or not a mapping; a pair has no ``=``.
+    """
+    raw = RawInputs()
+    if inputs_ref:
+        if inputs_ref.endswith(".pb"):
+            from taskbox.entrypoint.execute import read_inputs  # noqa: PLC0415
+
+            raw.literals = dict(read_inputs(inputs_ref).literals)
+        else:
+            doc = plainio.load_document(inputs_ref, what="inputs", error=InputError)
+            if doc is None:
+                doc = {}
+            if not isinstance(doc, dict):
+                raise InputError(f"inputs {inputs_ref} must be an object of name: value, not {type(doc).__name__}")
+            raw.values = {str(k): v for k, v in doc.items()}
+    for key, value in environ.items():
+        if key.startswith(INPUT_ENV_PREFIX) and len(key) > len(INPUT_ENV_PREFIX):
+            raw.env[key[len(INPUT_ENV_PREFIX) :]] = value
+    for pair in pairs:
+        name, eq, value = pair.partition("=")
+        if not eq or not name.strip():
+            raise InputError(f"--input takes name=value, got {pair!r}")
+        raw.pairs[name.strip()] = value
+    return raw
+
+
+# ------------------------------------------------------------------ templates
+
+
+def _normalize_interface(doc: dict[str, Any]) -> None:
+    """Let a template document declare ``interface.inputs``/``outputs`` as ``{name: type}`` shorthand."""
+    from google.protobuf.json_format import MessageToDict  # noqa: PLC0415
+
+    interface = doc.get("interface")
+    if not isinstance(interface, dict):
+        return
+    for section in ("inputs", "outputs"):
+        value = interface.get(section)
+        if isinstance(value, dict) and "variables" not in value:
+            interface[section] = {
+                "variables": {n: {"type": MessageToDict(plainio.parse_type(t))} for n, t in value.items()}
+            }
+
+
+def read_template(ref: str) -> Any:
+    """Read a ``TaskTemplate`` from a ``.pb`` file, a ``.json``/``.yaml`` document or inline JSON/YAML.
+
+    Raises:
+        TemplateError: Unreadable, malformed, or not a TaskTemplate.
+    """
+    from flyteidl.core import tasks_pb2  # noqa: PLC0415
+    from google.protobuf.json_format import ParseDict, ParseError  # noqa: PLC0415
+
+    inline = ref.lstrip().startswith("{") or "\n" in ref
+    if not inline and not ref.lower().endswith(_DOCUMENT_SUFFIXES):
+        from taskbox.entrypoint.template import read_template as read_pb  # noqa: PLC0415
+
+        return read_pb(ref)
+    doc = plainio.load_document(ref, what="template", error=TemplateError)
+    if not isinstance(doc, dict):
+        raise TemplateError(f"template {ref} must be an object (a TaskTemplate in protobuf's JSON mapping)")
+    try:
+        _normalize_interface(doc)
+        return ParseDict(doc, tasks_pb2.TaskTemplate())
+    except (ParseError, ConfigError) as exc:
+        raise TemplateError(f"template {ref if not inline else '(inline)'} is not a TaskTemplate: {exc}") from None
+
+
+def _placeholders(value: Any, pattern: re.Pattern[str], found: dict[str, None]) -> None:
+    if isinstance(value, str):
+        found.update(dict.fromkeys(pattern.findall(value)))
+    elif isinstance(value, dict):
+        for item in value.values():
+            _placeholders(item, pattern, found)
+    elif isinstance(value, list):
+        for item in value:
+            _placeholders(item, pattern, found)
+
+
+def _default_outputs(task_type: str, config: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, Any]:
+    if task_type in ("sqlite", "sqlalchemy", "sql"):
+        return {"results": plainio.parse_type("table")}
+    if task_type in ("http", "webhook"):
+        out: dict[str, Any] = {}
+        for key, spec in (("status_output", "int"), ("headers_output", "json"), ("webhook", "json"),
+                          ("body_output", "str")):  # fmt: skip
+            if isinstance(config.get(key), str):
+                out[config[key]] = plainio.parse_type(spec)
+        pagination = config.get("pagination")
+        if isinstance(pagination, dict) and isinstance(pagination.get("output"), str):
+            out[pagination["output"]] = plainio.parse_type("list[json]")
+        pointers = config.get("outputs")
+        if isinstance(pointers, dict):
+            for name in pointers:
+                if name not in out:
+                    raise ConfigError(
+                        f"the type of output {name!r} (a JSON pointer into the response) cannot be inferred; "
+                        f"declare it: interface: {{outputs: {{{name}: int|str|json|list[json]|...}}}}"
+                    )
+        return out
+    if task_type == "echo":
+        return dict(inputs)
+    return {}
+
+
+def build_template(
+    executor_ref: str, config_doc: Any, interface_doc: Any, raw: RawInputs, *, name: str | None = None
+) -> Any:
+    """Build a ``TaskTemplate`` for ``executor_ref`` from its config, inferring the interface (module doc).
+
+    Raises:
+        ExecutorNotFound / ExecutorNotInstalled: The executor is not available.
+        ConfigError: The config does not validate, or an interface declaration is malformed.
+        InputError: An input's type can be neither found nor inferred.
+    """
+    from flyteidl.core import interface_pb2, tasks_pb2  # noqa: PLC0415
+    from google.protobuf import struct_pb2  # noqa: PLC0415
+
+    from taskbox.executors import registry  # noqa: PLC0415
+    from taskbox.executors.base import validate_config  # noqa: PLC0415
+
+    cls = registry.load(executor_ref)
+    config = dict(config_doc or {})
+    if not isinstance(config_doc or {}, dict):
+        raise ConfigError(f"the config of executor {executor_ref!r} must be an object")
+    interface = config.pop("interface", None) or {}
+    if interface_doc is not None:
+        interface = interface_doc
+    if not isinstance(interface, dict) or set(interface) - {"inputs", "outputs"}:
+        raise ConfigError("an interface is an object with 'inputs' and/or 'outputs': {name: type}")
+    validate_config(cls, config)
+    declared_in = {n: plainio.parse_type(t) for n, t in (interface.get("inputs") or {}).items()}
+    declared_out = {n: plainio.parse_type(t) for n, t in (interface.get("outputs") or {}).items()}
+
+    found: dict[str, None] = dict.fromkeys(declared_in)
+    style = _WEBHOOK_PLACEHOLDER if config.get("placeholder_style") == "webhook" else _FLYTE_PLACEHOLDER
+    _placeholders(config, style, found)
+    given = raw.resolved(set(found))
+    found.update(dict.fromkeys(given))
+    inputs: dict[str, Any] = {}
+    for input_name in found:
+        if input_name in declared_in:
+            inputs[input_name] = declared_in[input_name]
+            continue
+        if input_name not in given:
+            raise InputError(f"input {input_name!r} is used by the config but has no value and no declared type")
+        kind, value = given[input_name]
+        if kind == "literal":
+            from taskbox.literals.typeinfo import infer_literal_type  # noqa: PLC0415
+
+            inputs[input_name] = infer_literal_type(value)
+        else:
+            plain = plainio.text_to_plain(value, None) if kind == "text" else value
+            inputs[input_name] = plainio.infer_type(plain, input_name)
+    outputs = declared_out or _default_outputs(cls.task_type, config, inputs)
+
+    def variables(types: Mapping[str, Any]) -> Any:
+        return interface_pb2.VariableMap(variables={n: interface_pb2.Variable(type=t) for n, t in types.items()})
+
+    template = tasks_pb2.TaskTemplate(
+        type=cls.task_type,
+        interface=interface_pb2.TypedInterface(inputs=variables(inputs), outputs=variables(outputs)),
+    )
+    template.id.name = name or f"taskbox-run.{executor_ref}"
+    if config:
+        custom = struct_pb2.Struct()
+        try:
+            custom.update(config)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"the config holds a value JSON cannot carry: {exc}") from None
+        template.custom.CopyFrom(custom)
+    return template
+
+
+# ------------------------------------------------------------------ how to run it
+
+
+class RunSpec:
+    """A template and how to load it.
+
+    Attributes:
+        template: The ``TaskTemplate``.
+        resolver: The resolver's name.
+        resolver_args: Its arguments; ``None`` entries stand for the template's path.
+        prepare: Installs a code bundle before the task loads (``fast-execute`` templates), or ``None``.
+        executor: The executor's name, for logs (``""`` for user functions).
+    """
+
+    def __init__(
+        self,
+        template: Any,
+        resolver: str,
+        resolver_args: list[str | None],
+        prepare: Callable[[], object] | None = None,
+        executor: str = "",
+    ) -> None:
+        self.template = template
+        self.resolver = resolver
+        self.resolver_args = resolver_args
+        self.prepare = prepare
+        self.executor = executor
+
+    def args_for(self, template_path: str) -> list[str]:
+        """The resolver's arguments with the template's path filled in."""
+        return [template_path if a is None else a for a in self.resolver_args]
+
+
+def _from_container_args(template: Any) -> RunSpec | None:
+    """Read the resolver (and a code bundle) from the template's container args, as Flyte would run them."""
+    from taskbox.entrypoint.cli import normalize  # noqa: PLC0415
+
+    args = list(template.container.args) if template.HasField("container") else []
+    if args and os.path.basename(args[0]) == "taskbox":
+        args = args[1:]
+    if not args or "--resolver" not in args:
+        return None
+    prepare = None
+    if args[0] in ("fast-execute", "pyflyte-fast-execute"):
+        from taskbox.entrypoint.fast_execute import UsageError, install_bundle, parse_args  # noqa: PLC0415
+
+        try:
+            parsed = parse_args(args[1:])
+        except UsageError as exc:
+            raise TemplateError(f"the template's fast-execute args are malformed: {exc}") from None
+        if parsed is None:
+            raise TemplateError("the template's fast-execute args ask for help")
+        if parsed.distribution is not None:
+            uri, dest = parsed.distribution, parsed.dest_dir or os.getcwd()
+
+            def prepare() -> str:
+                return install_bundle(uri, dest)
+
+        args = parsed.execute_argv
+    elif args[0] in ("execute", "pyflyte-execute"):
+        args = args[1:]
+    options, sep, resolver_args = _split(args)
+    if "--resolver" not in options or options.index("--resolver") + 1 >= len(options):
+        return None
+    resolver = options[options.index("--resolver") + 1]
+    filled: list[str | None] = [None if _TEMPLATE_PATH.match(a) else a for a in resolver_args]
+    filled = [a for a in filled if a is None or normalize(a) is not None]
+    executor = next((a for a in filled[1:] if a), "") if resolver != "taskbox.function" else ""
+    return RunSpec(template, resolver, filled, prepare, executor or template.type)
+
+
+def _split(args: list[str]) -> tuple[list[str], bool, list[str]]:
+    if "--" in args:
+        i = args.index("--")
+        return args[:i], True, args[i + 1 :]
+    return args, False, []
+
+
+def resolve(
+    *,
+    template_ref: str | None,
+    executor_ref: str | None,
+    config_ref: str | None,
+    interface_ref: str | None,
+    raw: RawInputs,
+) -> RunSpec:
+    """Decide what to run from ``--template`` or ``--executor``/``--config``/``--interface``.
+
+    Raises:
+        TemplateError: Neither a template nor an executor was given, or the template is unusable.
+    """
+    interface_doc = plainio.load_document(interface_ref, what="interface") if interface_ref else None
+    if template_ref:
+        template = read_template(template_ref)
+        if interface_doc is not None:
+            raise TemplateError("--interface goes with --executor; a template carries its own interface")
+        spec = None if executor_ref else _from_container_args(template)
+        if spec is not None:
+            return spec
+        if not executor_ref and not template.type:
+            raise TemplateError("the template has no type; name the executor with --executor")
+        args: list[str | None] = [None, executor_ref] if executor_ref else [None]
+        return RunSpec(template, "taskbox.template", args, executor=executor_ref or template.type)
+    if not executor_ref:
+        raise TemplateError("nothing to run: give --template, or --executor with --config (see `taskbox run -h`)")
+    config_doc = plainio.load_document(config_ref, what="config") if config_ref else {}
+    template = build_template(executor_ref, config_doc, interface_doc, raw)
+    return RunSpec(template, "taskbox.template", [None, executor_ref], executor=executor_ref)
+
+
+def input_literals(template: Any, raw: RawInputs, ctx: Any) -> Any:
+    """Convert every given input to a ``Literal`` by the template's interface.
+
+    Raises:
+        InputError: An input is not declared or does not fit its type.
+    """
+    from flyteidl.core import literals_pb2  # noqa: PLC0415
+
+    declared = {n: v.type for n, v in template.interface.inputs.variables.items()}
+    lm = literals_pb2.LiteralMap()
+    for name, (kind, value) in raw.resolved(set(declared)).items():
+        if name not in declared:
+            raise InputError(f"input {name!r} is not declared by the task (declared: {sorted(declared)})")
+        if kind == "literal":
+            lm.literals[name].CopyFrom(value)
+            continue
+        plain = plainio.text_to_plain(value, declared[name]) if kind == "text" else value
+        lm.literals[name].CopyFrom(plainio.plain_to_literal(name, plain, declared[name], ctx))
+    return lm
