@@ -36,7 +36,6 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from taskbox import storage
 from taskbox.bundles.errors import BundleRejected
@@ -61,9 +60,10 @@ log = logging.getLogger("taskbox")
 _FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
 
 
-@dataclass(frozen=True)
 class Limits:
-    """Caps applied to a bundle.
+    """Caps applied to a bundle (keyword arguments override the defaults).
+
+    (A plain class: importing ``dataclasses`` costs ~10 ms, paid by the first start of every pod.)
 
     Attributes:
         max_compressed: Largest bundle object (bytes) that is downloaded at all.
@@ -74,12 +74,36 @@ class Limits:
         max_trailing: Most bytes accepted after the tar end-of-archive marker.
     """
 
-    max_compressed: int = 512 * 1024**2
-    max_total: int = 1024**3
-    max_members: int = 100_000
-    max_ratio: int = 200
-    ratio_floor: int = 64 * 1024**2
-    max_trailing: int = 16 * 1024**2
+    __slots__ = ("max_compressed", "max_members", "max_ratio", "max_total", "max_trailing", "ratio_floor")
+
+    def __init__(
+        self,
+        *,
+        max_compressed: int = 512 * 1024**2,
+        max_total: int = 1024**3,
+        max_members: int = 100_000,
+        max_ratio: int = 200,
+        ratio_floor: int = 64 * 1024**2,
+        max_trailing: int = 16 * 1024**2,
+    ) -> None:
+        self.max_compressed = max_compressed
+        self.max_total = max_total
+        self.max_members = max_members
+        self.max_ratio = max_ratio
+        self.ratio_floor = ratio_floor
+        self.max_trailing = max_trailing
+
+    def _fields(self) -> tuple[int, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Limits) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return "Limits(" + ", ".join(f"{name}={getattr(self, name)}" for name in self.__slots__) + ")"
 
 
 def _check_name(name: str, seen: set[str]) -> str:
