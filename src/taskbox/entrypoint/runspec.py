@@ -15,7 +15,8 @@ outputs: {...}}`` in the config file, or ``--interface``), in the type language 
     * outputs of ``sqlite``/``sql``: ``results: table``; of ``http``: ``status_output`` -> ``int``,
       ``headers_output``/``webhook`` -> ``json``, ``body_output`` -> ``str``, ``pagination.output`` ->
       ``list[json]``; JSON-pointer ``outputs`` must be declared (their type cannot be told); of ``echo``:
-      one per input, same type; any other executor: none unless declared.
+      one per input, same type; any other executor: none unless declared. Declared outputs are added to
+      (and override) these, except for SQL, where declaring any replaces the ``results`` table.
 
 Invariants:
     * Precedence of input values: ``--input name=value`` > ``TASKBOX_INPUT_<NAME>`` > ``--inputs`` file.
@@ -156,18 +157,21 @@ def _placeholders(value: Any, pattern: re.Pattern[str], found: dict[str, None]) 
             _placeholders(item, pattern, found)
 
 
-def _default_outputs(task_type: str, config: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, Any]:
+def _outputs(
+    task_type: str, config: Mapping[str, Any], inputs: Mapping[str, Any], declared: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The declared outputs, completed by the executor's conventions (module doc)."""
     if task_type in ("sqlite", "sqlalchemy", "sql"):
-        return {"results": plainio.parse_type("table")}
+        return dict(declared) or {"results": plainio.parse_type("table")}
     if task_type in ("http", "webhook"):
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = dict(declared)
         for key, spec in (("status_output", "int"), ("headers_output", "json"), ("webhook", "json"),
                           ("body_output", "str")):  # fmt: skip
-            if isinstance(config.get(key), str):
+            if isinstance(config.get(key), str) and config[key] not in out:
                 out[config[key]] = plainio.parse_type(spec)
         pagination = config.get("pagination")
         if isinstance(pagination, dict) and isinstance(pagination.get("output"), str):
-            out[pagination["output"]] = plainio.parse_type("list[json]")
+            out.setdefault(pagination["output"], plainio.parse_type("list[json]"))
         pointers = config.get("outputs")
         if isinstance(pointers, dict):
             for name in pointers:
@@ -178,8 +182,8 @@ def _default_outputs(task_type: str, config: Mapping[str, Any], inputs: Mapping[
                     )
         return out
     if task_type == "echo":
-        return dict(inputs)
-    return {}
+        return {**inputs, **declared}
+    return dict(declared)
 
 
 def build_template(
@@ -231,7 +235,7 @@ def build_template(
         else:
             plain = plainio.text_to_plain(value, None) if kind == "text" else value
             inputs[input_name] = plainio.infer_type(plain, input_name)
-    outputs = declared_out or _default_outputs(cls.task_type, config, inputs)
+    outputs = _outputs(cls.task_type, config, inputs, declared_out)
 
     def variables(types: Mapping[str, Any]) -> Any:
         return interface_pb2.VariableMap(variables={n: interface_pb2.Variable(type=t) for n, t in types.items()})
