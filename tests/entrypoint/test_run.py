@@ -246,20 +246,33 @@ def test_malformed_command_line_exit_2():
 @pytest.mark.parametrize("key", sorted(runmod.ENV))
 def test_every_option_has_an_environment_variable_and_the_flag_wins(key: str):
     var = runmod.ENV[key]
-    value = {"log_format": "json", "quiet": "true"}.get(key, f"/from/env/{key}")
-    ns = runmod.parser({var: value}).parse_args([])
-    assert getattr(ns, key) == (True if key == "quiet" else value)
+    value = {"log_format": "json", "quiet": "true", "output_file": "a=/x,b=/y"}.get(key, f"/from/env/{key}")
+    expected = {"quiet": True, "output_file": ["a=/x", "b=/y"]}.get(key, value)
+    assert getattr(runmod.parse([], {var: value}), key) == expected
     if key == "quiet":
+        assert runmod.parse([], {var: "0"}).quiet is False
         return
     flag = "--" + key.replace("_", "-")
-    other = "text" if key == "log_format" else "/from/flag"
-    assert getattr(runmod.parser({var: value}).parse_args([flag, other]), key) == other
+    other = {"log_format": "text", "output_file": "c=/z"}.get(key, "/from/flag")
+    got = getattr(runmod.parse([flag, other], {var: value}), key)
+    assert got == ([other] if key == "output_file" else other)
+
+
+def test_output_file_copies_an_output_and_outputs_json(tmp_path: Path):
+    xcom = tmp_path / "airflow" / "xcom" / "return.json"
+    proc = taskbox_run("--executor", "echo", "--input", "word=hi", "--outputs", str(tmp_path / "out"),
+                       "--output-file", f"outputs.json={xcom}", "--output-file", f"word={tmp_path / 'word.txt'}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert read_json(xcom) == {"word": "hi"} and (tmp_path / "word.txt").read_text() == "hi"
+    proc = taskbox_run("--executor", "echo", "--input", "word=hi", "--outputs", str(tmp_path / "out"),
+                       "--output-file", f"nope={tmp_path / 'n'}")  # fmt: skip
+    assert proc.returncode == 1 and read_json(tmp_path / "out" / "error.json")["code"] == "USER:InvalidConfig"
 
 
 def test_argo_progress_file_is_the_default_progress_file():
-    assert runmod.parser({"ARGO_PROGRESS_FILE": "/tmp/p"}).parse_args([]).progress_file == "/tmp/p"
+    assert runmod.parse([], {"ARGO_PROGRESS_FILE": "/tmp/p"}).progress_file == "/tmp/p"
     env = {"ARGO_PROGRESS_FILE": "/tmp/p", "TASKBOX_PROGRESS_FILE": "/tmp/q"}
-    assert runmod.parser(env).parse_args([]).progress_file == "/tmp/q"
+    assert runmod.parse([], env).progress_file == "/tmp/q"
 
 
 def test_run_configured_by_the_environment_only(db: Path, tmp_path: Path):

@@ -66,6 +66,7 @@ ENV = {
     "log_level": "TASKBOX_LOG_LEVEL",
     "quiet": "TASKBOX_QUIET",
     "image": "TASKBOX_IMAGE",
+    "output_file": "TASKBOX_OUTPUT_FILES",
 }
 OUTPUTS_JSON = "outputs.json"
 ERROR_JSON = "error.json"
@@ -105,6 +106,8 @@ def parser(environ: Mapping[str, str]) -> Any:
     io.add_argument("--inputs", default=env("inputs"), help="inputs: .pb LiteralMap, or a JSON/YAML object")
     io.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="one input (repeatable)")
     io.add_argument("--outputs", default=env("outputs"), help="directory or URI for the outputs (default: a temp dir)")
+    io.add_argument("--output-file", action="append", metavar="NAME=PATH",
+                    help="also copy output NAME (or outputs.json) to PATH, e.g. /airflow/xcom/return.json")  # fmt: skip
     io.add_argument("--raw-output-prefix", default=env("raw_output_prefix"), help="where data goes (OUTPUTS/raw)")
     io.add_argument("--checkpoint-path", default=env("checkpoint_path"), help="where the task writes checkpoints")
     io.add_argument("--prev-checkpoint", default=env("prev_checkpoint"), help="a previous attempt's checkpoint")
@@ -118,6 +121,19 @@ def parser(environ: Mapping[str, str]) -> Any:
     obs.add_argument("--log-level", default=env("log_level"), help="DEBUG, INFO (default), WARNING, ERROR")
     p.add_argument("--image", default=env("image"), help="run inside this image variant or reference (Docker)")
     return p
+
+
+def parse(argv: list[str], environ: Mapping[str, str]) -> Any:
+    """Parse ``taskbox run``'s arguments; options not given come from ``environ`` (:data:`ENV`)."""
+    ns = parser(environ).parse_args(argv)
+    if ns.output_file is None:
+        ns.output_file = _split_list(_env(environ, "output_file"))
+    return ns
+
+
+def _split_list(value: str | None) -> list[str]:
+    """``TASKBOX_OUTPUT_FILES``: ``name=path`` pairs separated by commas."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def exit_code(failure: BaseException) -> int:
@@ -139,6 +155,7 @@ class _Run:
         self.formatter = formatter
         self.progress = Progress(STEPS, ns.progress_file)
         self.output_names: list[str] = []
+        self.copies: list[tuple[str, str]] = []
 
     def pipeline(self, working_dir: str, cancelled: threading.Event) -> Any:
         from taskbox import storage  # noqa: PLC0415
@@ -165,6 +182,7 @@ class _Run:
         self.formatter.fields["executor"] = spec.executor or spec.resolver
         self.formatter.fields["task"] = spec.template.id.name
         self.output_names = self._check_output_names(spec.template)
+        self.copies = self._check_output_files(self.output_names)
         template_path = os.path.join(working_dir, "task.pb")
         with open(template_path, "wb") as fh:
             fh.write(spec.template.SerializeToString())
@@ -210,6 +228,19 @@ class _Run:
                 )
         return names
 
+    def _check_output_files(self, names: list[str]) -> list[tuple[str, str]]:
+        from taskbox.errors import ConfigError  # noqa: PLC0415
+
+        copies = []
+        for pair in self.ns.output_file:
+            name, eq, path = pair.partition("=")
+            if not eq or not path or (name not in names and name != OUTPUTS_JSON):
+                raise ConfigError(
+                    f"--output-file takes NAME=PATH with NAME one of {', '.join([*names, OUTPUTS_JSON])}; got {pair!r}"
+                )
+            copies.append((name, path))
+        return copies
+
     def commit_success(self, outputs: Any) -> str:
         from taskbox.entrypoint.plainio import literal_to_plain, render_output_file  # noqa: PLC0415
 
@@ -219,6 +250,11 @@ class _Run:
         companions[OUTPUTS_JSON] = document.encode("utf-8")
         stale = (ERROR_JSON, *(n for n in self._previous_outputs() if n not in plain))
         commit.commit_outputs(self.ns.outputs, outputs, companions=companions, stale=stale)
+        if self.copies:
+            from taskbox import storage  # noqa: PLC0415
+
+            for name, path in self.copies:  # copies of committed files, for orchestrators that name the path
+                storage.write_bytes(path, companions[name])
         self.progress.step("outputs committed")
         log.info("outputs committed under %s", self.ns.outputs)
         return document
@@ -287,7 +323,7 @@ def main(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     guard = TerminationGuard()
     guard.install()
-    ns = parser(environ).parse_args(argv)
+    ns = parse(argv, environ)
     if ns.image:
         from taskbox.entrypoint.runimage import run_in_image  # noqa: PLC0415
 
