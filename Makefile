@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-servers bench golden flytekit-venv system-deps clean
-.PHONY: docker-engine base-image images image-sizes image-test image-tags push
+.PHONY: docker-engine base-image images image-sizes image-test image-tags image-clean push
 
 # Executor images (issue 6). The variants build on BASE_IMAGE: the local debootstrap base by default (the
 # test machines reach no registry); a release passes BASE_IMAGE=python:3.12-slim-bookworm (the Dockerfiles'
@@ -81,6 +81,9 @@ image-tags: venv docker-engine ## print each variant's image reference
 
 image-test: venv test-servers base-image ## the image tests only (tests/images: builds each variant once, runs them)
 	$(VENV_PY) -m pytest tests/images $(PYTEST_ARGS)
+
+image-clean: ## remove the images the tests and benchmarks built (taskbox-test/*, taskbox-bench/*)
+	@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^taskbox-(test|bench)/' | xargs -r docker rmi
 
 push: venv docker-engine ## push every variant to REGISTRY (only ever explicit); record the printed digests in the catalog
 	@$(VENV)/bin/taskbox image tags $(IMAGE_ARGS) | while read -r variant ref; do docker push "$$ref" || exit 1; done

@@ -12,7 +12,8 @@
 ``variant_image`` (session)
     ``variant_image("sqlite")`` -> the tag of that variant built on ``base_image``. Each variant is built
     once per session, in series, and tagged ``taskbox-test/<variant>:<build key>``: an image with the same
-    key (same Dockerfile, wheel contents, build arguments and base) is reused across sessions.
+    key (same Dockerfile, wheel contents, build arguments and base) is reused across sessions. Images of
+    earlier sources are left alone (another session may still be using them): ``make image-clean``.
 
 ``container_env`` (function)
     The environment a container needs to reach the loopback S3 server (the containers share the host's
@@ -90,22 +91,12 @@ def variant_image(docker_client: Any, base_image: str) -> Callable[[str], str]:
                 ).tag
             except ImageBuildError as exc:
                 built[variant] = exc
-            else:
-                _forget_older(docker_client, f"taskbox-test/{variant}", keep=str(built[variant]))
         result = built[variant]
         if isinstance(result, ImageBuildError):
             pytest.fail(f"building the {variant} image failed: {result}", pytrace=False)
         return result
 
     return get
-
-
-def _forget_older(client: Any, repository: str, keep: str) -> None:
-    """Untag this repository's images of earlier sessions (other sources): one image per variant stays."""
-    for image in client.images.list(name=repository):
-        for tag in image.tags:
-            if tag != keep and tag.startswith(f"{repository}:"):
-                client.images.remove(tag)
 
 
 @pytest.fixture

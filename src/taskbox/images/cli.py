@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--revision", default="unknown", help="source revision for the OCI label")
     b.add_argument("--created", default="1970-01-01T00:00:00Z", help="creation time for the OCI label")
     b.add_argument("--source", type=Path, help="taskbox source tree (default: found from here)")
+    b.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='for --variant: another build argument, e.g. EXTRA_PACKAGES="pandas numpy" for the python variant',
+    )
     b.add_argument("--quiet", action="store_true", help="do not echo the build output")
     for action, summary in (
         ("sizes", "print each variant's uncompressed size and what it adds to its base"),
@@ -122,6 +129,7 @@ def _build(ns: argparse.Namespace) -> int:
             tag=ns.tag,
             registry=ns.registry,
             created=ns.created,
+            extra_buildargs=dict(arg.partition("=")[::2] for arg in ns.build_arg),
             progress=progress,
         )
         print(built.tag)
