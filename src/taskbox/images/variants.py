@@ -108,6 +108,7 @@ def build_variant(
     registry: str | None = None,
     key_tag: str | None = None,
     created: str = "1970-01-01T00:00:00Z",
+    extra_buildargs: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BuiltImage:
     """Build one variant image.
@@ -124,6 +125,7 @@ def build_variant(
         key_tag: A repository (``taskbox-test/sqlite``): tag the image ``<key_tag>:<build key>`` as well,
             and reuse an existing image with that tag instead of building.
         created: ``org.opencontainers.image.created``.
+        extra_buildargs: More ``--build-arg`` values (``EXTRA_PACKAGES`` of the ``python`` variant).
         progress: Called with each build output line.
 
     Raises:
@@ -131,7 +133,8 @@ def build_variant(
 
     """
     parent_id = _parent_id(client, base_image)
-    buildargs = {"BASE_IMAGE": base_image, "VERSION": version, "REVISION": revision, "CREATED": created}
+    buildargs = {**(extra_buildargs or {}), "BASE_IMAGE": base_image, "VERSION": version, "REVISION": revision}
+    buildargs["CREATED"] = created
     with build_lock(), tempfile.TemporaryDirectory(prefix=f"taskbox-image-{variant}-") as scratch:
         context = stage_variant(variant, Path(scratch) / "context", source)
         keyed = f"{key_tag}:{_key(context, buildargs, parent_id)}" if key_tag else None
