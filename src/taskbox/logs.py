@@ -23,6 +23,7 @@ def configure(level: str | None = None, formatter: logging.Formatter | None = No
     Args:
         level: Log level name; default ``TASKBOX_LOG_LEVEL`` or INFO.
         formatter: The handler's formatter (``taskbox run`` passes a JSON one); default :data:`FORMAT`.
+
     """
     root = logging.getLogger()
     if any(getattr(h, "_taskbox", False) for h in root.handlers):

@@ -40,8 +40,8 @@ class Sandbox:
             d.mkdir(parents=True)
         conn = sqlite3.connect(self.data / "shop.db")
         conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, amount REAL)")
-        conn.executemany("INSERT INTO orders VALUES (?, ?, ?)",
-                         [(1, "ann", 5.0), (2, "bob", 10.0), (3, "cy", 12.5), (4, "di", 150.0), (5, "ed", 3.0)])  # fmt: skip
+        rows = [(1, "ann", 5.0), (2, "bob", 10.0), (3, "cy", 12.5), (4, "di", 150.0), (5, "ed", 3.0)]
+        conn.executemany("INSERT INTO orders VALUES (?, ?, ?)", rows)
         conn.commit()
         conn.close()
         self.mapping = {
@@ -110,7 +110,8 @@ def test_argo_workflow(sandbox: Sandbox, tmp_path: Path):
     progress = tmp_path / "argo-progress"
     proc = run([TASKBOX, *(sandbox.local(str(a)) for a in container["args"])], ARGO_PROGRESS_FILE=str(progress), **env)
     assert proc.returncode == 0, proc.stderr
-    outputs = {p["name"]: Path(sandbox.local(p["valueFrom"]["path"])).read_text() for p in step["outputs"]["parameters"]}
+    parameters = step["outputs"]["parameters"]
+    outputs = {p["name"]: Path(sandbox.local(p["valueFrom"]["path"])).read_text() for p in parameters}
     assert outputs == {"n": "3", "total": "172.5"}
     assert progress.read_text() == f"{runmod.STEPS}/{runmod.STEPS}"
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/config", "/data"}
@@ -151,7 +152,8 @@ def test_kubeflow_container_component(sandbox: Sandbox, tmp_path: Path):
     spec = _call(tree, "ContainerSpec")
     keywords = {k.arg: _literal(k.value, names) for k in spec.keywords}
     assert_sqlite_image(keywords["image"])
-    proc = run([TASKBOX if w == "taskbox" else w for w in keywords["command"]] + [sandbox.local(a) for a in keywords["args"]])
+    command = [TASKBOX if w == "taskbox" else w for w in keywords["command"]]
+    proc = run(command + [sandbox.local(a) for a in keywords["args"]])
     assert proc.returncode == 0, proc.stderr
     assert {n: Path(p).read_text() for n, p in outputs.items()} == {"n": "3", "total": "172.5"}
 
@@ -203,6 +205,7 @@ def test_flyte_task_definition(sandbox: Sandbox, tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert read_outputs(prefix, {"n": simple("INTEGER"), "total": simple("FLOAT")}) == EXPECTED
     # And anywhere else with taskbox run, as the recipe's last line says.
-    proc = run([TASKBOX, "run", "--template", str(tmp_path / "task.pb"), "--input", "min_amount=10", "--outputs", str(tmp_path / "o")])
+    task = str(tmp_path / "task.pb")
+    proc = run([TASKBOX, "run", "--template", task, "--input", "min_amount=10", "--outputs", str(tmp_path / "o")])
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == EXPECTED

@@ -127,7 +127,8 @@ def test_executor_and_config_infer_the_interface(db: Path, tmp_path: Path):
     assert (out / "name").read_text() == "user-3"
     # No declared outputs: a table named `results`, as flytekit's SQLite3Task.
     out2 = tmp_path / "out2"
-    proc = taskbox_run("--executor", "sqlite", "--config", json.dumps({"uri": str(db), "query_template": "SELECT id FROM users"}),
+    config = json.dumps({"uri": str(db), "query_template": "SELECT id FROM users"})
+    proc = taskbox_run("--executor", "sqlite", "--config", config,
                        "--outputs", str(out2))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert list(read_json(out2 / "outputs.json")) == ["results"]
@@ -260,8 +261,8 @@ def test_every_option_has_an_environment_variable_and_the_flag_wins(key: str):
 
 def test_output_file_copies_an_output_and_outputs_json(tmp_path: Path):
     xcom = tmp_path / "airflow" / "xcom" / "return.json"
-    proc = taskbox_run("--executor", "echo", "--input", "word=hi", "--outputs", str(tmp_path / "out"),
-                       "--output-file", f"outputs.json={xcom}", "--output-file", f"word={tmp_path / 'word.txt'}")  # fmt: skip
+    copies = ("--output-file", f"outputs.json={xcom}", "--output-file", f"word={tmp_path / 'word.txt'}")
+    proc = taskbox_run("--executor", "echo", "--input", "word=hi", "--outputs", str(tmp_path / "out"), *copies)
     assert proc.returncode == 0, proc.stderr
     assert read_json(xcom) == {"word": "hi"} and (tmp_path / "word.txt").read_text() == "hi"
     proc = taskbox_run("--executor", "echo", "--input", "word=hi", "--outputs", str(tmp_path / "out"),
@@ -331,9 +332,10 @@ def test_checkpoint_paths_from_the_environment_resume_a_task(tmp_path: Path):
     first, second = tmp_path / "cp1", tmp_path / "cp2"
     common = ("--template", str(tmp_path / "task.pb"), "--outputs", str(tmp_path / "out"))
     env = {"PYTHONPATH": str(tests / "sample_project")}
-    proc = taskbox_run(*common, "--inputs", json.dumps({"n": 4, "fail_at": 2}), TASKBOX_CHECKPOINT_PATH=str(first), **env)
+    inputs = ("--inputs", json.dumps({"n": 4, "fail_at": 2}))
+    proc = taskbox_run(*common, *inputs, TASKBOX_CHECKPOINT_PATH=str(first), **env)
     assert proc.returncode == 75, proc.stderr
-    proc = taskbox_run(*common, "--inputs", json.dumps({"n": 4, "fail_at": 2}), TASKBOX_CHECKPOINT_PATH=str(second),
+    proc = taskbox_run(*common, *inputs, TASKBOX_CHECKPOINT_PATH=str(second),
                        TASKBOX_PREV_CHECKPOINT=str(first), **env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert read_json(tmp_path / "out" / "outputs.json") == {"total": 6, "resumed_from": 2}
@@ -422,8 +424,9 @@ def test_default_outputs_dir_is_created_and_printed(tmp_path: Path):
 
 
 def test_outputs_pb_is_a_literal_map_of_declared_outputs(tmp_path: Path):
+    interface = json.dumps({"inputs": {"when": "datetime"}})
     proc = taskbox_run("--executor", "echo", "--input", "when=\"2026-01-02T03:04:05Z\"",
-                       "--interface", json.dumps({"inputs": {"when": "datetime"}}), "--outputs", str(tmp_path))  # fmt: skip
+                       "--interface", interface, "--outputs", str(tmp_path))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lm = literals_pb2.LiteralMap()
     lm.ParseFromString((tmp_path / "outputs.pb").read_bytes())

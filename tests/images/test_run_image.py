@@ -58,7 +58,7 @@ def test_sqlite_executor_in_its_image(variant_image, tmp_path: Path):
 def test_readme_docker_run_line(docker_client, variant_image, tmp_path: Path):
     readme = (ROOT / "README.md").read_text()
     head = "\n".join(readme.splitlines()[:40])  # the first screen
-    line = next(l for l in head.splitlines() if l.startswith("docker run "))
+    line = next(text for text in head.splitlines() if text.startswith("docker run "))
     words = shlex.split(line)
     image_at = next(i for i, w in enumerate(words) if w.startswith("ghcr.io/"))
     assert words[image_at] == default_image("sqlite")

@@ -65,6 +65,7 @@ def describe(exc: BaseException) -> tuple[str, str, bool, str]:
     Returns:
         ``(code, origin, recoverable, message)``. taskbox errors carry their own mapping; anything
         else escaped translation and is reported as a recoverable SYSTEM error (flytekit's rule).
+
     """
     if isinstance(exc, TaskboxError):
         code, origin, recoverable = exc.code, exc.origin, exc.recoverable
@@ -127,6 +128,7 @@ def commit_outputs(
 
     Returns:
         The URI written.
+
     """
     _prepare(output_prefix, ERROR_FILE, stale, companions)
     uri = storage.join(output_prefix, OUTPUTS_FILE)
@@ -152,6 +154,7 @@ def commit_error(
 
     Returns:
         The URI written.
+
     """
     document = error_document(exc)
     _prepare(output_prefix, OUTPUTS_FILE, stale, companions)

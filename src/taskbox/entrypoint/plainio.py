@@ -37,7 +37,7 @@ __all__ = [
     "text_to_plain",
 ]
 
-_UTC = datetime.timezone.utc
+_UTC = datetime.UTC
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -51,6 +51,7 @@ def parse_document(text: str, *, yaml_ok: bool = True, what: str = "document") -
 
     Raises:
         ConfigError: Neither parses, or the text is YAML and PyYAML is not installed.
+
     """
     try:
         return json.loads(text)
@@ -78,6 +79,7 @@ def load_document(ref: str, *, what: str, error: type[TaskboxError] = ConfigErro
 
     Raises:
         ConfigError (or ``error``): Unreadable or malformed.
+
     """
     from taskbox import storage  # noqa: PLC0415
 
@@ -168,6 +170,7 @@ def parse_type(spec: Any) -> Any:
 
     Raises:
         ConfigError: The spec is neither.
+
     """
     from flyteidl.core import types_pb2  # noqa: PLC0415
 
@@ -191,10 +194,11 @@ def parse_type(spec: Any) -> Any:
 
 
 def infer_type(value: Any, name: str) -> Any:
-    """The ``LiteralType`` of a plain value whose input was not declared (a JSON number, string, list...).
+    """Return the ``LiteralType`` of a plain value whose input was not declared (a JSON number, string...).
 
     Raises:
         InputError: ``null`` or an empty list, whose type cannot be told.
+
     """
     if isinstance(value, bool):
         return parse_type("bool")
@@ -299,7 +303,7 @@ def _coerce_simple(value: Any, simple: int) -> Any:  # noqa: C901 - one branch p
 
 
 def _coerce(value: Any, lt: Any) -> Any:  # noqa: C901 - one branch per kind of LiteralType
-    """A plain value -> the Python value the literal engine encodes as ``lt``."""
+    """Turn a plain value into the Python value the literal engine encodes as ``lt``."""
     kind = lt.WhichOneof("type")
     if kind == "simple":
         return _coerce_simple(value, lt.simple)
@@ -350,6 +354,7 @@ def plain_to_literal(name: str, value: Any, literal_type: Any, ctx: Any) -> Any:
 
     Raises:
         InputError: The value does not fit (names the input and the type).
+
     """
     from taskbox.literals import TypeEngine  # noqa: PLC0415
     from taskbox.literals.typeinfo import describe_type  # noqa: PLC0415
@@ -407,7 +412,7 @@ def _scalar_to_plain(scalar: Any) -> Any:  # noqa: C901 - one branch per scalar 
 
 
 def literal_to_plain(literal: Any) -> Any:
-    """A ``Literal`` as a JSON value (see the module's invariants for the forms)."""
+    """Return a ``Literal`` as a JSON value (see the module's invariants for the forms)."""
     kind = literal.WhichOneof("value")
     if kind == "offloaded_metadata":
         from taskbox.literals import offload  # noqa: PLC0415

@@ -84,7 +84,7 @@ def _env(environ: Mapping[str, str], key: str) -> str | None:
 
 
 def parser(environ: Mapping[str, str]) -> Any:
-    """The argparse parser of ``taskbox run``, its defaults taken from ``environ``."""
+    """Build the argparse parser of ``taskbox run``, its defaults taken from ``environ``."""
     import argparse  # noqa: PLC0415
 
     def env(key: str) -> str | None:
@@ -137,7 +137,7 @@ def _split_list(value: str | None) -> list[str]:
 
 
 def exit_code(failure: BaseException) -> int:
-    """The exit code for a failure, by its origin and recoverability."""
+    """Return the exit code for a failure, by its origin and recoverability."""
     _, origin, recoverable, _ = commit.describe(failure)
     if recoverable:
         return EXIT_RECOVERABLE
@@ -303,7 +303,7 @@ class _Run:
 
 
 def _default_outputs_dir() -> str:
-    """A new directory under ``$TMPDIR`` for a run given no ``--outputs`` (kept: the outputs point into it)."""
+    """Create a directory under ``$TMPDIR`` for a run given no ``--outputs`` (kept: outputs point into it)."""
     base = os.environ.get("TMPDIR") or "/tmp"
     while True:
         path = os.path.join(base, f"taskbox-run-{os.urandom(6).hex()}")
@@ -319,6 +319,7 @@ def main(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
 
     Returns:
         The exit code (:data:`EXIT_CODES`).
+
     """
     environ = os.environ if environ is None else environ
     guard = TerminationGuard()

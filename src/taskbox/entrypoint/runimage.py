@@ -45,7 +45,7 @@ _ENV_NAMES = ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "NO_PRO
 
 
 def image_reference(value: str) -> str:
-    """A catalog variant (``sqlite``) -> its reference for this taskbox version; anything else as given."""
+    """Map a catalog variant (``sqlite``) to its reference for this taskbox version; others stay as given."""
     if "/" in value or ":" in value or "@" in value:
         return value
     from taskbox.images.catalog import default_image, load_catalog  # noqa: PLC0415
@@ -60,7 +60,7 @@ def _local(value: str | None) -> str | None:
 
 
 def mounts(ns: Any, cwd: str) -> dict[str, dict[str, str]]:
-    """The Docker SDK ``volumes`` for a run: each needed local folder at its own path (module doc)."""
+    """Return the Docker SDK ``volumes`` for a run: each needed local folder at its own path (module doc)."""
     folders = {cwd: "rw"}
     paths = [(key, _local(getattr(ns, key))) for key in _PATH_OPTIONS]
     paths += [("output_file", _local(pair.partition("=")[2])) for pair in ns.output_file]
@@ -141,6 +141,7 @@ def run_in_image(ns: Any, argv: list[str], environ: Mapping[str, str]) -> int:
 
     Returns:
         The container's exit code; 3 when no Docker engine answers, 1 when the image cannot be had.
+
     """
     from taskbox.entrypoint.run import EXIT_SYSTEM, EXIT_USER, _default_outputs_dir  # noqa: PLC0415
     from taskbox.errors import TaskboxError  # noqa: PLC0415

@@ -41,7 +41,7 @@ _IDENTITY_VARS = {
 
 
 def identity_fields(environ: Mapping[str, str]) -> dict[str, str]:
-    """The run's identity from Flyte's variables (or flytekit's short aliases), only those that are set."""
+    """Return the run's identity from Flyte's variables (or flytekit's short aliases), those that are set."""
     out = {}
     for field, (long_name, alias) in _IDENTITY_VARS.items():
         value = environ.get(long_name) or environ.get(alias)
@@ -88,6 +88,7 @@ def configure(log_format: str, level: str | None, stream: TextIO | None = None) 
 
     Returns:
         The formatter; set ``formatter.fields["executor"]`` once the executor is known.
+
     """
     from taskbox import logs  # noqa: PLC0415
 
@@ -112,6 +113,7 @@ class Progress:
         total: The number of steps.
         path: The progress file (``--progress-file`` / ``ARGO_PROGRESS_FILE``), or ``None``.
         stream: Where the bar goes, if it is a terminal.
+
     """
 
     WIDTH = 24

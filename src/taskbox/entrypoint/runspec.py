@@ -54,6 +54,7 @@ class RawInputs:
         values: From a JSON/YAML inputs file (name -> plain value).
         env: From ``TASKBOX_INPUT_<NAME>`` (raw name -> text).
         pairs: From ``--input name=value`` (name -> text).
+
     """
 
     def __init__(self) -> None:
@@ -79,6 +80,7 @@ def gather_inputs(inputs_ref: str | None, pairs: list[str], environ: Mapping[str
 
     Raises:
         InputError: The inputs file is unreadable or not a mapping; a pair has no ``=``.
+
     """
     raw = RawInputs()
     if inputs_ref:
@@ -127,6 +129,7 @@ def read_template(ref: str) -> Any:
 
     Raises:
         TemplateError: Unreadable, malformed, or not a TaskTemplate.
+
     """
     from flyteidl.core import tasks_pb2  # noqa: PLC0415
     from google.protobuf.json_format import ParseDict, ParseError  # noqa: PLC0415
@@ -160,7 +163,7 @@ def _placeholders(value: Any, pattern: re.Pattern[str], found: dict[str, None]) 
 def _outputs(
     task_type: str, config: Mapping[str, Any], inputs: Mapping[str, Any], declared: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The declared outputs, completed by the executor's conventions (module doc)."""
+    """Return the declared outputs, completed by the executor's conventions (module doc)."""
     if task_type in ("sqlite", "sqlalchemy", "sql"):
         return dict(declared) or {"results": plainio.parse_type("table")}
     if task_type in ("http", "webhook"):
@@ -195,6 +198,7 @@ def build_template(
         ExecutorNotFound / ExecutorNotInstalled: The executor is not available.
         ConfigError: The config does not validate, or an interface declaration is malformed.
         InputError: An input's type can be neither found nor inferred.
+
     """
     from flyteidl.core import interface_pb2, tasks_pb2  # noqa: PLC0415
     from google.protobuf import struct_pb2  # noqa: PLC0415
@@ -267,6 +271,7 @@ class RunSpec:
         resolver_args: Its arguments; ``None`` entries stand for the template's path.
         prepare: Installs a code bundle before the task loads (``fast-execute`` templates), or ``None``.
         executor: The executor's name, for logs (``""`` for user functions).
+
     """
 
     def __init__(
@@ -284,7 +289,7 @@ class RunSpec:
         self.executor = executor
 
     def args_for(self, template_path: str) -> list[str]:
-        """The resolver's arguments with the template's path filled in."""
+        """Return the resolver's arguments with the template's path filled in."""
         return [template_path if a is None else a for a in self.resolver_args]
 
 
@@ -345,6 +350,7 @@ def resolve(
 
     Raises:
         TemplateError: Neither a template nor an executor was given, or the template is unusable.
+
     """
     interface_doc = plainio.load_document(interface_ref, what="interface") if interface_ref else None
     if template_ref:
@@ -370,6 +376,7 @@ def input_literals(template: Any, raw: RawInputs, ctx: Any) -> Any:
 
     Raises:
         InputError: An input is not declared or does not fit its type.
+
     """
     from flyteidl.core import literals_pb2  # noqa: PLC0415
 
