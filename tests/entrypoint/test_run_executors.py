@@ -190,3 +190,27 @@ def test_http_pointer_outputs_need_declared_types(server, tmp_path: Path):
     error = read_json(tmp_path / "error.json")
     assert error["code"] == "USER:InvalidConfig" and "declare it" in error["message"]
     assert server.requests == []  # refused before any request
+
+
+def test_sigterm_mid_request_exits_143_with_a_recoverable_error(server, tmp_path: Path):
+    import signal
+    import subprocess
+    import time
+
+    from helpers import subprocess_env
+
+    config = {"url": f"{server.base}/slow?s=20", "status_output": "status", "read_timeout_s": 60}
+    proc = subprocess.Popen(
+        [TASKBOX, "run", "--executor", "http", "--config", json.dumps(config), "--outputs", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(**HTTP_ENV),
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.requests, "the request reached the server"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143, stderr
+    error = read_json(tmp_path / "error.json")
+    assert (error["code"], error["recoverable"], error["exit_code"]) == ("SYSTEM:Terminated", True, 143)
+    assert not (tmp_path / "outputs.pb").exists()

@@ -138,6 +138,10 @@ def _split_list(value: str | None) -> list[str]:
 
 def exit_code(failure: BaseException) -> int:
     """Return the exit code for a failure, by its origin and recoverability."""
+    from taskbox.errors import Terminated  # noqa: PLC0415
+
+    if isinstance(failure, Terminated):
+        return EXIT_TERMINATED
     _, origin, recoverable, _ = commit.describe(failure)
     if recoverable:
         return EXIT_RECOVERABLE
