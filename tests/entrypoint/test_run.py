@@ -432,3 +432,17 @@ def test_outputs_pb_is_a_literal_map_of_declared_outputs(tmp_path: Path):
     lm.ParseFromString((tmp_path / "outputs.pb").read_bytes())
     assert MessageToDict(lm)["literals"]["when"]["scalar"]["primitive"]["datetime"] == "2026-01-02T03:04:05Z"
     assert (tmp_path / "when").read_text() == "2026-01-02T03:04:05Z"
+
+
+def test_config_must_be_an_object_and_inputs_must_be_declared(db: Path, tmp_path: Path):
+    proc = taskbox_run("--executor", "sqlite", "--config", "[1, 2]", "--outputs", str(tmp_path / "a"))
+    assert proc.returncode == 1 and read_json(tmp_path / "a" / "error.json")["code"] == "USER:InvalidConfig"
+    template = make_template("echo", {"x": simple("INTEGER")}, {"x": simple("INTEGER")})
+    (tmp_path / "task.pb").write_bytes(template.SerializeToString())
+    proc = taskbox_run("--template", str(tmp_path / "task.pb"), "--input", "x=1", "--input", "nope=2",
+                       "--outputs", str(tmp_path / "b"))  # fmt: skip
+    assert proc.returncode == 1
+    error = read_json(tmp_path / "b" / "error.json")
+    assert error["code"] == "USER:InvalidInput" and "'nope' is not declared" in error["message"]
+    proc = taskbox_run("--template", str(tmp_path / "task.pb"), "--outputs", str(tmp_path / "c"))
+    assert proc.returncode == 1 and "'x' (integer) is missing" in read_json(tmp_path / "c" / "error.json")["message"]

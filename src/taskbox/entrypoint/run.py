@@ -306,7 +306,7 @@ class _Run:
             )
 
 
-def _default_outputs_dir() -> str:
+def default_outputs_dir() -> str:
     """Create a directory under ``$TMPDIR`` for a run given no ``--outputs`` (kept: outputs point into it)."""
     base = os.environ.get("TMPDIR") or "/tmp"
     while True:
@@ -338,7 +338,7 @@ def main(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
 
     formatter = runlog.configure(ns.log_format, ns.log_level)
     if not ns.outputs:
-        ns.outputs = _default_outputs_dir()
+        ns.outputs = default_outputs_dir()
         log.info("no --outputs given: writing them under %s", ns.outputs)
     elif "://" not in ns.outputs:
         ns.outputs = os.path.abspath(ns.outputs)  # outputs.json names data by absolute paths

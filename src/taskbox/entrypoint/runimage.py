@@ -143,14 +143,14 @@ def run_in_image(ns: Any, argv: list[str], environ: Mapping[str, str]) -> int:
         The container's exit code; 3 when no Docker engine answers, 1 when the image cannot be had.
 
     """
-    from taskbox.entrypoint.run import EXIT_SYSTEM, EXIT_USER, _default_outputs_dir  # noqa: PLC0415
+    from taskbox.entrypoint.run import EXIT_SYSTEM, EXIT_USER, default_outputs_dir  # noqa: PLC0415
     from taskbox.errors import TaskboxError  # noqa: PLC0415
     from taskbox.images.build import docker_client  # noqa: PLC0415
 
     reference = image_reference(ns.image)
     added = None
     if not ns.outputs:
-        ns.outputs = added = _default_outputs_dir()
+        ns.outputs = added = default_outputs_dir()
         print(f"taskbox run: outputs under {added}", file=sys.stderr)
     cwd = os.getcwd()
     try:

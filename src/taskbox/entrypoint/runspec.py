@@ -207,9 +207,9 @@ def build_template(
     from taskbox.executors.base import validate_config  # noqa: PLC0415
 
     cls = registry.load(executor_ref)
-    config = dict(config_doc or {})
     if not isinstance(config_doc or {}, dict):
         raise ConfigError(f"the config of executor {executor_ref!r} must be an object")
+    config = dict(config_doc or {})
     interface = config.pop("interface", None) or {}
     if interface_doc is not None:
         interface = interface_doc
