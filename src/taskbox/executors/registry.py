@@ -50,6 +50,7 @@ class KnownExecutor(namedtuple("KnownExecutor", "name target task_types extra", 
 BUILTINS: tuple[KnownExecutor, ...] = (
     KnownExecutor("echo", "taskbox.executors.echo:EchoExecutor", ("echo",)),
     KnownExecutor("http", "taskbox.executors.http:HTTPExecutor", ("http", "webhook"), "http"),
+    KnownExecutor("http-job", "taskbox.executors.http_job:HTTPJobExecutor", ("http-job",), "http"),
     KnownExecutor("sql", "taskbox.executors.sql:SQLExecutor", ("sqlalchemy", "sql"), "sql"),
     KnownExecutor("sqlite", "taskbox.executors.sqlite:SQLiteExecutor", ("sqlite",), "sqlite"),
 )
@@ -115,6 +116,10 @@ def validate(obj: Any, source: str) -> type[Executor]:
 
         if not (isinstance(obj.Config, type) and issubclass(obj.Config, BaseModel)):
             raise broken("Config must be a pydantic BaseModel subclass or None")
+    contract = getattr(obj, "contract_problems", None)  # AsyncExecutor: create/get/delete, Handle
+    why = contract() if callable(contract) else None
+    if why:
+        raise broken(why)
     return obj
 
 

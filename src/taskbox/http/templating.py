@@ -6,7 +6,8 @@ URL component it lands in, and a body is a data structure whose leaves are repla
 httpx afterwards.
 
 Invariants:
-    * Placeholders are ``{{ .inputs.x }}`` (style ``flyte``) or ``{inputs.x}`` (style ``webhook``).
+    * Placeholders are ``{{ .inputs.x }}`` (style ``flyte``), ``{inputs.x}`` (style ``webhook``) or
+      ``{{ .job.x }}`` (style ``job``: the ``http-job`` executor's handle fields).
     * In the path, query and fragment of the URL template a value is quoted with no safe characters
       (``/`` becomes ``%2F``); in the host it must be a plain host name or IP literal.
     * A string that is exactly one placeholder becomes the input's value with its JSON type;
@@ -29,6 +30,8 @@ __all__ = ["jsonable", "render_text", "render_url", "render_value"]
 _PATTERNS = {
     "flyte": re.compile(r"\{\{\s*\.?inputs\.(\w+)\s*\}\}", re.IGNORECASE),
     "webhook": re.compile(r"\{inputs\.(\w+)\}"),
+    # ``http-job`` status/cancel URLs: fields of the submitted job's handle (``{{ .job.id }}``).
+    "job": re.compile(r"\{\{\s*\.?job\.(\w+)\s*\}\}", re.IGNORECASE),
 }
 _HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$")
 
