@@ -97,3 +97,13 @@ def test_size_within_budget(docker_client, variant_image, base_image, variant):
     (row,) = image_sizes(docker_client, {variant: variant_image(variant)}, base_image)
     print(f"{variant}: {row.size_mb:.1f} MB, adds {row.delta_mb:.1f} MB over {base_image} (budget {row.budget_mb:.0f})")
     assert row.delta_mb <= SIZE_BUDGET_MB[variant]
+
+
+def test_image_tags_follow_the_catalog_scheme_with_the_base_python(docker_client, base_image):
+    from helpers import TASKBOX, run
+
+    python = sdk.image_python(docker_client, base_image)
+    proc = run([TASKBOX, "image", "tags", "--base-image", base_image, "--registry", "registry.example/acme"])
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    assert lines == {v: f"registry.example/acme/executor-{v}:{__version__}-py{python}" for v in VARIANTS}
