@@ -252,7 +252,8 @@ class Task:
 
         Args:
             bundle: The code bundle's URI (from ``taskbox bundle``); without it the image holds the code.
-            dest_dir: Where fast-execute extracts the bundle (and puts it first on ``sys.path``).
+            dest_dir: The directory under which fast-execute installs the bundle
+                (``DIR/.taskbox-bundles/<key>/``, then first on ``sys.path``).
         """
         self._require_importable()
         args = [*_execute_args(), "task-module", self.module, "task-name", self.function_name]
