@@ -95,3 +95,17 @@ def test_a_package_without_executors_is_refused(docker_client, greet_image, tmp_
     assert proc.returncode == 1
     assert "registers no executor" in proc.stderr
     assert not sdk.image_exists(docker_client, "taskbox-test/noexec:1")
+
+
+def test_base_variant_is_found_by_version_without_naming_the_parent(docker_client, greet_image):
+    from taskbox import __version__
+
+    _, parent = greet_image
+    python = sdk.image_python(docker_client, parent)
+    local_base = f"taskbox-test-registry/executor-base:{__version__}-py{python}"
+    docker_client.images.get(parent).tag(*local_base.rsplit(":", 1))
+    tag = "taskbox-test/greet:by-version"
+    argv = [TASKBOX, "image", "build", "--executor", str(EXAMPLE), "--tag", tag, "--registry", "taskbox-test-registry"]
+    proc = subprocess.run([*argv, "--quiet"], capture_output=True, text=True, timeout=1800, env=subprocess_env())
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert docker_client.images.get(tag).labels["dev.taskbox.parent"] == local_base

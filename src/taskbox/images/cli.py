@@ -93,17 +93,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def _parent(client: Any, ns: argparse.Namespace, version: str) -> str:
     """Pick the parent of a custom executor image: ``--base-image``, else the local ``--base`` variant image."""
+    from taskbox.images.catalog import load_catalog  # noqa: PLC0415
     from taskbox.images.errors import ImageBuildError  # noqa: PLC0415
     from taskbox.images.variants import variant_tag  # noqa: PLC0415
 
     if ns.base_image:
         return ns.base_image
-    prefix = variant_tag(ns.base, version, "", ns.registry).rsplit(":", 1)
-    for image in client.images.list(name=prefix[0]):
+    repository = variant_tag(ns.base, version, "any", ns.registry).rsplit(":", 1)[0]
+    # Any Python: the tag up to the scheme's {python} field ("0.1.0-py").
+    prefix = load_catalog().tag_scheme.split("{python}", 1)[0].format(version=version)
+    for image in client.images.list(name=repository):
         for tag in image.tags:
-            if tag.startswith(f"{prefix[0]}:{prefix[1]}"):
+            if tag.startswith(f"{repository}:{prefix}"):
                 return tag
-    raise ImageBuildError(prefix[0], f"no local {ns.base} image of version {version}: run `make image-{ns.base}`")
+    raise ImageBuildError(repository, f"no local {ns.base} image of version {version}: run `make image-{ns.base}`")
 
 
 def _build(ns: argparse.Namespace) -> int:

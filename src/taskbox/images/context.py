@@ -216,8 +216,12 @@ def stage_executor(executor: str, dest: Path) -> tuple[BuildContext, str]:
     (dest / DOCKERFILE).write_bytes(template.read_bytes())
     (dest / "dist").mkdir()
     local = Path(executor)
-    if local.is_dir():
-        requirement = (PurePosixPath("dist") / build_wheel(local, dest / "dist").name).as_posix()
+    if local.is_dir():  # built from a copy: the project folder gets no build/ or *.egg-info
+        with tempfile.TemporaryDirectory(prefix="taskbox-executor-") as scratch:
+            project = Path(scratch) / local.resolve().name
+            shutil.copytree(local, project, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist"))
+            wheel = build_wheel(project, dest / "dist")
+        requirement = (PurePosixPath("dist") / wheel.name).as_posix()
     elif local.is_file() and local.suffix == ".whl":
         shutil.copyfile(local, dest / "dist" / local.name)
         requirement = (PurePosixPath("dist") / local.name).as_posix()
