@@ -82,8 +82,9 @@ image-tags: venv docker-engine ## print each variant's image reference
 image-test: venv test-servers base-image ## the image tests only (tests/images: builds each variant once, runs them)
 	$(VENV_PY) -m pytest tests/images $(PYTEST_ARGS)
 
-image-clean: ## remove the images the tests and benchmarks built (taskbox-test/*, taskbox-bench/*)
+image-clean: ## remove the images tests and benchmarks built (taskbox-test/*, taskbox-bench/*) and dangling build stages
 	@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^taskbox-(test|bench)/' | xargs -r docker rmi
+	docker image prune -f
 
 push: venv docker-engine ## push every variant to REGISTRY (only ever explicit); record the printed digests in the catalog
 	@$(VENV)/bin/taskbox image tags $(IMAGE_ARGS) | while read -r variant ref; do docker push "$$ref" || exit 1; done
