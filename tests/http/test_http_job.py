@@ -22,6 +22,8 @@ from taskbox.executors import validate_config
 from taskbox.executors.http_job import HTTPJobExecutor
 
 STR, INT = simple("STRING"), simple("INTEGER")
+pytestmark = pytest.mark.timeout(90)
+
 FAST = {"poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.2}
 
 
