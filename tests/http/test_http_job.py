@@ -293,3 +293,57 @@ def test_a_gone_job_is_submitted_again(tmp_path, jobs):
     assert code == 0, err
     assert read_outputs(run.prefix, run.outputs) == {"rows": 2}
     assert [s["id"] for s in jobs.submissions] == ["job-1", "job-2"] and "is gone" in err
+
+
+# ----------------------------------------------------------------------------------- authoring
+
+
+def test_authoring_http_job_task(tmp_path, jobs):
+    from taskbox.authoring import HTTPJobTask
+
+    task = HTTPJobTask(
+        "count_rows",
+        submit_url=jobs.base + "/jobs",
+        json_body={"polls": 1, "result": {"rows": "{{ .inputs.n }}"}},
+        job_fields={"id": "/job/id"},
+        status_url=jobs.base + "/jobs/{{ .job.id }}",
+        cancel_url=jobs.base + "/jobs/{{ .job.id }}",
+        inputs={"n": int},
+        outputs={"rows": int},
+        output_pointers={"rows": "/result/rows"},
+        secret_headers={"X-Key": {"group": "g", "key": "k"}},
+        **FAST,
+    )
+    tpl = task.to_template(version="v1")
+    args = list(tpl.container.args)
+    assert tpl.type == "http-job" and args[-1] == "http-job"
+    assert args[args.index("--checkpoint-path") + 1] == "{{.checkpointOutputPrefix}}"
+    assert args[args.index("--prev-checkpoint") + 1] == "{{.prevCheckpointPrefix}}"
+    assert args.index("--prev-checkpoint") < args.index("--resolver")
+    assert [s.group for s in tpl.security_context.secrets] == ["g"]
+    assert validate_config(HTTPJobExecutor, task.custom()) == task.config
+
+    task = HTTPJobTask(
+        "count_rows",
+        submit_url=jobs.base + "/jobs",
+        json_body={"polls": 1, "result": {"rows": "{{ .inputs.n }}"}},
+        job_fields={"id": "/job/id"},
+        status_url=jobs.base + "/jobs/{{ .job.id }}",
+        inputs={"n": int},
+        outputs={"rows": int},
+        output_pointers={"rows": "/result/rows"},
+        **FAST,
+    )
+    workdir = str(tmp_path / "w")
+    assert task.run(workdir=workdir, n=12) == {"rows": 12}
+    assert task.run(workdir=workdir, n=12) == {"rows": 12}  # the recorded, finished job: re-read, not resubmitted
+    assert len(jobs.submissions) == 1
+
+
+def test_authoring_rejects_an_invalid_job_config():
+    from pydantic import ValidationError
+
+    from taskbox.authoring import HTTPJobTask
+
+    with pytest.raises(ValidationError, match="job_fields has no 'run'"):
+        HTTPJobTask("x", submit_url="http://h/jobs", status_url="http://h/jobs/{{ .job.run }}")

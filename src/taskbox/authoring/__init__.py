@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["HTTPTask", "SQLTask", "SQLiteTask", "TaskFailed", "TemplateTask", "run_template"]
+__all__ = ["HTTPJobTask", "HTTPTask", "SQLTask", "SQLiteTask", "TaskFailed", "TemplateTask", "run_template"]
 
 _LAZY = {
+    "HTTPJobTask": "taskbox.authoring.http_job",
     "HTTPTask": "taskbox.authoring.http",
     "SQLTask": "taskbox.authoring.sql",
     "SQLiteTask": "taskbox.authoring.sql",

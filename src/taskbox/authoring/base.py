@@ -178,7 +178,13 @@ def _retry(retries: int) -> Any:
 
 
 def run_template(
-    template: Any, inputs: Mapping[str, Any], *, workdir: str | None = None, executor: str | None = None
+    template: Any,
+    inputs: Mapping[str, Any],
+    *,
+    workdir: str | None = None,
+    executor: str | None = None,
+    checkpoint_path: str | None = None,
+    prev_checkpoint: str | None = None,
 ) -> dict[str, Any]:
     """Run a ``TaskTemplate`` in-process with ``taskbox execute``'s pipeline (local storage).
 
@@ -187,6 +193,8 @@ def run_template(
         inputs: Input values by name (converted by the template's interface).
         workdir: Local directory for the files of the run (created if needed).
         executor: Executor name; the template's type picks it if omitted.
+        checkpoint_path: ``--checkpoint-path`` (async executors record their job's handle there).
+        prev_checkpoint: ``--prev-checkpoint``.
 
     Returns:
         Output values by name.
@@ -216,7 +224,13 @@ def run_template(
     prefix = os.path.join(workdir, "out")
     args = [template_path] + ([executor] if executor else [])
     options = ExecuteOptions(
-        inputs=inputs_path, output_prefix=prefix, resolver="taskbox.template", resolver_args=args, raw_output_prefix=raw
+        inputs=inputs_path,
+        output_prefix=prefix,
+        resolver="taskbox.template",
+        resolver_args=args,
+        raw_output_prefix=raw,
+        checkpoint_path=checkpoint_path,
+        prev_checkpoint=prev_checkpoint,
     )
     execute(options, TerminationGuard())
     error_path = os.path.join(prefix, "error.pb")
