@@ -119,7 +119,8 @@ class JobServer(http.server.ThreadingHTTPServer):
     def finish(self, job_id: str, state: str = "succeeded", message: str = "", result: Any = None) -> None:
         """End a held job."""
         with self.lock:
-            self._end(self.jobs[job_id], state, message, result if result is not None else self.jobs[job_id]["spec"].get("result"))
+            job = self.jobs[job_id]
+            self._end(job, state, message, result if result is not None else job["spec"].get("result"))
 
     def forget(self, job_id: str) -> None:
         """Make the job unknown (the service purged it)."""

@@ -9,10 +9,10 @@ import signal
 import subprocess
 import uuid
 
+import jobserver
 import pytest
 from flyteidl.core import errors_pb2, execution_pb2
 
-import jobserver
 from helpers import encode_inputs, execute_args, make_template, put, read_error, read_outputs, simple, subprocess_env
 from taskbox import storage
 from taskbox.authoring import TaskFailed, run_template
@@ -185,7 +185,8 @@ class Run:
     def start(self, checkpoint, prev=None, **env):
         extra = ["--checkpoint-path", checkpoint] + (["--prev-checkpoint", prev] if prev else [])
         args = execute_args(self.inputs, self.prefix, self.template, None, *extra)
-        return subprocess.Popen(args, env=subprocess_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pipe = subprocess.PIPE
+        return subprocess.Popen(args, env=subprocess_env(**env), stdout=pipe, stderr=pipe, text=True)
 
 
 def record(checkpoint):
@@ -198,7 +199,8 @@ def finish(proc, timeout=60):
 
 
 def test_execute_runs_a_job_to_its_outputs(tmp_path, jobs):
-    run = Run(tmp_path, job_custom(jobs, {"polls": 1, "result": {"rows": 5}}, outputs={"rows": "/result/rows"}), {"rows": INT})
+    custom = job_custom(jobs, {"polls": 1, "result": {"rows": 5}}, outputs={"rows": "/result/rows"})
+    run = Run(tmp_path, custom, {"rows": INT})
     checkpoint = str(tmp_path / "cp1")
     code, err = finish(run.start(checkpoint))
     assert code == 0, err

@@ -67,6 +67,7 @@ class HTTPJobTask(TemplateTask):
         **options: Other fields of :class:`taskbox.http.jobconfig.HTTPJobConfig` (``job_fields``,
             ``cancel_url``, ``result_url``, ``states``, ``message_pointer``, ``log_links``,
             ``secret_headers``, ``auth``, ``timeout_seconds``, ``poll_interval_seconds``...).
+
     """
 
     task_type = "http-job"
@@ -137,6 +138,7 @@ class HTTPJobTask(TemplateTask):
 
         Raises:
             TaskFailed: The run committed an error document.
+
         """
         workdir = workdir or tempfile.mkdtemp(prefix="taskbox-run-")
         return run_template(

@@ -49,6 +49,7 @@ class HTTPJobHandle(JobHandle):
         status_url: Where the job's state is polled.
         cancel_url: Where the job is cancelled, if the API can.
         result_url: Where the outputs are read once the job succeeded, if not from the status.
+
     """
 
     job: dict[str, str | int | float | bool]
@@ -57,7 +58,7 @@ class HTTPJobHandle(JobHandle):
     result_url: str | None = None
 
     def label(self) -> str:
-        """The job's fields (``{"id": ...}``) as compact JSON."""
+        """Name the job by its fields (``{"id": ...}``, compact JSON)."""
         return json.dumps(self.job, sort_keys=True, separators=(",", ":"))
 
 
@@ -155,7 +156,9 @@ class HTTPJobExecutor(AsyncExecutor):
         call = _call_config(config, config.status_method, handle.status_url, expected=[*_SUCCESS, *config.gone_status])
         reply = _send(context, call, {}, context.cancelled)
         if reply.status in config.gone_status:
-            raise JobGone(f"{config.status_method} {handle.status_url} answered {reply.status}: the service does not know the job")
+            raise JobGone(
+                f"{config.status_method} {handle.status_url} answered {reply.status}: the service does not know the job"
+            )
         doc = parse_body(reply)
         state = json_pointer(doc, config.state_pointer, None)
         phase = config.phase_of(str(state)) if isinstance(state, (str, int, bool)) else None

@@ -75,6 +75,7 @@ class SubmitRequest(BaseModel):
         json_body: JSON body template (a string that is exactly one placeholder keeps the input's type).
         form_body: Form body template.
         expected_status: Statuses that mean "submitted"; default 200-299.
+
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -132,6 +133,7 @@ class HTTPJobConfig(JobConfig):
         max_body_bytes: Cap on each decoded response body.
         file_threshold_bytes: A final response larger than this can only go to File outputs.
         allow: CIDRs and host names the SSRF guard lets through (also ``TASKBOX_HTTP_ALLOW``).
+
     """
 
     submit: SubmitRequest
@@ -201,7 +203,7 @@ class HTTPJobConfig(JobConfig):
         return self
 
     def phase_of(self, state: str) -> JobPhase | None:
-        """The phase an API state maps to (``None`` when unmapped)."""
+        """Map an API state to its phase (``None`` when unmapped)."""
         key = state.lower()
         return self.states.get(key) or DEFAULT_STATES.get(key)
 
