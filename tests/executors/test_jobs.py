@@ -242,6 +242,14 @@ def test_timeout_counts_from_the_jobs_creation_across_attempts(tmp_path, service
     assert read_job(service, "old")["state"] == "cancelled" and job_ids(service) == []
 
 
+def test_a_finished_job_past_its_timeout_still_gives_its_outputs(tmp_path, service):
+    cfg = config(service, timeout_seconds=60)
+    write_job(service, "done", "succeeded", outputs={"n": 8})
+    seed(tmp_path, "cp", cfg, "succeeded", "done", created_at=time.time() - 3600)
+    assert run(tmp_path, cfg) == {"n": 8}
+    assert calls(service) == ["get done"]
+
+
 def test_a_slow_delete_is_bounded_by_the_grace_and_leaves_the_record_active(tmp_path, service):
     cfg = config(service, timeout_seconds=0.1, delete_delay=3, cancel_grace_seconds=0.3)
     started = time.monotonic()

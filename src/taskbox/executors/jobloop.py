@@ -290,7 +290,7 @@ class _Runner:
         max_failures = int(_setting(self.config, "max_poll_failures"))
         failures, polled, last_phase, last_links = 0, False, None, None
         while True:
-            self._check_stop()
+            self._check_cancelled()
             assert self.handle is not None
             try:
                 status = self.executor.get(self.context, self.config, self.handle)
@@ -310,6 +310,7 @@ class _Runner:
                 if failures >= max_failures:
                     raise
                 log.warning("polling the job failed (%d/%d): %s", failures, max_failures, exc)
+                self._check_deadline()
                 self._sleep(interval)
                 continue
             if not isinstance(status, JobStatus):
@@ -318,7 +319,8 @@ class _Runner:
                 )
             polled, failures = True, 0
             if status.phase.terminal:
-                return self._finish(status)
+                return self._finish(status)  # even past the deadline: a finished job is not timed out
+            self._check_deadline()
             if status.phase != last_phase or status.log_links != last_links:
                 links = "; ".join(f"{n}: {u}" for n, u in status.log_links)
                 log.info("job %s %s%s%s", _show(self.handle), status.phase.value,
@@ -354,9 +356,11 @@ class _Runner:
     def _deadline(self) -> float:
         return self.created_at + float(_setting(self.config, "timeout_seconds"))
 
-    def _check_stop(self) -> None:
+    def _check_cancelled(self) -> None:
         if self.context.cancelled.is_set():
             raise Terminated("the run was cancelled while the job was running")
+
+    def _check_deadline(self) -> None:
         if time.time() >= self._deadline():
             raise JobTimeout(
                 f"the job {_show(self.handle)} did not finish within timeout_seconds="
