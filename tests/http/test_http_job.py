@@ -349,3 +349,18 @@ def test_authoring_rejects_an_invalid_job_config():
 
     with pytest.raises(ValidationError, match="job_fields has no 'run'"):
         HTTPJobTask("x", submit_url="http://h/jobs", status_url="http://h/jobs/{{ .job.run }}")
+
+
+def test_taskbox_run_gets_the_same_loop(tmp_path, jobs):
+    from helpers import TASKBOX, run
+
+    custom = job_custom(jobs, {"polls": 1, "result": {"rows": 3}}, outputs={"rows": "/result/rows"})
+    custom["interface"] = {"outputs": {"rows": "int"}}
+    (tmp_path / "job.json").write_text(json.dumps(custom))
+    args = [TASKBOX, "run", "--executor", "http-job", "--config", str(tmp_path / "job.json"),
+            "--outputs", str(tmp_path / "out"), "--checkpoint-path", str(tmp_path / "cp"), "-q"]
+    for _ in range(2):  # the second run finds the finished job in the checkpoint and re-reads it
+        proc = run(args)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads((tmp_path / "out" / "outputs.json").read_text()) == {"rows": 3}
+    assert len(jobs.submissions) == 1
