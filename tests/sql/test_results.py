@@ -202,3 +202,23 @@ def test_single_row_coercions():
         "s": "2026-01-02",
         "d": {"a": 1},
     }
+
+
+def _encodings(path) -> dict[str, set[str]]:
+    meta = pq.ParquetFile(path).metadata
+    found: dict[str, set[str]] = {}
+    for g in range(meta.num_row_groups):
+        for c in range(meta.num_columns):
+            column = meta.row_group(g).column(c)
+            found.setdefault(column.path_in_schema, set()).update(column.encodings)
+    return found
+
+
+def test_only_columns_that_repeat_values_are_dictionary_encoded(tmp_path):
+    rows = [(i, f"unique text {i}", ("red", "green", "blue")[i % 3], None) for i in range(5000)]
+    path = tmp_path / "out.parquet"
+    write_parquet(ListSource(["id", "text", "colour", "nothing"], rows), str(path), batch_rows=1000)
+    encodings = _encodings(path)
+    assert "RLE_DICTIONARY" in encodings["colour"] and "RLE_DICTIONARY" in encodings["nothing"]
+    assert "RLE_DICTIONARY" not in encodings["id"] and "RLE_DICTIONARY" not in encodings["text"]
+    assert pq.read_table(path).to_pylist() == [dict(zip(["id", "text", "colour", "nothing"], r)) for r in rows]

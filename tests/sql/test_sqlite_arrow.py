@@ -62,6 +62,14 @@ def _mixed_db(path: Path) -> str:
     return str(path)
 
 
+def _encodings(path: Path) -> dict[str, list[set[str]]]:
+    meta = pq.ParquetFile(path).metadata
+    return {
+        meta.schema.column(c).name: [set(meta.row_group(g).column(c).encodings) for g in range(meta.num_row_groups)]
+        for c in range(meta.num_columns)
+    }
+
+
 def _reference(db: str, sql: str, params: dict, out: Path) -> None:
     conn = sqlite3.connect(db, check_same_thread=False)  # as open_read_only does: batches are fetched in a thread
     cursor = conn.execute(sql, params)
@@ -95,6 +103,12 @@ def test_fast_path_writes_the_same_table_as_the_sqlite3_path(tmp_path):
     assert fast.schema.equals(ref.schema), (fast.schema, ref.schema)
     assert fast.to_pylist() == ref.to_pylist()
     assert pq.ParquetFile(tmp_path / "fast.parquet").metadata.num_row_groups >= 5  # streamed in batches
+    dictionary = {
+        name: {"RLE_DICTIONARY" in e for e in encodings}
+        for name, encodings in _encodings(tmp_path / "fast.parquet").items()
+    }
+    assert dictionary == {"i": {False}, "r": {False}, "s": {False}, "b": {True}, "n": {True}}
+    assert _encodings(tmp_path / "fast.parquet") == _encodings(tmp_path / "ref.parquet")
 
 
 def test_named_parameters_bind_in_order_of_first_appearance(tmp_path):

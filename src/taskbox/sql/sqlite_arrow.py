@@ -259,26 +259,35 @@ def _copy(path: str, sql: str, bound: Any, out: str, batch_rows: int, compressio
 
     reading = threading.Thread(target=read, name="taskbox-adbc-read", daemon=True)
     reading.start()
+    from taskbox.sql.results import dictionary_columns  # noqa: PLC0415
+
+    def next_batch() -> Any:
+        batch = batches.get()
+        if isinstance(batch, BaseException):
+            raise batch
+        if batch is not None:
+            batch.validate(full=True)  # text that is not UTF-8 (a BLOB read as TEXT) fails here
+        return batch
+
     rows = 0
-    group: list[Any] = []
-    with pq.ParquetWriter(out, reader.schema, compression=compression) as writer:
+    first = next_batch()
+    group: list[Any] = [] if first is None else [first]
+    dictionary = dictionary_columns(first) if first is not None else True
+    with pq.ParquetWriter(out, reader.schema, compression=compression, use_dictionary=dictionary) as writer:
 
         def flush() -> None:
             table = pa.Table.from_batches(group, schema=reader.schema)
             writer.write_table(table, row_group_size=max(1, table.num_rows))
             group.clear()
 
-        while True:
-            batch = batches.get()
-            if batch is None:
-                break
-            if isinstance(batch, BaseException):
-                raise batch
-            batch.validate(full=True)  # text that is not UTF-8 (a BLOB read as TEXT) fails here
-            group.append(batch)
+        batch = first
+        while batch is not None:
             rows += batch.num_rows
             if sum(b.num_rows for b in group) >= batch_rows:
                 flush()
+            batch = next_batch()
+            if batch is not None:
+                group.append(batch)
         if group or rows == 0:
             flush()
     reading.join()
