@@ -7,7 +7,7 @@
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
-ARG EXTRAS=s3,gcs
+ARG EXTRAS=s3,gcs,run
 ENV PIP_CERT=/build/ca-certificates.crt \
     SSL_CERT_FILE=/build/ca-certificates.crt \
     PIP_NO_CACHE_DIR=1 \

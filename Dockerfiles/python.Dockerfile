@@ -6,7 +6,7 @@
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
-ARG EXTRAS=s3,gcs,tables
+ARG EXTRAS=s3,gcs,tables,run
 # Common data libraries are optional: --build-arg EXTRA_PACKAGES="pandas numpy" (pip requirements).
 ARG EXTRA_PACKAGES=""
 ENV PIP_CERT=/build/ca-certificates.crt \

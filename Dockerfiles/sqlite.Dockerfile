@@ -6,7 +6,7 @@
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
-ARG EXTRAS=sqlite,s3,gcs
+ARG EXTRAS=sqlite,s3,gcs,run
 ENV PIP_CERT=/build/ca-certificates.crt \
     SSL_CERT_FILE=/build/ca-certificates.crt \
     PIP_NO_CACHE_DIR=1 \

@@ -11,6 +11,8 @@ import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
+import yaml
+
 from helpers import ROOT, TASKBOX, run
 from taskbox.entrypoint.runimage import image_reference, mounts
 from taskbox.images.catalog import default_image
@@ -32,11 +34,11 @@ def make_db(folder: Path) -> Path:
 def test_sqlite_executor_in_its_image(variant_image, tmp_path: Path):
     image = variant_image("sqlite")
     db = make_db(tmp_path / "data")
-    config = tmp_path / "cfg" / "query.json"
+    config = tmp_path / "cfg" / "query.yaml"  # YAML: the images carry the `run` extra (PyYAML)
     config.parent.mkdir()
-    config.write_text(json.dumps({"uri": str(db), "query_template": "SELECT count(*) AS n, max(name) AS top "
-                                  "FROM users WHERE id <= {{ .inputs.upto }}",
-                                  "interface": {"outputs": {"n": "int", "top": "str"}}}))  # fmt: skip
+    config.write_text(yaml.safe_dump({"uri": str(db), "query_template": "SELECT count(*) AS n, max(name) AS top "
+                                      "FROM users WHERE id <= {{ .inputs.upto }}",
+                                      "interface": {"outputs": {"n": "int", "top": "str"}}}))  # fmt: skip
     out = tmp_path / "out"
     proc = run([TASKBOX, "run", "--image", image, "--executor", "sqlite", "--config", str(config),
                 "--input", "upto=5", "--outputs", str(out)], timeout=300)  # fmt: skip
