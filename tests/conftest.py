@@ -168,3 +168,22 @@ def fresh_filesystems() -> Iterator[None]:
     _reset_storage()
     yield
     _reset_storage()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the reliability suite's ledger (tests/reliability/ledger.py) when any of its tests ran."""
+    import sys  # noqa: PLC0415
+
+    ledger_module = sys.modules.get("reliability.ledger")
+    if ledger_module is None:
+        return
+    table = ledger_module.LEDGER.table()
+    if not table:
+        return
+    terminalreporter.write_sep("=", "reliability summary (tests/reliability)")
+    terminalreporter.write_line(table)
+    for detail in ledger_module.LEDGER.lost_details:
+        terminalreporter.write_line(f"LOST: {detail}")
+    path = os.environ.get("TASKBOX_RELIABILITY_SUMMARY")
+    if path:
+        ledger_module.LEDGER.write_json(path)
