@@ -4,9 +4,8 @@ Why: storage code is only trustworthy against servers that speak the real protoc
 JSON error bodies, multipart uploads, connection handling), not mocks of the client library. moto and
 gcp-storage-emulator run as subprocesses from their own virtual environment, because moto[server]
 needs a botocore newer than the one s3fs's aiobotocore pins (shared/docs/test-environment.md, 4).
-:class:`FaultProxy` sits between a client and a server to inject 503 SlowDown, resets, truncated
-responses, requests cut off upstream and stalled uploads (``Respond``, ``Reset``, ``Truncate``,
-``CutUpstream``, ``Stall``, applied by a rule such as :class:`FailFirst`).
+The fault proxy that goes between a client and these servers lives in tests/faultproxy.py; its names
+are re-exported here (``servers.FaultProxy``, ``servers.FailFirst``...) for the tests that use them so.
 
 Invariants:
     * Every socket binds 127.0.0.1, never 0.0.0.0; every port is a free one picked at start.
@@ -27,18 +26,31 @@ import os
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+
+from faultproxy import (  # noqa: F401 - re-exported: the storage and fast-execute tests use servers.<name>
+    Action,
+    CutUpstream,
+    Delay,
+    FailFirst,
+    FaultProxy,
+    ProxyRequest,
+    RandomFaults,
+    Reset,
+    Respond,
+    Rule,
+    Stall,
+    Truncate,
+    s3_error,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_SCRIPT = REPO / "scripts" / "install-test-servers.sh"
@@ -330,311 +342,3 @@ class GCSServer:
         )
         if status != 200:
             raise RuntimeError(f"creating bucket {name} on the GCS emulator answered {status}")
-
-
-# --------------------------------------------------------------------------------------------------
-# Fault proxy
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProxyRequest:
-    """One request seen by the proxy (``number`` counts from 1 over the proxy's life)."""
-
-    number: int
-    method: str
-    path: str
-    headers: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class Respond:
-    """Answer with this status and body instead of forwarding."""
-
-    status: int
-    body: bytes = b""
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Reset:
-    """Reset the client's connection (TCP RST) without answering or forwarding."""
-
-
-@dataclass(frozen=True)
-class CutUpstream:
-    """Forward the headers and the first ``after_bytes`` of the body upstream, then drop both sides."""
-
-    after_bytes: int
-
-
-@dataclass(frozen=True)
-class Truncate:
-    """Forward, then return the response headers and only the first half of the body, then close."""
-
-
-@dataclass(frozen=True)
-class Stall:
-    """Read ``after_bytes`` of the body, set ``stalled``, and wait for ``release`` before reading the rest.
-
-    Models a slow upload that the client abandons. If the client closed the connection meanwhile (the
-    body comes up short), nothing is forwarded; otherwise the request goes upstream as usual.
-    ``outcome`` then holds ``"client gave up"`` or ``"forwarded"`` and ``finished`` is set.
-    """
-
-    after_bytes: int
-    stalled: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
-    release: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
-    finished: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
-    outcome: list[str] = field(default_factory=list, compare=False, repr=False)
-
-
-Action = Respond | Reset | CutUpstream | Truncate | Stall
-Rule = Callable[[ProxyRequest], "Action | None"]
-
-
-def s3_error(status: int = 503, code: str = "SlowDown", message: str = "Please reduce your request rate.") -> Respond:
-    """An S3-style XML error response."""
-    body = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
-        f"<RequestId>proxy</RequestId></Error>"
-    ).encode()
-    return Respond(status, body, {"Content-Type": "application/xml"})
-
-
-class FailFirst:
-    """A rule: apply ``action`` to the first ``count`` matching requests, then pass everything through.
-
-    Args:
-        count: How many matching requests to fail (``None``: all of them).
-        action: What to do to them.
-        method: Only requests with this method match (``None``: any).
-        path_contains: Only requests whose path contains this text match.
-    """
-
-    def __init__(
-        self, count: int | None, action: Action, *, method: str | None = None, path_contains: str | None = None
-    ) -> None:
-        self.count = count
-        self.action = action
-        self.method = method
-        self.path_contains = path_contains
-        self.hits = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, request: ProxyRequest) -> Action | None:
-        if self.method and request.method != self.method:
-            return None
-        if self.path_contains and self.path_contains not in request.path:
-            return None
-        with self._lock:
-            if self.count is not None and self.hits >= self.count:
-                return None
-            self.hits += 1
-        return self.action
-
-
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "expect",
-    "content-length",
-}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive like a real S3 endpoint; also answers Expect: 100-continue
-    server: _ProxyServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        self._proxy()
-
-    do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_GET  # noqa: N815
-
-    def _read_body(self, limit: int | None = None) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length if limit is None else min(length, limit))
-
-    def _reset(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            self.connection.close()
-        except OSError:
-            pass
-
-    def _proxy(self) -> None:
-        proxy = self.server.owner
-        request = proxy._record(self.command, self.path, dict(self.headers.items()))
-        action = proxy.rule(request) if proxy.rule else None
-        if isinstance(action, Reset):
-            self._reset()
-            return
-        if isinstance(action, CutUpstream):
-            self._cut_upstream(action.after_bytes)
-            return
-        if isinstance(action, Stall):
-            self._stall(action)
-            return
-        body = self._read_body()
-        if isinstance(action, Respond):
-            self._send(action.status, dict(action.headers), action.body, head=self.command == "HEAD")
-            return
-        status, headers, payload = proxy._forward(self.command, self.path, self.headers, body)
-        if isinstance(action, Truncate):
-            self.send_response(status)
-            for name, value in headers:
-                if name.lower() not in _HOP_BY_HOP:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload[: len(payload) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self._send(status, headers, payload, head=self.command == "HEAD")
-
-    def _send(self, status: int, headers: Any, body: bytes, *, head: bool = False) -> None:
-        items = headers.items() if isinstance(headers, dict) else headers
-        self.send_response(status)
-        length = None
-        for name, value in items:
-            if name.lower() == "content-length":
-                length = value
-            if name.lower() not in _HOP_BY_HOP:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(length if head and length is not None else len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-    def _stall(self, action: Stall) -> None:
-        proxy = self.server.owner
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(min(length, action.after_bytes))
-        action.stalled.set()
-        action.release.wait(timeout=60)
-        try:
-            while len(body) < length:
-                chunk = self.rfile.read(min(length - len(body), 1 << 20))
-                if not chunk:
-                    break
-                body += chunk
-        except OSError:
-            pass
-        try:
-            if len(body) < length:
-                action.outcome.append("client gave up")
-                self.close_connection = True
-                return
-            status, headers, payload = proxy._forward(self.command, self.path, self.headers, body)
-            action.outcome.append("forwarded")
-            self._send(status, headers, payload)
-        except OSError:
-            self.close_connection = True
-        finally:
-            action.finished.set()
-
-    def _cut_upstream(self, after_bytes: int) -> None:
-        proxy = self.server.owner
-        partial = self._read_body(limit=after_bytes)
-        with socket.create_connection((proxy.upstream_host, proxy.upstream_port), timeout=10) as up:
-            lines = [f"{self.command} {self.path} HTTP/1.1"]
-            lines += [f"{k}: {v}" for k, v in self.headers.items() if k.lower() not in ("expect", "transfer-encoding")]
-            up.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + partial)
-            time.sleep(0.05)
-            up.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        self._reset()
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    owner: FaultProxy
-
-
-class FaultProxy:
-    """A threaded HTTP reverse proxy on 127.0.0.1 that injects faults chosen by a rule.
-
-    Point a client's endpoint at :attr:`endpoint`; requests go to ``upstream`` unless ``rule``
-    returns an action for them. :attr:`requests` records ``(method, path)`` of every request.
-
-    Args:
-        upstream: ``http://127.0.0.1:PORT`` of the real server.
-        rule: Called for each request; returns an :data:`Action` or ``None`` to forward it.
-    """
-
-    def __init__(self, upstream: str, rule: Rule | None = None) -> None:
-        parts = urlsplit(upstream)
-        if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError(f"the fault proxy only forwards to loopback, not {upstream}")
-        self.upstream_host = parts.hostname
-        self.upstream_port = parts.port or 80
-        self.rule = rule
-        self.requests: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-        self._server = _ProxyServer((HOST, 0), _Handler)
-        self._server.owner = self
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
-        self._thread.start()
-
-    @property
-    def endpoint(self) -> str:
-        """``http://127.0.0.1:PORT`` of the proxy."""
-        return f"http://{HOST}:{self._server.server_address[1]}"
-
-    def _record(self, method: str, path: str, headers: dict[str, str]) -> ProxyRequest:
-        with self._lock:
-            self.requests.append((method, path))
-            return ProxyRequest(len(self.requests), method, path, headers)
-
-    def _forward(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        import http.client  # noqa: PLC0415
-
-        conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=30)
-        try:
-            out = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
-            out["Content-Length"] = str(len(body))
-            conn.request(method, path, body=body, headers=out)
-            response = conn.getresponse()
-            payload = response.read()
-            return response.status, response.getheaders(), payload
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FaultProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
