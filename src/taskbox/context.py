@@ -166,6 +166,9 @@ class ExecutionContext:
     ) -> ExecutionContext:
         """Build a context from Flyte's environment variables and the entrypoint's paths."""
         env = os.environ if environ is None else environ
+        secrets = SecretStore(env)
+        # Masked from the start, even where code reads them past the store (a plugin, a library).
+        secrets.preload(getattr(getattr(template, "security_context", None), "secrets", ()))
         try:
             attempt = int(env.get("FLYTE_ATTEMPT_NUMBER", "0") or 0)
         except ValueError:
@@ -179,7 +182,7 @@ class ExecutionContext:
             attempt=attempt,
             checkpoint_path=checkpoint_path,
             prev_checkpoint=prev_checkpoint,
-            secrets=SecretStore(env),
+            secrets=secrets,
             execution_url=env.get("FLYTE_EXECUTION_URL", ""),
             output_types=output_types,
             template=template,

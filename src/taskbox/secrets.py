@@ -13,13 +13,18 @@ Invariants:
     * Secret files larger than :data:`MAX_FILE_BYTES` are refused.
     * Values are stripped of surrounding white space, as flytekit does.
     * A missing secret's error names the group/key and both places looked at, never a value.
+    * The secrets a template declares (``security_context.secrets``) are read and registered before the
+      task runs (:meth:`SecretStore.preload`), so a value is masked even when user code reads it from the
+      environment or the file itself; a declared secret that is absent or misnamed is skipped there and
+      fails only where it is read.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from taskbox import redaction
 from taskbox.errors import InvalidSecretName, SecretNotFound
@@ -112,6 +117,25 @@ class SecretStore:
             f"secret group={group!r} key={key!r} not found: looked for environment variable "
             f"{' or '.join(names)} and file {' or '.join(paths)}"
         )
+
+    def preload(self, declared: Iterable[Any]) -> None:
+        """Read (and so register for redaction) each declared secret that is present.
+
+        Args:
+            declared: Flyte ``Secret`` messages (``group``, ``key``, ``group_version``, ``env_var``) or
+                ``(group, key, group_version)`` tuples (``@taskbox.task(secrets=...)``).
+        """
+        for item in declared:
+            if isinstance(item, tuple):
+                group, key, version = (*item, None, None)[:3]
+                env_var = None
+            else:
+                group, key, version = item.group, item.key, item.group_version
+                env_var = getattr(item, "env_var", None)
+            try:
+                self.get(group, key or None, version or None, env_var=env_var or None)
+            except (SecretNotFound, InvalidSecretName):
+                continue
 
     @staticmethod
     def _read_file(path: str) -> str | None:

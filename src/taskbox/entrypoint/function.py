@@ -114,6 +114,7 @@ def run_task(task: Task, context: ExecutionContext, inputs: Mapping[str, Any]) -
     """
     from taskbox.context import enter_context, exit_context  # noqa: PLC0415
 
+    context.secrets.preload(task.secrets)  # masked even when the function reads them past the accessor
     state = enter_context(context)
     try:
         result = task.function(**inputs)
