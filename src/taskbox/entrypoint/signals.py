@@ -10,6 +10,10 @@ Invariants:
     * While the task runs ("armed"), SIGTERM raises :class:`taskbox.errors.Terminated` in the main
       thread and sets the context's ``cancelled`` event; outside it (during the commit) the signal is
       only recorded, so a commit file is never cut in half by our own handler.
+    * ``Terminated`` is never raised inside an import: a module whose import is cut short leaves its
+      package half-initialised in ``sys.modules`` (later ``import`` statements then fail with
+      AttributeError), and the commit that follows may need that very package (s3fs, to write
+      ``error.pb``). The signal is re-sent to the main thread until the import has finished.
     * After the first SIGTERM a watchdog ends the process with exit code 143 after the grace period
       (``TASKBOX_TERM_GRACE_S``, default 10 s), whatever the commit is doing.
 """
@@ -20,6 +24,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, TypeVar
 
 from taskbox.errors import Terminated
@@ -28,6 +33,17 @@ T = TypeVar("T")
 
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, what a shell reports for a SIGTERM'd process
 DEFAULT_GRACE_S = 10.0
+_REDELIVER_S = 0.02  # how often a SIGTERM that arrived during an import is re-sent
+_IMPORT_MACHINERY = frozenset({"importlib._bootstrap", "importlib._bootstrap_external"})  # frozen or not
+
+
+def _in_import(frame: FrameType | None) -> bool:
+    """Tell whether ``frame`` runs inside an import (importlib's frames are on its stack)."""
+    while frame is not None:
+        if frame.f_globals.get("__name__") in _IMPORT_MACHINERY:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class TerminationGuard:
@@ -51,8 +67,18 @@ class TerminationGuard:
         if first:
             self._start_watchdog()
         if self._armed:
+            if _in_import(frame):
+                self._redeliver()
+                return
             self._armed = False
             raise Terminated()
+
+    def _redeliver(self) -> None:
+        main = threading.main_thread().ident
+        if main is not None:
+            timer = threading.Timer(_REDELIVER_S, signal.pthread_kill, args=(main, signal.SIGTERM))
+            timer.daemon = True
+            timer.start()
 
     def _start_watchdog(self) -> None:
         try:
@@ -72,6 +98,7 @@ class TerminationGuard:
 
         Returns:
             What ``fn`` returns.
+
         """
         self._cancelled = cancelled
         if self.received:
