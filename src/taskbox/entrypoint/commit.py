@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 import traceback
@@ -69,6 +70,8 @@ def describe(exc: BaseException) -> tuple[str, str, bool, str]:
     """
     if isinstance(exc, TaskboxError):
         code, origin, recoverable = exc.code, exc.origin, exc.recoverable
+    elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # e.g. pyarrow writing Parquet to a full disk
+        code, origin, recoverable = "SYSTEM:DiskFull", "SYSTEM", True
     else:
         code, origin, recoverable = f"SYSTEM:{type(exc).__name__}", "SYSTEM", True
     summary = f"{type(exc).__name__}: {exc}"

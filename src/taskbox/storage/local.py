@@ -2,7 +2,9 @@
 
 Invariants:
     * ``write_bytes`` writes a temporary file in the target directory, fsyncs it and ``os.replace``\\ s
-      it into place, so a reader (or a killed writer) never leaves a partial file under the final name.
+      it into place, so a reader (or a killed writer) never leaves a partial file under the final name;
+      ``upload``/``download`` of a file copy to a temporary file the same way and remove it when the copy
+      fails (a full disk), and their errors name the destination.
     * ``OSError`` is translated here: ENOENT -> ``StorageNotFound``, EACCES/EPERM/EROFS ->
       ``StorageDenied``, ENOSPC -> ``StorageError`` (recoverable: another node may have room),
       anything else -> ``StorageError``.
@@ -114,8 +116,9 @@ def remove(uri: str) -> None:
                 pass
 
 
-def _copy(src: str, dst: str, *, recursive: bool, src_uri: str) -> None:
+def _copy(src: str, dst: str, *, recursive: bool, src_uri: str, dst_uri: str) -> None:
     import shutil  # noqa: PLC0415 - not needed on the entrypoint's own path
+
     with translate(src_uri):
         if recursive:
             if not os.path.isdir(src):
@@ -124,18 +127,31 @@ def _copy(src: str, dst: str, *, recursive: bool, src_uri: str) -> None:
             return
         if os.path.isdir(src):
             raise StorageError(f"{src_uri} is a directory; copy it recursively", recoverable=False)
-        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-        if os.path.abspath(src) != os.path.abspath(dst):
-            shutil.copyfile(src, dst)
+        os.stat(src)  # a missing source is reported as the source
+    if os.path.abspath(src) == os.path.abspath(dst):
+        return
+    # Like write_bytes: a temporary file beside the target, then os.replace, so a full disk or a kill never
+    # leaves a partial file under the final name; errors name the destination (the disk that is full).
+    directory = os.path.dirname(dst) or "."
+    with translate(dst_uri):
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f".{os.path.basename(dst)}.{os.getpid()}.tmp")
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        except BaseException:
+            with _quiet():
+                os.unlink(tmp)
+            raise
 
 
 def download(uri: str, local_path: str, *, recursive: bool = False) -> str:
     """Copy a local file or tree to ``local_path``."""
-    _copy(to_path(uri), local_path, recursive=recursive, src_uri=uri)
+    _copy(to_path(uri), local_path, recursive=recursive, src_uri=uri, dst_uri=local_path)
     return local_path
 
 
 def upload(local_path: str, uri: str, *, recursive: bool = False) -> str:
     """Copy ``local_path`` to the local destination ``uri``."""
-    _copy(local_path, to_path(uri), recursive=recursive, src_uri=local_path)
+    _copy(local_path, to_path(uri), recursive=recursive, src_uri=local_path, dst_uri=uri)
     return uri
