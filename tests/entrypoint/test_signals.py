@@ -108,3 +108,32 @@ def test_sigterm_outside_the_task_is_only_recorded(guard: TerminationGuard) -> N
     assert guard.received
     with pytest.raises(Terminated):
         guard.run(lambda: None)
+
+
+def test_sigterm_during_a_sqlite_statement_is_terminated_not_a_timeout(guard: TerminationGuard, tmp_path: Path) -> None:
+    """The handler may raise inside SQLite's progress callback, where sqlite3 swallows the exception."""
+    import sqlite3  # noqa: PLC0415
+
+    from taskbox.sql.sqlite import open_read_only  # noqa: PLC0415
+
+    db = tmp_path / "empty.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.close()
+    ro = open_read_only(str(db))
+    cancelled = threading.Event()
+    running = threading.Event()
+    sender = sigterm_when(running)
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+
+    def task() -> None:
+        with ro.deadline(3600, cancelled):
+            running.set()
+            ro.conn.execute(endless).fetchall()
+
+    try:
+        with pytest.raises(Terminated):
+            guard.run(task, cancelled)
+    finally:
+        sender.join(timeout=30)
+        ro.close()

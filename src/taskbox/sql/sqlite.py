@@ -343,7 +343,9 @@ class ReadOnlyConnection:
         try:
             yield
         except sqlite3.OperationalError as exc:
-            if self.was_cancelled:
+            # The SIGTERM handler sets ``cancelled``, then raises Terminated wherever the main thread is:
+            # inside the progress callback, sqlite3 swallows that exception and reports "interrupted".
+            if self.was_cancelled or (cancelled is not None and cancelled.is_set()):
                 raise Terminated("the query was interrupted: the task is being terminated") from None
             if self.timed_out:
                 raise StatementTimeout(f"the query ran longer than the statement timeout of {seconds:g} s") from exc
