@@ -47,6 +47,10 @@ test-servers: ## install the loopback S3 server (moto) and GCS emulator into .ve
 test: venv test-servers flytekit-venv base-image ## run the whole test suite (flytekit in .venv-flytekit checks wire compatibility; Docker for the image tests)
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: soak
+soak: venv test-servers ## the reliability suite scaled up (TASKBOX_SOAK=1: 5 GB SQLite result, 2 GB HTTP body, longer fault runs; needs ~16 GB free under the pytest temp dir)
+	TASKBOX_SOAK=1 $(VENV_PY) -m pytest tests/reliability $(PYTEST_ARGS)
+
 flytekit-venv: $(FLYTEKIT_VENV)/.installed ## flytekit in its own virtual environment (the peer, for bench and golden files)
 
 $(FLYTEKIT_VENV)/.installed:
