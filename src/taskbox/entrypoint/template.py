@@ -16,7 +16,7 @@ from typing import Any
 
 from taskbox.entrypoint.protofiles import read_message
 from taskbox.entrypoint.resolvers import LoadedTask
-from taskbox.errors import TemplateError
+from taskbox.errors import ConfigError, TemplateError
 from taskbox.executors import registry
 from taskbox.executors.base import validate_config
 
@@ -28,6 +28,7 @@ def read_template(uri: str) -> Any:
 
     Raises:
         TemplateError: The bytes are not a TaskTemplate.
+
     """
     from flyteidl.core import tasks_pb2  # noqa: PLC0415
 
@@ -42,10 +43,18 @@ def read_template(uri: str) -> Any:
 
 
 def struct_to_dict(message: Any) -> dict[str, Any]:
-    """Convert a protobuf ``Struct`` to plain Python (numbers stay floats, as Flyte stores them)."""
+    """Convert a protobuf ``Struct`` to plain Python (numbers stay floats, as Flyte stores them).
+
+    Raises:
+        ConfigError: The ``Struct`` holds a value JSON cannot carry (an infinite or NaN number).
+
+    """
     from google.protobuf.json_format import MessageToDict  # noqa: PLC0415
 
-    return MessageToDict(message)
+    try:
+        return MessageToDict(message)
+    except ValueError as exc:
+        raise ConfigError(f"the template's custom config cannot be read: {exc}") from None
 
 
 def load_template_task(args: list[str], working_dir: str) -> LoadedTask:
@@ -54,6 +63,7 @@ def load_template_task(args: list[str], working_dir: str) -> LoadedTask:
     Args:
         args: ``[TEMPLATE_URI]`` or ``[TEMPLATE_URI, EXECUTOR]``.
         working_dir: Unused; part of the resolver signature.
+
     """
     if not 1 <= len(args) <= 2:
         raise TemplateError(f"taskbox.template takes TEMPLATE_URI [EXECUTOR], got {args!r}")
