@@ -1,0 +1,199 @@
+"""Kill tests at chosen phases: SIGTERM and SIGKILL during download, execution, upload and commit, then a rerun.
+
+Why: Kubernetes stops pods with SIGTERM and, after the grace period, SIGKILL; a node can also vanish
+(SIGKILL without warning), and a restarted pod reruns the *same* attempt into the *same* output prefix.
+Propeller reads ``error.pb`` first, so a stale ``error.pb`` beside a rerun's ``outputs.pb`` would fail an
+attempt that succeeded, and a partial ``outputs.pb`` (or one referencing a half-written table) would be a
+wrong answer. Each test stops the real ``taskbox execute`` (the ``sqlite`` task of
+tests/reliability/killrun.py, on moto behind the fault proxy) in one phase and reruns it.
+
+Phases are reached deterministically: the proxy stalls the GET of ``inputs.pb`` or of the database
+(download), the PUT of the Parquet file under the raw output prefix (upload) or of ``outputs.pb``
+(commit); a slow query is caught by its log line (execution).
+
+Invariants (besides killrun's, for every rerun):
+    * After SIGTERM: exit code 143 and ``error.pb`` alone with ``SYSTEM:Terminated``, RECOVERABLE; at the
+      commit (SIGTERM does not interrupt a commit) ``outputs.pb`` alone with a clean run's outputs. The
+      run removes its scratch directory; a stalled download or upload does not hold up the exit.
+    * A commit whose PUT never answers still ends at 143 once the grace period is over.
+
+What a killed run leaves that a rerun does not clean up, by design: a Parquet file in the killed run's
+own random folder under the raw output prefix (each run writes a fresh ``<raw>/<32 hex>/00000`` and the
+rerun's ``outputs.pb`` references only its own; Flyte's raw prefix is per attempt), and after SIGKILL
+its scratch directory under ``$TMPDIR``.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faultproxy import FailFirst, FaultProxy, Stall
+from reliability.killrun import (  # noqa: F401 - healthy, proxy, s3_task are fixtures
+    TERMINATED,
+    WAIT_S,
+    Scenario,
+    Started,
+    bucket_and_key,
+    check_killed_state,
+    equals_reference,
+    healthy,
+    make_s3_scenario,
+    objects_under,
+    proxy,
+    rerun,
+    s3_task,
+    scratch_dirs,
+    start,
+    terminated,
+)
+from reliability.ledger import ERROR, LEDGER, LOST, OUTPUTS, judge
+from taskbox import storage
+
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(120)]
+
+# Several hundred ms of CPU inside SQLite, so a signal sent when the query starts lands while it runs.
+SLOW_QUERY = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {{ .inputs.max_id }} * 5000) "
+    "SELECT x % 7 AS k, count(*) AS n FROM c GROUP BY k ORDER BY k"
+)
+
+
+@pytest.fixture(scope="module")
+def s3_slow_task(s3_server, proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory) -> Scenario:  # noqa: F811
+    """The slow query (600,000 recursive rows) on S3, with its clean run done."""
+    return make_s3_scenario(s3_server, proxy, tmp_path_factory.mktemp("s3-slow"), SLOW_QUERY, 120)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A point of the run reached deterministically: a stalled request, or the query's log line.
+
+    Attributes:
+        name: For families and ids.
+        method: The stalled request's method (``None``: the phase is the query, caught by its log line).
+        path: The stalled request's key, relative to the scenario's base (or to the output prefix).
+        in_prefix: ``path`` is relative to the output prefix.
+        slow: Run the slow query (the phase is the query itself).
+    """
+
+    name: str
+    method: str | None = None
+    path: str = ""
+    in_prefix: bool = False
+    slow: bool = False
+
+    def stall(self, scenario: Scenario, prefix: str) -> tuple[FailFirst, Stall] | None:
+        """The proxy rule that holds this phase's request, and its stall (``None`` for the query phase)."""
+        if self.method is None:
+            return None
+        stall = Stall(after_bytes=1)
+        _, key = bucket_and_key(storage.join(prefix if self.in_prefix else scenario.base, self.path))
+        return FailFirst(1, stall, method=self.method, path_contains=key), stall
+
+
+PHASES = [
+    Phase("download inputs.pb", "GET", "inputs.pb"),
+    Phase("download database", "GET", "db/items.db"),
+    Phase("execution", slow=True),
+    Phase("upload", "PUT", "raw/"),
+    Phase("commit", "PUT", "outputs.pb", in_prefix=True),
+]
+PHASE_IDS = [phase.name.replace(" ", "-") for phase in PHASES]
+
+
+def stop_at(
+    phase: Phase, scenario: Scenario, fault_proxy: FaultProxy, prefix: str, pod: Path, sig: int
+) -> tuple[int, Started]:
+    """Start the task, wait until it is in ``phase``, send ``sig``; return the exit code once it ended.
+
+    A stalled request is released once the process has exited, except the commit's after SIGTERM: the
+    handler does not interrupt a commit, so the commit must be let through.
+    """
+    held = phase.stall(scenario, prefix)
+    fault_proxy.rule = held[0] if held else None
+    run = start(scenario, prefix, pod)
+    if held:
+        run.wait_for(held[1].stalled.is_set, f"the {phase.name} request")
+    else:
+        run.wait_for(lambda: "running query" in run.stderr(), "the query's start")
+    run.proc.send_signal(sig)
+    if held and phase.in_prefix and sig == signal.SIGTERM:
+        time.sleep(0.5)  # let the handler record the signal before the commit may go on
+        held[1].release.set()
+    code = run.finish()
+    if held:
+        held[1].release.set()
+        assert held[1].finished.wait(WAIT_S), "the proxy never finished the stalled request"
+    fault_proxy.rule = None
+    return code, run
+
+
+@pytest.mark.parametrize("phase", PHASES, ids=PHASE_IDS)
+def test_sigterm_then_rerun(phase: Phase, healthy: FaultProxy, request, tmp_path: Path) -> None:  # noqa: F811
+    """SIGTERM: exit 143 and a recoverable Terminated error (at the commit: the outputs); a rerun succeeds."""
+    scenario = request.getfixturevalue("s3_slow_task" if phase.slow else "s3_task")
+    prefix = scenario.prefix("sigterm")
+    code, run = stop_at(phase, scenario, healthy, prefix, tmp_path, signal.SIGTERM)
+    verdict, detail = judge(prefix, outputs_ok=equals_reference(scenario, prefix), error_ok=terminated)
+    LEDGER.record(f"SIGTERM / {phase.name}", verdict, faults=1, detail=detail)
+    assert verdict != LOST, f"{detail}\n{run.stderr()}"
+    assert code == TERMINATED, run.stderr()
+    # Where the signal landed decides which commit is right: the outputs only once they are complete.
+    assert verdict == (OUTPUTS if phase.in_prefix else ERROR), run.stderr()
+    assert objects_under(scenario, prefix) == {f"{verdict}.pb"}
+    assert scratch_dirs(tmp_path) == [], "a terminated run must remove its scratch directory"
+    rerun(scenario, prefix, tmp_path, f"SIGTERM+rerun / {phase.name}")
+
+
+@pytest.mark.parametrize("phase", PHASES, ids=PHASE_IDS)
+def test_sigkill_then_rerun(phase: Phase, healthy: FaultProxy, request, tmp_path: Path) -> None:  # noqa: F811
+    """SIGKILL (a lost node, an expired grace period): whatever it left, a rerun into the prefix succeeds."""
+    scenario = request.getfixturevalue("s3_slow_task" if phase.slow else "s3_task")
+    prefix = scenario.prefix("sigkill")
+    code, run = stop_at(phase, scenario, healthy, prefix, tmp_path, signal.SIGKILL)
+    assert code == -signal.SIGKILL, run.stderr()
+    check_killed_state(scenario, prefix)
+    rerun(scenario, prefix, tmp_path, f"SIGKILL+rerun / {phase.name}")
+
+
+def either(*rules: FailFirst) -> Callable[[Any], Any]:
+    """A proxy rule applying the first of ``rules`` that matches a request."""
+    return lambda request: next((action for rule in rules if (action := rule(request)) is not None), None)
+
+
+@pytest.mark.parametrize("commit_file", ["outputs.pb", "error.pb"])
+def test_sigterm_while_the_commit_hangs(commit_file: str, healthy: FaultProxy, s3_task: Scenario, tmp_path) -> None:  # noqa: F811
+    """The commit's PUT never answers: the watchdog still ends the run with 143 after the grace period.
+
+    ``error.pb``: SIGTERM lands while ``inputs.pb`` downloads, and the error document's PUT hangs.
+    ``outputs.pb``: SIGTERM lands while ``outputs.pb`` is being written (the commit is not interrupted).
+    The held PUT is released only after the process is gone; whether it then lands (its body was sent
+    whole) or not, the prefix holds one valid commit or nothing, and a rerun succeeds. Only the rerun is
+    recorded: "nothing" is a legitimate state after a forced exit, but not a verdict of a finished run.
+    """
+    prefix = s3_task.prefix("hung")
+    commit_rule, hung = Phase("commit", "PUT", commit_file, in_prefix=True).stall(s3_task, prefix)
+    first, rules = hung, [commit_rule]
+    if commit_file == "error.pb":
+        inputs_rule, first = PHASES[0].stall(s3_task, prefix)
+        rules.insert(0, inputs_rule)
+    healthy.rule = either(*rules)
+    run = start(s3_task, prefix, tmp_path, TASKBOX_TERM_GRACE_S="1")
+    run.wait_for(first.stalled.is_set, "the stalled request")
+    run.proc.send_signal(signal.SIGTERM)
+    code = run.finish()
+    for stall in {id(s): s for s in (first, hung)}.values():
+        stall.release.set()
+        assert stall.finished.wait(WAIT_S), "the proxy never finished the stalled request"
+    healthy.rule = None
+    assert code == TERMINATED, run.stderr()
+    assert hung.stalled.is_set(), f"the {commit_file} PUT was never attempted:\n{run.stderr()}"
+    check_killed_state(s3_task, prefix)
+    rerun(s3_task, prefix, tmp_path, f"SIGTERM, {commit_file} PUT hung +rerun", faults=2)
