@@ -55,6 +55,8 @@ def parse_document(text: str, *, yaml_ok: bool = True, what: str = "document") -
     """
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{what} is nested too deeply") from None
     except ValueError as exc:
         if not yaml_ok:
             raise ConfigError(f"{what} is not valid JSON: {exc}") from None
@@ -69,6 +71,8 @@ def parse_document(text: str, *, yaml_ok: bool = True, what: str = "document") -
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} is neither JSON nor YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} is nested too deeply") from None
 
 
 def load_document(ref: str, *, what: str, error: type[TaskboxError] = ConfigError) -> Any:
@@ -237,7 +241,7 @@ def text_to_plain(text: str, literal_type: Any | None) -> Any:
             return text
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep for JSON: the text itself, which the declared type refuses
         return text
 
 
@@ -361,7 +365,7 @@ def plain_to_literal(name: str, value: Any, literal_type: Any, ctx: Any) -> Any:
 
     try:
         return TypeEngine.to_literal(_coerce(value, literal_type), literal_type=literal_type, ctx=ctx)
-    except (ValueError, TypeError, OutputError) as exc:
+    except (ValueError, TypeError, RecursionError, OutputError) as exc:
         detail = exc.message if isinstance(exc, OutputError) else str(exc)
         raise InputError(f"input {name!r} ({describe_type(literal_type)}): {detail}") from None
 

@@ -58,7 +58,8 @@ __all__ = [
 
 T = TypeVar("T")
 NoneType = type(None)
-_CONVERSION_ERRORS = (TypeError, ValueError, AssertionError, OverflowError, KeyError, IndexError)
+# RecursionError: a value nested deeper than the interpreter can walk (hostile input) is a mismatch too.
+_CONVERSION_ERRORS = (TypeError, ValueError, AssertionError, OverflowError, KeyError, IndexError, RecursionError)
 _VAGUE = (None, Any, object)
 
 
