@@ -195,8 +195,9 @@ class FailFirst(_Matcher):
 
 
 def _truncated(request: ProxyRequest, rng: random.Random) -> Action:
-    # A request with a body loses its second half on the way up; any other loses half its answer.
-    if request.has_body:
+    # A request with a body loses its second half on the way up, or arrives whole and loses its answer
+    # (the write happened, the client cannot know); any other request loses half its answer.
+    if request.has_body and rng.random() < 0.5:
         return CutUpstream(after_bytes=int(request.header("Content-Length") or 0) // 2)
     return Truncate()
 
@@ -221,8 +222,9 @@ class RandomFaults(_Matcher):
         rate: Probability that a matching request is hit (0 to 1).
         seed: Seed of the draws.
         actions: Names of the fault kinds to draw from (keys of :data:`FAULTS`): ``"503 SlowDown"``,
-            ``"500 InternalError"``, ``"reset"``, ``"truncated body"`` (the request body cut on the way
-            up when there is one, else the response cut short) and ``"stall"`` (0.5-1 s, then forwarded).
+            ``"500 InternalError"``, ``"reset"``, ``"truncated body"`` (the response cut short, or, for
+            half of the requests with a body, the body cut on the way up) and ``"stall"`` (0.5-1 s, then
+            forwarded).
         method: Only requests with this method match (``None``: any).
         path_contains: Only requests whose path contains this text match.
 
