@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from flyteidl.core import errors_pb2
+from flyteidl.core import errors_pb2, execution_pb2
 
 from helpers import commit_files, read_error
 
@@ -106,7 +106,7 @@ LEDGER = Ledger()
 
 def recoverable_system(error: errors_pb2.ContainerError) -> bool:
     """The error class a transient platform failure must produce: SYSTEM and RECOVERABLE."""
-    return error.kind == errors_pb2.ContainerError.RECOVERABLE and error.origin == errors_pb2.ExecutionError.SYSTEM
+    return error.kind == errors_pb2.ContainerError.RECOVERABLE and error.origin == execution_pb2.ExecutionError.SYSTEM
 
 
 def judge(
