@@ -64,7 +64,12 @@ def build_request(context: ExecutionContext, config: HTTPConfig, inputs: Mapping
         import httpx  # noqa: PLC0415
 
         # Merged into the template's own query (httpx's params= would replace it), encoded by httpx.
-        url = str(httpx.URL(url).copy_merge_params({k: _param(v) for k, v in params.items()}))
+        try:
+            url = str(httpx.URL(url).copy_merge_params({k: _param(v) for k, v in params.items()}))
+        except httpx.InvalidURL as exc:
+            from taskbox.errors import ConfigError  # noqa: PLC0415
+
+            raise ConfigError(f"the request URL {url!r} is not a valid URL: {exc}") from None
         shown = params
     if config.json_body is not None:
         shown = body["json"] = jsonable(render_value(config.json_body, inputs, style))

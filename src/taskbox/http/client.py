@@ -34,10 +34,12 @@ from typing import Any
 
 import httpx
 
+from taskbox.errors import ConfigError
 from taskbox.http.errors import (
     HTTPStatusError,
     HTTPUnavailable,
     ResponseTooLarge,
+    SsrfBlocked,
     TooManyRedirects,
     body_excerpt,
 )
@@ -139,8 +141,13 @@ class Caller:
         headers = dict(headers)
         if self.idempotency_key and cfg.retry.idempotency_key_header not in headers:
             headers[cfg.retry.idempotency_key_header] = self.idempotency_key
-        url = httpx.URL(url)
+        try:
+            url = httpx.URL(url)
+        except httpx.InvalidURL as exc:  # e.g. a host httpx cannot parse ("0251.0376.0251.0376")
+            raise ConfigError(f"the request URL {str(url)!r} is not a valid URL: {exc}") from None
         for _hop in range(cfg.max_redirects + 1):
+            if url.scheme not in ("http", "https"):  # httpx would send a host-less file:///x as a relative URL
+                raise SsrfBlocked(f"URL scheme {url.scheme!r} is not allowed; only http and https")
             reply = self._send_with_retries(method, url, headers, body)
             if not (cfg.follow_redirects and reply.status in REDIRECTS and "location" in reply.headers):
                 return self._checked(method, reply)
