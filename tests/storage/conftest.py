@@ -43,7 +43,9 @@ def auth_s3(servers_venv: Path) -> Iterator[AuthS3]:
             "Statement": [
                 {
                     "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:ListBucket"],
+                    # AWS authorises HEAD by s3:GetObject; moto 5.2.6 checks an action "s3:HeadObject"
+                    # (not an AWS action, so listing it grants nothing more on AWS).
+                    "Action": ["s3:GetObject", "s3:HeadObject", "s3:ListBucket"],
                     "Resource": ["arn:aws:s3:::locked", "arn:aws:s3:::locked/*"],
                 }
             ],
