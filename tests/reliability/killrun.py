@@ -92,11 +92,13 @@ class Reference:
 
 @dataclass
 class Scenario:
-    """One sqlite task (template, inputs, database) stored under ``base``, and its clean run's outputs.
+    """One task (template, inputs) stored under ``base``, and its clean run's outputs.
 
     Attributes:
         s3: The moto server when ``base`` is on S3 (for listings), else ``None``.
         env: Environment of every run (the proxy's endpoint on S3).
+        read: Reads a committed prefix's outputs into something comparable (:func:`table_of`).
+        reference: What ``read`` gave for the clean run.
         clean_s: Wall time of the clean run (random points are fractions of it).
     """
 
@@ -106,7 +108,8 @@ class Scenario:
     raw: str
     env: dict[str, str]
     s3: Any = None
-    reference: Reference | None = None
+    read: Callable[[str], Any] = lambda prefix: table_of(prefix)
+    reference: Any = None
     runs: int = 0
     clean_s: float = 0.0
 
@@ -125,19 +128,29 @@ def table_of(prefix: str) -> Reference:
     return Reference(dataset.to_arrow().to_pylist(), storage.read_bytes(storage.join(dataset.uri, PARQUET_FILE)))
 
 
-def make_scenario(base: str, db_uri: str, query: str, max_id: int, pod: Path, *, env=None, s3=None) -> Scenario:
+def make_scenario(
+    base: str, template: Any, inputs: bytes, pod: Path, *, env=None, s3=None, read: Callable[[str], Any] | None = None
+) -> Scenario:
     """Store the template and the inputs under ``base``, then run the task once cleanly as the reference."""
-    template = make_template("sqlite", INPUT_TYPES, OUTPUT_TYPES, {"query_template": query, "uri": db_uri})
     task = put(storage.join(base, "task.pb"), template.SerializeToString())
-    inputs = put(storage.join(base, "inputs.pb"), encode_inputs({"max_id": max_id}, INPUT_TYPES))
-    scenario = Scenario(base, task, inputs, storage.join(base, "raw"), dict(env or {}), s3)
+    scenario = Scenario(base, task, put(storage.join(base, "inputs.pb"), inputs), storage.join(base, "raw"), {}, s3)
+    scenario.env.update(env or {})
+    if read is not None:
+        scenario.read = read
     prefix = scenario.prefix("clean")
     began = time.monotonic()
     run = start(scenario, prefix, pod)
     code = run.finish()
     scenario.clean_s = time.monotonic() - began
     assert code == 0 and commit_files(prefix) == {"outputs.pb"}, run.stderr()
-    scenario.reference = table_of(prefix)
+    scenario.reference = scenario.read(prefix)
+    return scenario
+
+
+def make_sqlite_scenario(base: str, db_uri: str, query: str, max_id: int, pod: Path, **options: Any) -> Scenario:
+    """The ``sqlite`` task: ``query`` over ``db_uri`` with input ``max_id``, a table as its output."""
+    template = make_template("sqlite", INPUT_TYPES, OUTPUT_TYPES, {"query_template": query, "uri": db_uri})
+    scenario = make_scenario(base, template, encode_inputs({"max_id": max_id}, INPUT_TYPES), pod, **options)
     assert scenario.reference.rows, "the clean run returned no rows"
     return scenario
 
@@ -160,7 +173,7 @@ def make_s3_scenario(
     db = db or Path(sqltesting.make_sqlite(tmp / "items.db"))
     db_uri = put(storage.join(base, "db", "items.db"), db.read_bytes())
     env = {"AWS_ENDPOINT_URL": proxy.endpoint, **env}
-    return make_scenario(base, db_uri, query, max_id, tmp / "clean-pod", env=env, s3=s3_server)
+    return make_sqlite_scenario(base, db_uri, query, max_id, tmp / "clean-pod", env=env, s3=s3_server)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,7 +192,7 @@ class Started:
         """The end of what the run wrote to stderr so far."""
         return self.log.read_text(errors="replace")[-tail:]
 
-    def wait_for(self, condition: Callable[[], bool], what: str) -> None:
+    def wait_for(self, condition: Callable[[], bool], what: str, poll_s: float = 0.01) -> None:
         """Wait until ``condition()`` holds; fail if the process exits first or after :data:`WAIT_S`."""
         deadline = time.monotonic() + WAIT_S
         while not condition():
@@ -187,7 +200,7 @@ class Started:
                 pytest.fail(f"the run exited ({self.proc.returncode}) before {what}:\n{self.stderr()}")
             if time.monotonic() > deadline:
                 pytest.fail(f"no {what} within {WAIT_S:.0f} s:\n{self.stderr()}")
-            time.sleep(0.01)
+            time.sleep(poll_s)
 
     def finish(self) -> int:
         """Wait for the exit (bounded) and return the exit code."""
@@ -222,8 +235,8 @@ def start(scenario: Scenario, prefix: str, pod: Path, **extra_env: str) -> Start
 
 
 def equals_reference(scenario: Scenario, prefix: str) -> Callable[[], bool]:
-    """``outputs_ok`` for :func:`judge`: the committed table equals the clean run's (rows and bytes)."""
-    return lambda: table_of(prefix) == scenario.reference
+    """``outputs_ok`` for :func:`judge`: the committed outputs equal the clean run's (a table: rows and bytes)."""
+    return lambda: scenario.read(prefix) == scenario.reference
 
 
 def objects_under(scenario: Scenario, prefix: str) -> set[str]:
@@ -322,4 +335,4 @@ def local_task(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     """The fast query with everything under a ``file://`` base, with its clean run done."""
     tmp = tmp_path_factory.mktemp("local")
     db = sqltesting.make_sqlite(tmp / "items.db")
-    return make_scenario((tmp / "store").as_uri(), db, FAST_QUERY, 600, tmp / "clean-pod")
+    return make_sqlite_scenario((tmp / "store").as_uri(), db, FAST_QUERY, 600, tmp / "clean-pod")
