@@ -71,14 +71,11 @@ HTTP_BYTES = (2 * 1024 if SOAK else 300) * MB
 #: is still below the data size plus the interpreter, so a run that held the whole result (or the whole
 #: body) fails even at the make-test size; under soak the data is 7-17 times this ceiling.
 CEILING_MB = 300
-#: The :mod:`sqlite3` path (the fast path's fallback) converts Python rows: batches sized to 64 MiB of Arrow
-#: data (``taskbox.sql.results.target_batch_bytes`` without a cgroup limit), two waiting in the prefetch
-#: queue, one being fetched and one being converted and written, each ~1.2x its Arrow size as Python
-#: objects. Measured ~570 MB at 150 MB of 1 KiB rows, ~600 MB at 300 MB, ~630 MB at 600 MB: bounded by the
-#: batch, not the data, but above :data:`CEILING_MB`; this ceiling means something under soak (5 GB). At
-#: the make-test size the same path also runs with ``batch_rows=8192`` (8 MiB batches) under
-#: :data:`CEILING_MB`, which shows that the batch, not the row count, sets the memory.
-FALLBACK_CEILING_MB = 800
+#: The :mod:`sqlite3` path (the fast path's fallback) converts Python rows in batches sized from the
+#: first (small) batch to at most 16 MiB of Arrow data (``taskbox.sql.results``); with two batches waiting
+#: in the prefetch queue it peaked at ~230 MB here (it was ~600 MB with 64 MiB batches and a first batch
+#: of 65,536 rows, found by this test). ``batch_rows=8192`` shows that the batch, not the row count, sets
+#: the memory.
 ROW_PAYLOAD_BYTES = 1024  # hex(randomblob(512))
 DATASET = types_pb2.LiteralType(structured_dataset_type=types_pb2.StructuredDatasetType(format="parquet"))
 FILE = types_pb2.LiteralType(blob=types_pb2.BlobType(dimensionality=types_pb2.BlobType.SINGLE))
@@ -213,7 +210,7 @@ def report(family: str, measured: Measured, size: int, verdict: str, detail: str
     print(
         f"\n{family}: {size / MB:.0f} MB moved in {measured.seconds:.1f} s; peak RSS largest process "
         f"{measured.max_rss_mb:.0f} MB, sampled process-tree peak {measured.tree_peak_mb:.0f} MB "
-        f"(ceiling {CEILING_MB} MB, {FALLBACK_CEILING_MB} MB on the sqlite3 path)"
+        f"(ceiling {CEILING_MB} MB)"
     )
     LEDGER.record(f"{family} (peak {measured.max_rss_mb:.0f}/{measured.tree_peak_mb:.0f} MB)", verdict, detail=detail)
 
@@ -319,7 +316,7 @@ def test_large_sqlite_result_streams_to_parquet(big_dir):
     db = big_dir / "big.db"
     rows = make_big_sqlite(db, SQLITE_BYTES)
     check_bounded(run_sqlite(big_dir, db, "adbc", rows), CEILING_MB)
-    check_bounded(run_sqlite(big_dir, db, "sqlite3", rows), FALLBACK_CEILING_MB)
+    check_bounded(run_sqlite(big_dir, db, "sqlite3", rows), CEILING_MB)
     check_bounded(run_sqlite(big_dir, db, "sqlite3", rows, batch_rows=8192), CEILING_MB)
 
 

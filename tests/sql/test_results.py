@@ -67,7 +67,7 @@ def test_rows_stream_to_parquet_in_bounded_batches(tmp_path):
     assert total == 10_000 and columns == ["id", "name", "half", "empty"]
     assert max(source.fetches) <= 1000
     table = pq.read_table(tmp_path / "out.parquet")
-    # "empty" is NULL in every row looked at before the schema was fixed (4 batches), and more rows followed.
+    # "empty" is NULL in every row looked at before the schema was fixed (4 * batch_rows), and more rows followed.
     assert table.schema.types == [pa.int64(), pa.string(), pa.float64(), pa.string()]
     assert table.column("id").to_pylist() == list(range(10_000))
     assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_row_groups == 10

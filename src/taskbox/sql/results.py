@@ -32,8 +32,9 @@ __all__ = ["CursorSource", "RowSource", "target_batch_bytes", "write_parquet"]
 log = logging.getLogger("taskbox.sql")
 
 DEFAULT_BATCH_ROWS = 65_536
-MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_BATCH_BYTES = 16 * 1024 * 1024
 MIN_BATCH_BYTES = 4 * 1024 * 1024
+FIRST_BATCH_ROWS = 4096
 PARQUET_FILE = "00000"  # flytekit's file name inside a StructuredDataset folder
 
 # Values Arrow converts natively; anything else is converted by _converter_for.
@@ -81,7 +82,11 @@ class CursorSource:
 
 
 def target_batch_bytes() -> int:
-    """Bytes one batch may take: 1/16 of the cgroup memory limit, between 4 and 64 MiB."""
+    """Bytes one batch may take: 1/16 of the cgroup memory limit, between 4 and 16 MiB.
+
+    Up to four batches are alive at once (two queued, one fetching, one converting), each several times
+    its Arrow size as Python rows, so 16 MiB keeps a wide-row result near 150 MB of peak RSS.
+    """
     try:
         with open("/sys/fs/cgroup/memory.max") as fh:
             text = fh.read().strip()
@@ -248,17 +253,19 @@ def write_parquet(
             raise Terminated("the query was stopped: the task is being terminated")
         return list(source.fetch(n))
 
-    # Look ahead (at most 4 batches) while a column has only NULLs, so its type comes from real values.
+    # Look ahead (at most 4 * batch_rows rows) while a column has only NULLs, so its type comes from real
+    # values.
     pending: list[list[Sequence[Any]]] = []
     ended = False
     while True:
-        rows = fetch(batch_rows)
+        # The first batches are small: a row's size is unknown until one batch has been measured.
+        rows = fetch(min(batch_rows, FIRST_BATCH_ROWS))
         if not rows:
             ended = True
             break
         pending.append(rows)
         schema_builder.observe(rows)
-        if all(schema_builder.resolved) or len(pending) >= 4:
+        if all(schema_builder.resolved) or sum(map(len, pending)) >= 4 * batch_rows:
             break
     schema = schema_builder.finish(more_rows=not ended)
     total = 0
