@@ -460,6 +460,8 @@ class FaultProxy:
                     break
         except (OSError, asyncio.IncompleteReadError, _Malformed, ValueError):
             pass  # the client went away or spoke garbage: drop the connection
+        except asyncio.CancelledError:
+            pass  # stop(): end quietly (Python 3.11's start_server logs a handler task that ends cancelled)
         finally:
             self._connections.discard(task)
             if not writer.transport.is_closing():

@@ -36,6 +36,7 @@ all), 12 (and 6) with ``TASKBOX_SOAK=1``.
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 import zlib
@@ -57,7 +58,7 @@ import httptesting  # noqa: E402
 import sqltesting  # noqa: E402
 from sqltesting import DATASET  # noqa: E402
 
-from faultproxy import FAULTS, FaultProxy, RandomFaults  # noqa: E402
+from faultproxy import FAULTS, FaultProxy, ProxyRequest, RandomFaults  # noqa: E402
 from helpers import (  # noqa: E402
     TASKBOX,
     encode_inputs,
@@ -355,3 +356,46 @@ def test_runs_under_storage_faults_end_correct_or_recoverable(
         LEDGER.record(run.family, run.verdict, faults=run.rule.total, detail=run.detail)
     lost = [run.detail for run in runs if run.verdict == LOST]
     assert not lost, "\n\n".join(lost)
+
+
+# --------------------------------------------------------------------------------------------------
+# The proxy itself
+# --------------------------------------------------------------------------------------------------
+
+
+def test_random_faults_are_seeded_and_counted() -> None:
+    requests = [ProxyRequest(n, "PUT" if n % 3 else "GET", f"/b/k{n}", {"Content-Length": "10"}) for n in range(1, 301)]
+
+    def draw(seed: int) -> tuple[list[Any], RandomFaults]:
+        rule = RandomFaults(0.3, seed)
+        return [rule(request) for request in requests], rule
+
+    first, rule = draw(7)
+    assert draw(7)[0] == first  # the same seed meets the same requests with the same faults
+    assert draw(8)[0] != first
+    assert rule.total == sum(action is not None for action in first)
+    assert 45 <= rule.total <= 135 and set(rule.injected) == set(FAULTS)
+
+
+def test_proxy_keeps_connections_alive_through_chunked_and_100_continue_bodies(
+    s3_server: Any, unique_prefix: str
+) -> None:
+    key = f"{unique_prefix}/chunked.bin"
+    with FaultProxy(s3_server.endpoint) as proxy:
+        conn = http.client.HTTPConnection("127.0.0.1", int(proxy.endpoint.rsplit(":", 1)[1]), timeout=30)
+        try:
+            body = iter([b"abc", b"", b"defg" * 1000])  # sent chunked
+            conn.request("PUT", f"/{s3_server.bucket}/{key}", body=body, headers={"Expect": "100-continue"})
+            put_answer = conn.getresponse()
+            put_answer.read()
+            first_socket = conn.sock
+            conn.request("HEAD", f"/{s3_server.bucket}/{key}")
+            head_answer = conn.getresponse()
+            head_answer.read()
+            assert conn.sock is first_socket  # both requests on one connection
+        finally:
+            conn.close()
+    assert put_answer.status == 200 and not put_answer.will_close and head_answer.status in (200, 403)
+    stored = s3_server.client().get_object(Bucket=s3_server.bucket, Key=key)["Body"].read()
+    assert stored == b"abc" + b"defg" * 1000
+    assert [method for method, _ in proxy.requests] == ["PUT", "HEAD"]
