@@ -51,6 +51,13 @@ test: venv test-servers flytekit-venv base-image ## run the whole test suite (fl
 soak: venv test-servers ## the reliability suite scaled up (TASKBOX_SOAK=1: 5 GB SQLite result, 2 GB HTTP body, longer fault runs; needs ~16 GB free under the pytest temp dir)
 	TASKBOX_SOAK=1 $(VENV_PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
+# make test runs the parsing fuzzer derandomised and bounded (a few seconds a target); make fuzz runs randomised
+# batches for FUZZ_SECONDS split over its targets, and the literal property tests with the "fuzz" profile.
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz
+fuzz: venv ## fuzz inputs.pb/template parsing for FUZZ_SECONDS (600) and run the literal engine's property tests longer
+	TASKBOX_FUZZ_SECONDS=$(FUZZ_SECONDS) HYPOTHESIS_PROFILE=fuzz $(VENV_PY) -m pytest tests/reliability/test_fuzz_parsing.py tests/literals/test_properties.py $(PYTEST_ARGS)
+
 flytekit-venv: $(FLYTEKIT_VENV)/.installed ## flytekit in its own virtual environment (the peer, for bench and golden files)
 
 $(FLYTEKIT_VENV)/.installed:
