@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flyteidl.core import errors_pb2, execution_pb2
+from flyteidl.core import errors_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 
@@ -45,7 +45,7 @@ from sqltesting import DATASET, simple  # noqa: E402
 
 from faultproxy import FaultProxy  # noqa: E402
 from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_outputs, subprocess_env  # noqa: E402
-from reliability.ledger import LEDGER, LOST, judge  # noqa: E402
+from reliability.ledger import LEDGER, LOST, judge, recoverable_system  # noqa: E402
 from taskbox import storage  # noqa: E402
 from taskbox.storage.local import to_path as local_path  # noqa: E402
 
@@ -59,11 +59,7 @@ TERMINATED = 128 + signal.SIGTERM
 
 def terminated(error: errors_pb2.ContainerError) -> bool:
     """The error document SIGTERM must produce: ``SYSTEM:Terminated``, SYSTEM origin, RECOVERABLE."""
-    return (error.code, error.origin, error.kind) == (
-        "SYSTEM:Terminated",
-        execution_pb2.ExecutionError.SYSTEM,
-        errors_pb2.ContainerError.RECOVERABLE,
-    )
+    return recoverable_system(error) and error.code == "SYSTEM:Terminated"
 
 
 def never(error: errors_pb2.ContainerError) -> bool:
