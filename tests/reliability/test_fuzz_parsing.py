@@ -46,7 +46,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from helpers import encode_inputs, make_template, put
-from reliability.ledger import FUZZ_SECONDS
+from reliability.ledger import ERROR, FUZZ_SECONDS, LEDGER, LOST, OUTPUTS
 from taskbox.entrypoint.commit import error_document
 from taskbox.entrypoint.execute import read_inputs
 from taskbox.entrypoint.template import load_template_task
@@ -82,22 +82,33 @@ def fuzz(prop: Any, examples: int = CI_EXAMPLES) -> None:
 # ----------------------------------------------------------------------------- the outcome rule
 
 
-def check_outcome(run: Any) -> str:
-    """Call ``run``; success or a consistent taskbox error passes, anything else fails the property."""
+def check_outcome(run: Any, family: str = "fuzz parsing (in-process)") -> str:
+    """Call ``run``; success or a consistent taskbox error passes, anything else fails the property.
+
+    Each call is one hostile input, counted in the ledger under ``family``: ``outputs`` when it converted,
+    ``error`` for a consistent taskbox error, ``lost`` for anything else (then the property fails).
+    """
     try:
         run()
     except TaskboxError as exc:
-        assert exc.origin in ("USER", "SYSTEM"), exc.origin
-        assert exc.code.startswith(exc.origin + ":"), (exc.code, exc.origin)
-        assert exc.message, exc.code
         error = error_document(exc).error
-        assert error.code == exc.code
-        expected_kind = (
-            errors_pb2.ContainerError.RECOVERABLE if exc.recoverable else errors_pb2.ContainerError.NON_RECOVERABLE
+        final = errors_pb2.ContainerError.RECOVERABLE if exc.recoverable else errors_pb2.ContainerError.NON_RECOVERABLE
+        consistent = (
+            exc.origin in ("USER", "SYSTEM")
+            and exc.code.startswith(exc.origin + ":")
+            and bool(exc.message)
+            and (error.code, error.kind, error.origin)
+            == (exc.code, final, getattr(execution_pb2.ExecutionError, exc.origin))
         )
-        assert error.kind == expected_kind
-        assert error.origin == getattr(execution_pb2.ExecutionError, exc.origin)
+        LEDGER.record(
+            family, ERROR if consistent else LOST, faults=1, detail=f"inconsistent {exc.code}: {exc.message[:200]}"
+        )
+        assert consistent, (exc.code, exc.origin, exc.recoverable, exc.message[:500])
         return exc.code
+    except Exception as exc:  # not BaseException: hypothesis' own control flow must pass through
+        LEDGER.record(family, LOST, faults=1, detail=f"{type(exc).__name__}: {str(exc)[:200]}")
+        raise
+    LEDGER.record(family, OUTPUTS, faults=1)
     return "ok"
 
 
@@ -242,7 +253,8 @@ def test_arbitrary_bytes_as_inputs_and_template(area):
 def test_mutated_literal_maps(area):
     @given(data=st.data())
     def prop(data: Any) -> None:
-        check_outcome(lambda: parse_and_convert(area, data.draw(mutated(area["inputs"]))))
+        inputs = data.draw(mutated(area["inputs"]))
+        check_outcome(lambda: parse_and_convert(area, inputs))
 
     fuzz(prop)
 
@@ -250,7 +262,8 @@ def test_mutated_literal_maps(area):
 def test_mutated_task_templates(area):
     @given(data=st.data())
     def prop(data: Any) -> None:
-        check_outcome(lambda: parse_and_convert(area, area["inputs"], data.draw(mutated(area["template"]))))
+        template = data.draw(mutated(area["template"]))
+        check_outcome(lambda: parse_and_convert(area, area["inputs"], template))
 
     fuzz(prop)
 

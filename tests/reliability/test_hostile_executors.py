@@ -395,6 +395,13 @@ HTTP_CASES: dict[str, tuple[dict[str, Any], bool, str, tuple[str, ...], bool]] =
         ("503",),
         True,
     ),
+    "post-read-timeout-without-idempotency-key": (
+        {"method": "POST", "url": "{base}/slow?s=3", "json_body": {"a": 1}, "read_timeout_s": 0.2},
+        True,
+        "SYSTEM:HTTPUnavailable",
+        ("not retried", "not idempotent"),
+        True,
+    ),
 }
 
 
@@ -411,6 +418,8 @@ def test_hostile_http_target(tmp_path, name):
         expect_error("hostile HTTP", proc, prefix, code, words, recoverable=recoverable)
         if not allow_loopback:
             assert server.connections == 0
+        if config.get("method") == "POST":
+            assert len(server.requests) == 1  # a POST without an idempotency key is sent once
 
 
 # Hosts that resolve (stub resolver) or are written as forbidden addresses: refused before any connection.
