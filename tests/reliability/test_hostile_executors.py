@@ -18,8 +18,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import ssl
+import subprocess
 import sys
 import tarfile
+import threading
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -486,3 +489,41 @@ def test_redirect_hop_to_the_metadata_service_is_refused(tmp_path, stub_dns):
                   "allow": ["127.0.0.1"]}  # fmt: skip
         _record_refusal(_run_http_in_process(tmp_path, custom))
         assert len(server.requests) == 1
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_self_signed_tls_is_refused_unless_its_ca_is_given(tmp_path):
+    """TLS verification is always on: a self-signed server fails the task; its CA via SSL_CERT_FILE lets it through."""
+    cert, key = _self_signed(tmp_path)
+    server = httptesting.Server()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/echo"
+        custom = {"url": url, "status_output": "s", "retry": {"max_attempts": 1}}
+        template = put_bytes(tmp_path / "task.pb", make_template("http", {}, {"s": INT}, custom).SerializeToString())
+        inputs = str(put_bytes(tmp_path / "inputs.pb", b""))
+        refused = str(tmp_path / "refused")
+        proc = run(execute_args(inputs, refused, str(template)), TASKBOX_HTTP_ALLOW="127.0.0.1/32")
+        error = expect_error("hostile HTTP", proc, refused, "SYSTEM:HTTPUnavailable", ("CERTIFICATE_VERIFY_FAILED",),
+                             recoverable=True)  # fmt: skip
+        assert cert not in error.message
+        trusted = str(tmp_path / "trusted")
+        proc = run(execute_args(inputs, trusted, str(template)), TASKBOX_HTTP_ALLOW="127.0.0.1/32", SSL_CERT_FILE=cert)
+        verdict, detail = judge(trusted, outputs_ok=lambda: read_outputs(trusted, {"s": INT}) == {"s": 200})
+        LEDGER.record("hostile HTTP", verdict, faults=0, detail=detail)
+        assert verdict == OUTPUTS, f"{detail}\n{proc.stderr[-3000:]}"
+    finally:
+        server.shutdown()
+        server.server_close()
