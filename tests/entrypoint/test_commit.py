@@ -73,3 +73,18 @@ def test_distributed_error_strategy_names_and_worker(tmp_path, monkeypatch):
     name = uri.rsplit("/", 1)[-1]
     assert name.startswith("error-") and name.endswith(".pb") and len(name) == len("error-.pb") + 32
     assert _read_error(tmp_path / name).worker == "worker-3"
+
+
+def test_error_is_committed_even_when_the_stale_outputs_cannot_be_removed(tmp_path, monkeypatch):
+    # A real failing store is the fault proxy's job (tests/reliability/test_storage_faults.py); here the
+    # removal alone is made to fail, which only a patched storage.remove can single out.
+    commit.commit_outputs(str(tmp_path), literals_pb2.LiteralMap())
+
+    def refuse(uri):
+        raise errors.StorageTransient(f"remove {uri}: 503 SlowDown past the retry budget")
+
+    monkeypatch.setattr(commit.storage, "remove", refuse)
+    commit.commit_error(str(tmp_path), RuntimeError("upload failed"))
+    # error.pb is read first by propeller, so the attempt fails (recoverably) rather than ending with nothing.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["error.pb", "outputs.pb"]
+    assert "upload failed" in _read_error(tmp_path / "error.pb").message

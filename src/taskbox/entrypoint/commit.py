@@ -21,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import time
 import traceback
@@ -32,6 +33,8 @@ from taskbox.errors import TaskboxError
 
 if TYPE_CHECKING:
     from flyteidl.core import errors_pb2, literals_pb2
+
+_log = logging.getLogger("taskbox")
 
 OUTPUTS_FILE = "outputs.pb"
 ERROR_FILE = "error.pb"
@@ -160,7 +163,13 @@ def commit_error(
 
     """
     document = error_document(exc)
-    _prepare(output_prefix, OUTPUTS_FILE, stale, companions)
+    try:
+        _prepare(output_prefix, OUTPUTS_FILE, stale, companions)
+    except TaskboxError as prepare_exc:
+        # Still commit the error: propeller reads error.pb before outputs.pb, so an outputs.pb that could
+        # not be removed is ignored, and the attempt fails (and is retried) instead of ending with no
+        # commit file at all.
+        _log.warning("could not clear the prefix before writing the error document: %s", prepare_exc)
     uri = storage.join(output_prefix, error_file_name())
     storage.write_bytes(uri, document.SerializeToString())
     return uri
