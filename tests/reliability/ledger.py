@@ -89,7 +89,7 @@ class Ledger:
         lines = [(name, r.faults, r.runs, r.outputs, r.errors, r.lost) for name, r in rows.items()]
         lines.append(("total", total.faults, total.runs, total.outputs, total.errors, total.lost))
         width = max(len(header[0]), *(len(str(line[0])) for line in lines))
-        fmt = "{:<%d}  {:>15}  {:>6}  {:>15}  {:>17}  {:>14}" % width
+        fmt = "{:<" + str(width) + "}  {:>15}  {:>6}  {:>15}  {:>17}  {:>14}"
         out = [fmt.format(*header), fmt.format("-" * width, *("-" * n for n in (15, 6, 15, 17, 14)))]
         out.extend(fmt.format(*line) for line in lines)
         return "\n".join(out)
