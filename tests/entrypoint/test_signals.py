@@ -137,3 +137,43 @@ def test_sigterm_during_a_sqlite_statement_is_terminated_not_a_timeout(guard: Te
     finally:
         sender.join(timeout=30)
         ro.close()
+
+
+def test_sigterm_while_a_sqlite_statement_is_prepared_is_terminated_not_a_denial(
+    guard: TerminationGuard, tmp_path: Path
+) -> None:
+    """Raised inside the authorizer, the handler's exception becomes sqlite3's "not authorized".
+
+    Without the cancelled event as the trace, a SIGTERM would end as a USER read-only violation
+    (seen once in CI: the signal arrived while the statement was still being prepared).
+    """
+    import sqlite3  # noqa: PLC0415
+
+    from taskbox.sql import sqlite as tb_sqlite  # noqa: PLC0415
+
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.close()
+    ro = tb_sqlite.open_read_only(str(db))
+    cancelled = threading.Event()
+    sent: list[int] = []
+
+    def authorizer(*args: object) -> int:
+        if not sent:
+            sent.append(1)
+            signal.raise_signal(signal.SIGTERM)  # the handler runs here, inside SQLite's callback
+        return tb_sqlite._authorizer(*args)  # type: ignore[arg-type]
+
+    ro.conn.set_authorizer(authorizer)
+
+    def task() -> None:
+        with ro.deadline(3600, cancelled):
+            ro.conn.execute("SELECT x FROM t").fetchall()
+
+    try:
+        with pytest.raises(Terminated):
+            guard.run(task, cancelled)
+    finally:
+        ro.close()
+    assert sent and cancelled.is_set()

@@ -342,12 +342,13 @@ class ReadOnlyConnection:
         self.timed_out = self.was_cancelled = False
         try:
             yield
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             # The SIGTERM handler sets ``cancelled``, then raises Terminated wherever the main thread is:
-            # inside the progress callback, sqlite3 swallows that exception and reports "interrupted".
+            # inside a callback sqlite3 swallows that exception and reports "interrupted" (progress
+            # handler) or "not authorized" (authorizer, while the statement is being prepared).
             if self.was_cancelled or (cancelled is not None and cancelled.is_set()):
                 raise Terminated("the query was interrupted: the task is being terminated") from None
-            if self.timed_out:
+            if self.timed_out and isinstance(exc, sqlite3.OperationalError):
                 raise StatementTimeout(f"the query ran longer than the statement timeout of {seconds:g} s") from exc
             raise
         finally:
