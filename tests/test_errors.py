@@ -12,6 +12,7 @@ EXPECTED = {
     errors.TemplateError: ("USER", False),
     errors.ConfigError: ("USER", False),
     errors.InputError: ("USER", False),
+    errors.InputTooLarge: ("USER", False),
     errors.OutputError: ("USER", False),
     errors.ExecutorNotFound: ("USER", False),
     errors.ExecutorNotInstalled: ("USER", False),
@@ -23,6 +24,7 @@ EXPECTED = {
     errors.StorageTransient: ("SYSTEM", True),
     errors.StorageNotFound: ("SYSTEM", False),
     errors.StorageDenied: ("SYSTEM", False),
+    errors.StorageTooLarge: ("SYSTEM", False),
     errors.PluginInvalid: ("SYSTEM", False),
     errors.Terminated: ("SYSTEM", True),
 }

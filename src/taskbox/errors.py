@@ -27,6 +27,7 @@ __all__ = [
     "ExecutorNotFound",
     "ExecutorNotInstalled",
     "InputError",
+    "InputTooLarge",
     "InvalidSecretName",
     "OutputError",
     "PlatformError",
@@ -36,6 +37,7 @@ __all__ = [
     "StorageDenied",
     "StorageError",
     "StorageNotFound",
+    "StorageTooLarge",
     "StorageTransient",
     "TaskLoadError",
     "TaskboxError",
@@ -128,6 +130,16 @@ class InputError(UserError):
     code = "USER:InvalidInput"
 
 
+class InputTooLarge(InputError):
+    """``inputs.pb`` or the task template is larger than its cap; refused before it is downloaded.
+
+    Not recoverable: the same bytes come back on every retry. The caps are set by
+    ``TASKBOX_MAX_INPUTS_BYTES`` and ``TASKBOX_MAX_TEMPLATE_BYTES``.
+    """
+
+    code = "USER:InputTooLarge"
+
+
 class OutputError(UserError):
     """A produced value does not match the declared output interface."""
 
@@ -195,6 +207,13 @@ class StorageDenied(StorageError):
     """Credentials are missing or lack permission. Not recoverable without a change of configuration."""
 
     code = "SYSTEM:StorageDenied"
+    recoverable = False
+
+
+class StorageTooLarge(StorageError):
+    """The object is larger than the caller's cap (checked from its size before it is read)."""
+
+    code = "SYSTEM:StorageTooLarge"
     recoverable = False
 
 

@@ -99,6 +99,14 @@ def test_dataset_with_dataframe_is_written(ctx):
         StructuredDataset()
 
 
+def test_dataframe_as_first_positional_argument_like_flytekit(ctx, tmp_path):
+    lit = TypeEngine.to_literal(StructuredDataset(TABLE), StructuredDataset, ctx=ctx)
+    assert TypeEngine.to_python_value(lit, pa.Table, ctx=ctx).equals(TABLE)
+    assert StructuredDataset(tmp_path).uri == str(tmp_path)  # a path is still a uri
+    with pytest.raises(TypeError, match="uri must be a string"):
+        StructuredDataset(TABLE, dataframe=TABLE)
+
+
 def test_legacy_schema_literal_is_read_as_parquet(ctx, tmp_path):
     folder = tmp_path / "schema"
     folder.mkdir()

@@ -511,14 +511,15 @@ def test_self_signed_tls_is_refused_unless_its_ca_is_given(tmp_path):
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         url = f"https://127.0.0.1:{server.server_address[1]}/echo"
-        custom = {"url": url, "status_output": "s", "retry": {"max_attempts": 1}}
+        custom = {"url": url, "status_output": "s"}  # default retries: a certificate failure is not retried
         template = put_bytes(tmp_path / "task.pb", make_template("http", {}, {"s": INT}, custom).SerializeToString())
         inputs = str(put_bytes(tmp_path / "inputs.pb", b""))
         refused = str(tmp_path / "refused")
         proc = run(execute_args(inputs, refused, str(template)), TASKBOX_HTTP_ALLOW="127.0.0.1/32")
-        error = expect_error("hostile HTTP", proc, refused, "SYSTEM:HTTPUnavailable", ("CERTIFICATE_VERIFY_FAILED",),
-                             recoverable=True)  # fmt: skip
+        error = expect_error("hostile HTTP", proc, refused, "USER:TLSVerificationFailed",
+                             ("CERTIFICATE_VERIFY_FAILED", "self-signed", "SSL_CERT_FILE"), recoverable=False)  # fmt: skip
         assert cert not in error.message
+        assert "retry 1/" not in proc.stderr
         trusted = str(tmp_path / "trusted")
         proc = run(execute_args(inputs, trusted, str(template)), TASKBOX_HTTP_ALLOW="127.0.0.1/32", SSL_CERT_FILE=cert)
         verdict, detail = judge(trusted, outputs_ok=lambda: read_outputs(trusted, {"s": INT}) == {"s": 200})

@@ -103,8 +103,8 @@ INPUT_CASES: dict[str, Callable[[Path], Case]] = {
         "USER:InvalidInput", ("input 'n'", "expected integer"), inputs=inputs_with(n=lit_of(HUGE, str))
     ),
     "64MiB-inputs-over-the-cap": lambda _: Case(
-        "SYSTEM:StorageError",
-        ("over the limit",),
+        "USER:InputTooLarge",
+        ("LiteralMap file is too large", "over the limit", "TASKBOX_MAX_INPUTS_BYTES"),
         inputs=inputs_with(text=lit_of(HUGE, str)),
         env={"TASKBOX_MAX_INPUTS_BYTES": str(16 * MIB)},
     ),
@@ -230,8 +230,8 @@ TEMPLATE_CASES: dict[str, Callable[[Path], Case]] = {
         template=replace_once(make_template("QQQQ", TYPES, TYPES).SerializeToString(), b"QQQQ", b"ec\xffo"),
     ),
     "over-the-size-cap": lambda _: Case(
-        "SYSTEM:StorageError",
-        ("over the limit",),
+        "USER:InputTooLarge",
+        ("TaskTemplate file is too large", "over the limit", "TASKBOX_MAX_TEMPLATE_BYTES"),
         template=echo_template(custom={"pad": "x" * 8192}),
         env={"TASKBOX_MAX_TEMPLATE_BYTES": "4096"},
     ),

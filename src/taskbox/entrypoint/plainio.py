@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from taskbox.errors import ConfigError, InputError, OutputError, TaskboxError
+from taskbox.errors import ConfigError, InputError, InputTooLarge, OutputError, StorageTooLarge, TaskboxError
 
 __all__ = [
     "infer_type",
@@ -36,6 +36,8 @@ __all__ = [
     "render_output_file",
     "text_to_plain",
 ]
+
+PLAIN_DOCUMENT_MAX_BYTES = 64 * 1024 * 1024  # a --inputs/--config JSON or YAML file, read whole
 
 _UTC = datetime.UTC
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
@@ -91,7 +93,10 @@ def load_document(ref: str, *, what: str, error: type[TaskboxError] = ConfigErro
     if stripped.startswith(("{", "[")) or "\n" in ref:
         text, name = ref, f"inline {what}"
     else:
-        data = storage.read_bytes(ref, max_size=64 * 1024 * 1024)
+        try:
+            data = storage.read_bytes(ref, max_size=PLAIN_DOCUMENT_MAX_BYTES)
+        except StorageTooLarge as exc:
+            raise InputTooLarge(f"{what} {ref} is too large to read as a document: {exc}") from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:

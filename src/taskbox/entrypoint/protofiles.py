@@ -11,7 +11,7 @@ import os
 from typing import Any, TypeVar
 
 from taskbox import storage
-from taskbox.errors import UserError
+from taskbox.errors import InputTooLarge, StorageTooLarge, UserError
 
 M = TypeVar("M")
 
@@ -29,11 +29,18 @@ def read_message(uri: str, message: M, *, limit_env: str, default_limit: int, er
 
     Returns:
         ``message``, filled.
+
+    Raises:
+        InputTooLarge: The file is over the cap (refused before it is downloaded).
+        UserError: ``error``, for bytes that do not parse.
     """
     from google.protobuf.message import DecodeError  # noqa: PLC0415
 
     limit = int(os.environ.get(limit_env, default_limit))
-    data = storage.read_bytes(uri, max_size=limit)
+    try:
+        data = storage.read_bytes(uri, max_size=limit)
+    except StorageTooLarge as exc:
+        raise InputTooLarge(f"the {what} file is too large: {exc} (raise {limit_env} to allow it)") from None
     msg: Any = message
     try:
         msg.ParseFromString(data)

@@ -40,6 +40,7 @@ from taskbox.http.errors import (
     HTTPUnavailable,
     ResponseTooLarge,
     SsrfBlocked,
+    TLSVerificationFailed,
     TooManyRedirects,
     body_excerpt,
 )
@@ -185,6 +186,7 @@ class Caller:
             try:
                 reply = self._send_once(method, url, headers, body)
             except httpx.ConnectError as exc:
+                _raise_if_certificate_rejected(exc, url)
                 reason, can_retry = f"cannot connect to {_loggable(url)}: {exc}", True
             except httpx.ConnectTimeout:
                 reason, can_retry = f"connecting to {_loggable(url)} timed out", True
@@ -271,6 +273,23 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 def _loggable(url: httpx.URL) -> str:
     """The URL without user info (secrets in it are redacted by the logging filter too)."""
     return str(url.copy_with(username=None, password=None)) if url.userinfo else str(url)
+
+
+def _raise_if_certificate_rejected(exc: httpx.ConnectError, url: httpx.URL) -> None:
+    """Raise :class:`TLSVerificationFailed` when ``exc`` comes from certificate verification."""
+    import ssl  # noqa: PLC0415  (already imported by httpx)
+
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            raise TLSVerificationFailed(
+                f"the TLS certificate of {_loggable(url)} does not verify ({cause.verify_message or cause.reason}; "
+                "CERTIFICATE_VERIFY_FAILED); if the server uses a private CA, give its certificate through "
+                "SSL_CERT_FILE"
+            ) from None
+        cause = cause.__cause__ or cause.__context__
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -6,6 +6,8 @@ a 503 after the retry budget is the platform's.
 Invariants:
     * 4xx other than 408/429 -> USER non-recoverable; 5xx (after retries), 408/429, timeouts and
       connection failures -> SYSTEM recoverable; a response that does not fit the outputs -> USER.
+    * A server certificate that does not verify -> USER non-recoverable, not retried: the same
+      certificate comes back on every attempt, and the fix is configuration (the CA in ``SSL_CERT_FILE``).
     * Messages hold at most :data:`MAX_BODY_IN_MESSAGE` characters of a response body; the entrypoint
       redacts secrets again when it writes the error document.
 """
@@ -33,6 +35,12 @@ class HTTPUnavailable(PlatformError):
     """5xx, 408 or 429 after the retry budget, a timeout or a connection failure."""
 
     code = "SYSTEM:HTTPUnavailable"
+
+
+class TLSVerificationFailed(UserError):
+    """The server's certificate does not verify against the trusted CAs (self-signed, expired, wrong host)."""
+
+    code = "USER:TLSVerificationFailed"
 
 
 class ResponseTooLarge(UserError):

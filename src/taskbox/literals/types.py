@@ -185,6 +185,8 @@ class StructuredDataset:
         file_format: Storage format recorded in the literal; ``"parquet"`` unless told otherwise.
         columns: Optional column names mapped to Python types or ``LiteralType`` values.
         dataframe: A ``pyarrow.Table`` or ``pandas.DataFrame`` to write on output instead of a ``uri``.
+            A dataframe passed as the first positional argument is taken as ``dataframe`` (flytekit's
+            order), so ``StructuredDataset(table)`` works as it does there.
         in_place: The data already sits where the output literal should point (e.g. an executor wrote it
             under the raw output prefix): pass the ``uri`` on as is instead of uploading a copy.
     """
@@ -198,9 +200,14 @@ class StructuredDataset:
         dataframe: Any = None,
         in_place: bool = False,
     ) -> None:
+        if uri is not None and not isinstance(uri, str | os.PathLike):
+            # flytekit's first positional parameter is the dataframe: StructuredDataset(table) works there too.
+            if dataframe is not None:
+                raise TypeError(f"StructuredDataset: uri must be a string, not {type(uri).__name__}")
+            uri, dataframe = None, uri
         if uri is None and dataframe is None:
             raise ValueError("StructuredDataset needs a uri or a dataframe")
-        self.uri = uri
+        self.uri = os.fspath(uri) if uri is not None else None
         self.file_format = file_format
         self.columns = dict(columns) if columns else None
         self.dataframe = dataframe

@@ -95,7 +95,8 @@ def read_bytes(uri: str, *, max_size: int | None = None) -> bytes:
 
     Args:
         uri: Where to read.
-        max_size: Refuse (``StorageError``, not recoverable) objects larger than this many bytes.
+        max_size: Refuse (``StorageTooLarge``, not recoverable) objects larger than this many bytes,
+            from the size the store reports, before reading them.
 
     Returns:
         The object's bytes.

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from taskbox.errors import StorageDenied, StorageError, StorageNotFound
+from taskbox.errors import StorageDenied, StorageError, StorageNotFound, StorageTooLarge
 
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 
@@ -59,7 +59,7 @@ def read_bytes(uri: str, *, max_size: int | None = None) -> bytes:
         if max_size is not None:
             actual = os.fstat(fh.fileno()).st_size
             if actual > max_size:
-                raise StorageError(f"{uri} is {actual} bytes, over the limit of {max_size}", recoverable=False)
+                raise StorageTooLarge(f"{uri} is {actual} bytes, over the limit of {max_size}")
         return fh.read()
 
 

@@ -47,7 +47,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from taskbox.errors import StorageError, StorageNotFound
+from taskbox.errors import StorageError, StorageNotFound, StorageTooLarge
 from taskbox.storage import local, retry
 
 if TYPE_CHECKING:
@@ -318,8 +318,8 @@ def _verify_size(fs: AbstractFileSystem, uri: str, expected: int) -> None:
         )
 
 
-def _too_large(uri: str, actual: int, limit: int) -> StorageError:
-    return StorageError(f"{retry.redact_uri(uri)} is {actual} bytes, over the limit of {limit}", recoverable=False)
+def _too_large(uri: str, actual: int, limit: int) -> StorageTooLarge:
+    return StorageTooLarge(f"{retry.redact_uri(uri)} is {actual} bytes, over the limit of {limit}")
 
 
 def _write_kwargs(canonical: str) -> dict[str, Any]:
