@@ -116,6 +116,33 @@ def test_rich_values_convert_without_pandas(tmp_path):
     }
 
 
+def test_tuple_rows_convert_in_one_pass_exactly_as_column_by_column():
+    from taskbox.sql.results import _Schema  # noqa: PLC0415
+
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    rows = [
+        (i, f"n{i}", decimal.Decimal(i) / 4, when + dt.timedelta(minutes=i), i % 2 == 0, None, "12.50", b"\x00")
+        for i in range(300)
+    ] + [(None,) * 8]
+    names = ["i", "s", "dec", "ts", "flag", "nothing", "text_numeric", "raw"]
+    casts = [None] * 6 + [pa.decimal128(12, 2), None]  # a driver's text column cast in bulk (postgres.py)
+
+    def schema_of():
+        built = _Schema(names, [None] * 8, casts)
+        built.observe(rows)
+        return built, built.finish(more_rows=False)
+
+    one_pass, schema = schema_of()
+    by_column, _ = schema_of()
+    fast = one_pass.batch(rows, schema)
+    assert one_pass._struct is not None  # the one-pass conversion ran
+    assert fast.equals(by_column._batch_by_column(rows, schema))
+    assert fast.column(6).to_pylist()[0] == decimal.Decimal("12.50")
+    # A value Arrow refuses: the one-pass conversion gives way and the column path names the column.
+    with pytest.raises(ResultShapeError, match="column 'i'"):
+        one_pass.batch([("x",) + rows[0][1:]], schema)
+
+
 def test_sqlite_mixed_column_types_are_a_user_error(tmp_path):
     conn = sqlite3.connect(":memory:", check_same_thread=False)  # the writer fetches in a second thread
     conn.execute("CREATE TABLE t (x)")

@@ -120,6 +120,7 @@ class _Schema:
         self.converters: list[Callable[[Any], Any] | None] = [None] * len(columns)
         self.resolved = [False] * len(columns)
         self.bulk: list[Any] = [None] * len(columns)  # Arrow type to cast a string column to
+        self._struct: Any = None  # the row type of _batch_from_tuples, built once the types are fixed
         for i, cast in enumerate(list(casts)[: len(columns)]):
             if isinstance(cast, pa.DataType):
                 self.bulk[i] = self.types[i] = cast
@@ -161,6 +162,35 @@ class _Schema:
 
     def batch(self, rows: Sequence[Sequence[Any]], schema: Any) -> Any:
         """Convert rows to a ``RecordBatch`` of ``schema``."""
+        if rows and type(rows[0]) is tuple and not any(self.converters):
+            fast = self._batch_from_tuples(rows, schema)
+            if fast is not None:
+                return fast
+        return self._batch_by_column(rows, schema)
+
+    def _batch_from_tuples(self, rows: Sequence[Sequence[Any]], schema: Any) -> Any:
+        """Convert tuples in one pass (Arrow transposes them in C, ~3x faster than by column).
+
+        Returns:
+            The batch, or ``None`` when Arrow refused a value: the column-by-column path then names
+            the column in its error (or converts what the struct conversion did not).
+        """
+        pa = self.pa
+        if self._struct is None:
+            self._struct = pa.struct(
+                [pa.field(f"c{i}", pa.string() if bulk is not None else t)
+                 for i, (t, bulk) in enumerate(zip(self.types, self.bulk, strict=True))]
+            )  # fmt: skip
+        try:
+            arrays = pa.array(rows, type=self._struct).flatten()
+            for i, bulk in enumerate(self.bulk):
+                if bulk is not None:
+                    arrays[i] = arrays[i].cast(bulk)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+            return None
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _batch_by_column(self, rows: Sequence[Sequence[Any]], schema: Any) -> Any:
         pa = self.pa
         if rows:
             columns = list(zip(*rows))  # noqa: B905 - rows of one cursor have one length
