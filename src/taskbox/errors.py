@@ -131,10 +131,11 @@ class InputError(UserError):
 
 
 class InputTooLarge(InputError):
-    """``inputs.pb`` or the task template is larger than its cap; refused before it is downloaded.
+    """An input file is larger than its cap; refused before it is downloaded.
 
-    Not recoverable: the same bytes come back on every retry. The caps are set by
-    ``TASKBOX_MAX_INPUTS_BYTES`` and ``TASKBOX_MAX_TEMPLATE_BYTES``.
+    Not recoverable: the same bytes come back on every retry. The caps: ``TASKBOX_MAX_INPUTS_BYTES``
+    (``inputs.pb``), ``TASKBOX_MAX_TEMPLATE_BYTES`` (the task template), 64 MiB for a JSON/YAML
+    document given to ``taskbox run`` (``--inputs``, ``--config``, ``--template``).
     """
 
     code = "USER:InputTooLarge"

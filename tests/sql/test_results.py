@@ -141,6 +141,7 @@ def test_tuple_rows_convert_in_one_pass_exactly_as_column_by_column():
     # A value Arrow refuses: the one-pass conversion gives way and the column path names the column.
     with pytest.raises(ResultShapeError, match="column 'i'"):
         one_pass.batch([("x",) + rows[0][1:]], schema)
+    assert not one_pass._one_pass  # later batches are not converted twice
 
 
 def test_sqlite_mixed_column_types_are_a_user_error(tmp_path):

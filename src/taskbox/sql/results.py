@@ -121,6 +121,7 @@ class _Schema:
         self.resolved = [False] * len(columns)
         self.bulk: list[Any] = [None] * len(columns)  # Arrow type to cast a string column to
         self._struct: Any = None  # the row type of _batch_from_tuples, built once the types are fixed
+        self._one_pass = True  # until Arrow refuses a batch as a whole (see batch)
         for i, cast in enumerate(list(casts)[: len(columns)]):
             if isinstance(cast, pa.DataType):
                 self.bulk[i] = self.types[i] = cast
@@ -162,10 +163,11 @@ class _Schema:
 
     def batch(self, rows: Sequence[Sequence[Any]], schema: Any) -> Any:
         """Convert rows to a ``RecordBatch`` of ``schema``."""
-        if rows and type(rows[0]) is tuple and not any(self.converters):
+        if self._one_pass and rows and type(rows[0]) is tuple and not any(self.converters):
             fast = self._batch_from_tuples(rows, schema)
             if fast is not None:
                 return fast
+            self._one_pass = False  # refused once: later batches go column by column, not converted twice
         return self._batch_by_column(rows, schema)
 
     def _batch_from_tuples(self, rows: Sequence[Sequence[Any]], schema: Any) -> Any:
