@@ -1,4 +1,4 @@
-"""Process-wide redaction of secret values from logs, error documents and outputs.
+r"""Process-wide redaction of secret values from logs, error documents and outputs.
 
 Why: a secret leaks through the text of an exception (a driver echoing its DSN, a server echoing an
 auth header) far more often than through a deliberate log call, so redaction cannot be left to the
@@ -10,13 +10,26 @@ Invariants:
     * Values shorter than :data:`MIN_LENGTH` characters are not masked (masking a 1-character secret
       would mask every occurrence of that letter, Airflow's known pitfall), but they are still never
       logged by taskbox itself.
-    * Each value is masked in its plain, URL-encoded and base64 forms.
+    * Each value is masked in every encoding a server or library plausibly echoes: plain; URL-encoded
+      (``%2F`` or ``%2f``, fully or partly, ``+`` for a space, double-encoded ``%252F``); base64 standard
+      and URL-safe, with or without padding; JSON/JavaScript/Python-escaped (``\/``, ``\u0026`` or
+      ``\u002B``, a surrogate pair, ``\x2f``, ``\n``, a backslash before punctuation, and one level of
+      nesting, ``\\u0026`` or ``\\\/``) -- and any mix of these inside one value.
+    * How: text holding ``\`` or ``%`` is decoded (escape sequences and percent-escapes, twice, for
+      nesting) into a canonical text with a map back to the original offsets; the plain forms are
+      searched in the original and in each decoded layer, and every match is masked in the original
+      text (a match that starts or ends inside an escape masks the whole escape). Text without ``\`` or
+      ``%`` costs one search of the plain forms (one literal alternation), as before.
+    * Redaction comes before truncation: code that cuts text for a message cuts the redacted text
+      (:func:`taskbox.http.errors.body_excerpt`, the entrypoint's bounded error message), so a cut can
+      never leave a secret's prefix.
     * Registration is thread-safe and cheap; :func:`redact` is a no-op until a secret is registered.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 import logging
 import re
 import threading
@@ -27,15 +40,101 @@ MASK = "***"
 _lock = threading.Lock()
 _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_SHORT_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+#: One escape: backslashes and what they escape, or a run of percent-escapes (decoded together as UTF-8).
+_TOKEN = re.compile(r"(\\+)(u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|[^0-9A-Za-z\s]|[ntrbf])|(?:%[0-9a-fA-F]{2})+")
+_LAYERS = 2
 
 
 def _forms(value: str) -> set[str]:
-    from urllib.parse import quote, quote_plus  # noqa: PLC0415 - only once a secret is read
+    from urllib.parse import quote_plus  # noqa: PLC0415 - only once a secret is read
+
     raw = value.encode()
-    forms = {value, quote(value, safe=""), quote_plus(value), base64.b64encode(raw).decode()}
-    forms.add(base64.urlsafe_b64encode(raw).decode())
+    forms = {value, quote_plus(value, safe=""), base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
     forms.update(f.rstrip("=") for f in list(forms))
+    if any(ord(c) > 0xFFFF for c in value):  # as a JSON \ud83d\ude00 pair decodes, one surrogate at a time
+        forms.add("".join(_surrogates(c) for c in value))
     return {f for f in forms if len(f) >= MIN_LENGTH}
+
+
+def _surrogates(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return char
+    code -= 0x10000
+    return chr(0xD800 + (code >> 10)) + chr(0xDC00 + (code & 0x3FF))
+
+
+def _decode_token(match: re.Match[str]) -> str:
+    slashes, escaped = match.group(1), match.group(2)
+    if slashes is None:  # a run of %XX: the bytes they spell, as UTF-8
+        return bytes.fromhex(match.group(0).replace("%", "")).decode("utf-8", errors="replace")
+    kept = "\\" * (len(slashes) // 2)  # each pair of backslashes is one escaped backslash
+    if len(slashes) % 2 == 0:
+        return kept + escaped  # the last backslash is itself escaped: what follows is plain text
+    head = escaped[0]
+    if head in "ux" and len(escaped) > 1:
+        return kept + chr(int(escaped[1:], 16))
+    return kept + _SHORT_ESCAPES.get(head, head)
+
+
+class _Decoded:
+    """``text`` with its escapes decoded, and a map from decoded offsets back to ``text``'s."""
+
+    __slots__ = ("ends", "exact", "parent", "starts", "sources", "text")
+
+    def __init__(self, text: str, parent: _Decoded | None = None) -> None:
+        self.parent = parent
+        self.starts: list[int] = []  # decoded offset where each piece starts
+        self.sources: list[int] = []  # ... and where it starts in the source text
+        self.ends: list[int] = []  # ... and ends in the source text
+        self.exact: list[bool] = []  # a plain piece maps character by character; an escape as a whole
+        out: list[str] = []
+        at = length = 0
+
+        def piece(decoded: str, start: int, end: int, exact: bool) -> None:
+            nonlocal length
+            self.starts.append(length)
+            self.sources.append(start)
+            self.ends.append(end)
+            self.exact.append(exact)
+            out.append(decoded)
+            length += len(decoded)
+
+        for match in _TOKEN.finditer(text):
+            if match.start() > at:
+                piece(text[at : match.start()], at, match.start(), True)
+            piece(_decode_token(match), match.start(), match.end(), False)
+            at = match.end()
+        if at < len(text):
+            piece(text[at:], at, len(text), True)
+        self.text = "".join(out)
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the ORIGINAL text that decoded ``[start, end)`` comes from (whole escapes at the edges)."""
+        first = bisect.bisect_right(self.starts, start) - 1
+        last = bisect.bisect_right(self.starts, end - 1) - 1
+        begin = self.sources[first] + (start - self.starts[first]) if self.exact[first] else self.sources[first]
+        stop = self.sources[last] + (end - self.starts[last]) if self.exact[last] else self.ends[last]
+        return self.parent.span(begin, stop) if self.parent is not None else (begin, stop)
+
+
+def _mask_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span (overlapping ones merged) replaced by one :data:`MASK`."""
+    out: list[str] = []
+    at = 0
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in merged:
+        out.append(text[at:start])
+        out.append(MASK)
+        at = end
+    out.append(text[at:])
+    return "".join(out)
 
 
 def register(value: str | bytes) -> None:
@@ -44,6 +143,7 @@ def register(value: str | bytes) -> None:
     Args:
         value: A secret value; bytes are decoded as UTF-8 (undecodable bytes are masked by their
             base64 form only).
+
     """
     global _pattern
     if isinstance(value, bytes):
@@ -67,11 +167,22 @@ def register(value: str | bytes) -> None:
 
 
 def redact(text: str) -> str:
-    """Return ``text`` with every registered secret form replaced by ``***``."""
+    """Return ``text`` with every registered secret, in any of its encodings, replaced by ``***``."""
     pattern = _pattern
     if pattern is None or not text:
         return text
-    return pattern.sub(MASK, text)
+    if "\\" not in text and "%" not in text:
+        return pattern.sub(MASK, text)
+    spans = [m.span() for m in pattern.finditer(text)]
+    layer: _Decoded | None = None
+    source = text
+    for _ in range(_LAYERS):
+        layer = _Decoded(source, layer)
+        spans.extend(layer.span(m.start(), m.end()) for m in pattern.finditer(layer.text))
+        source = layer.text
+        if "\\" not in source and "%" not in source:
+            break
+    return _mask_spans(text, spans) if spans else text
 
 
 def clear() -> None:

@@ -11,12 +11,13 @@ import gzip
 import os
 import stat
 import tarfile
+import tempfile
 
 import pytest
+from bundle_helpers import make_many_empty, make_targz, make_zero_bomb, write_tree
 from flyteidl.core import errors_pb2, execution_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from bundle_helpers import make_many_empty, make_targz, make_zero_bomb, write_tree
 
 from taskbox.bundles import BundleRejected, fetch_and_extract, pack
 from taskbox.bundles.extract import validate_archive
@@ -115,6 +116,79 @@ REASONS = {
     "long-name": "longer than 4096",
     "non-utf8-name": "UTF-8",
 }
+
+
+def dirent(name, **fields):
+    return ({"name": name, "type": tarfile.DIRTYPE, **fields}, None)
+
+
+# Shapes no file system can hold: each used to pass validation and fail while writing (a retried
+# SYSTEM:NotADirectoryError/IsADirectoryError/OSError/RecursionError/OverflowError). Run through the real
+# ``fast-execute`` by tests/reliability/test_hostile_documents.py.
+SHAPES = {
+    "file-then-child": lambda: [reg("pkg"), reg("pkg/mod.py")],
+    "file-then-grandchild": lambda: [reg("pkg"), dirent("pkg/sub"), reg("pkg/sub/mod.py")],
+    "child-then-file": lambda: [reg("pkg/mod.py"), reg("pkg")],
+    "dir-then-file-of-the-same-name": lambda: [dirent("pkg/"), reg("pkg")],
+    "marker-as-a-directory": lambda: [reg(".taskbox-bundle-complete/x.py")],
+    "marker-as-a-directory-entry": lambda: [dirent("./.taskbox-bundle-complete/")],
+    "component-over-255-bytes": lambda: [reg("a" * 256)],
+    "2000-levels-deep": lambda: [reg("a/" * 2000 + "x.py")],
+    "path-past-PATH_MAX-once-extracted": lambda: [reg("/".join(["d" * 250] * 16))],
+    "mtime-past-time_t": lambda: [reg("x.py", mtime=10**30)],
+}
+SHAPE_REASONS = {
+    "file-then-child": "used as a directory",
+    "file-then-grandchild": "used as a directory",
+    "child-then-file": "a directory of that name",
+    "dir-then-file-of-the-same-name": "duplicate",
+    "marker-as-a-directory": "reserved",
+    "marker-as-a-directory-entry": "reserved",
+    "component-over-255-bytes": "255 bytes",
+    "2000-levels-deep": "levels deep",
+    "path-past-PATH_MAX-once-extracted": "too long once extracted",
+    "mtime-past-time_t": "modification time",
+}
+
+
+def shape_archive(path, case: str) -> str:
+    """The archive of one :data:`SHAPES` case (PAX, so long names and big times are carried as such)."""
+    return make_targz(path, SHAPES[case](), format=tarfile.PAX_FORMAT)
+
+
+@pytest.mark.parametrize("case", sorted(SHAPES))
+def test_impossible_shape_is_rejected_before_anything_is_written(layout, case, monkeypatch):
+    work, dest, archives = layout
+    archive = shape_archive(archives / f"{case}.tar.gz", case)
+    written = []
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: written.append(a) or pytest.fail("staging created"))
+    err = assert_rejected(archive, work, dest)
+    assert SHAPE_REASONS[case] in err.reason, err.reason
+    assert not written
+    with pytest.raises(BundleRejected):  # the standalone validator too, told where the tree will go
+        validate_archive(archive, root=os.path.join(work, ".dest.staging-12345678"))
+
+
+def test_every_shape_has_a_reason():
+    assert set(SHAPE_REASONS) == set(SHAPES)
+
+
+def test_possible_shapes_still_extract(tmp_path):
+    members = [
+        reg("pkg/mod.py", b"m"),
+        dirent("pkg"),  # an explicit entry for a directory a file already implied
+        dirent("empty/"),
+        reg("pkg/sub/.taskbox-bundle-complete", b"not the marker"),  # only the top-level name is reserved
+        reg("A.py", b"upper"),
+        reg("a.py", b"lower"),  # distinct on the (case-sensitive) file systems bundles are extracted on
+        reg("/".join(["d"] * 100) + "/deep.py", b"deep"),
+        reg("old.py", b"o", mtime=0),
+    ]
+    archive = make_targz(tmp_path / "ok.tar.gz", members, format=tarfile.PAX_FORMAT)
+    dest = fetch_and_extract(archive, str(tmp_path / "dest"))
+    assert open(os.path.join(dest, "pkg", "sub", ".taskbox-bundle-complete"), "rb").read() == b"not the marker"
+    assert open(os.path.join(dest, "a.py"), "rb").read() == b"lower"
+    assert os.path.isdir(os.path.join(dest, "empty"))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -88,3 +88,45 @@ def test_error_is_committed_even_when_the_stale_outputs_cannot_be_removed(tmp_pa
     # error.pb is read first by propeller, so the attempt fails (recoverably) rather than ending with nothing.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["error.pb", "outputs.pb"]
     assert "upload failed" in _read_error(tmp_path / "error.pb").message
+
+
+def _error_files(path):
+    return sorted(p.name for p in path.iterdir() if p.name.startswith("error"))
+
+
+def test_distributed_rerun_of_a_worker_leaves_no_stale_error_document(tmp_path, monkeypatch):
+    monkeypatch.setenv("_F_DES", "1")
+    monkeypatch.setenv("_F_WN", "worker-3")
+    commit.commit_error(str(tmp_path), RuntimeError("first run"))
+    commit.commit_outputs(str(tmp_path), literals_pb2.LiteralMap())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs.pb"]
+
+
+def test_distributed_error_file_is_one_per_worker_and_reruns_replace_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("_F_DES", "1")
+    monkeypatch.setenv("_F_WN", "worker-3")
+    first = commit.commit_error(str(tmp_path), RuntimeError("first run"))
+    again = commit.commit_error(str(tmp_path), RuntimeError("second run"))
+    assert first == again and len(_error_files(tmp_path)) == 1
+    assert "second run" in _read_error(tmp_path / _error_files(tmp_path)[0]).message
+    monkeypatch.setenv("_F_WN", "worker-4")  # another worker's document is its own, and stays
+    other = commit.commit_error(str(tmp_path), RuntimeError("worker 4 failed"))
+    assert other != first and len(_error_files(tmp_path)) == 2
+    monkeypatch.setenv("_F_WN", "worker-3")
+    commit.commit_outputs(str(tmp_path), literals_pb2.LiteralMap())
+    assert [_read_error(tmp_path / name).worker for name in _error_files(tmp_path)] == ["worker-4"]
+
+
+def test_distributed_worker_name_also_read_from_flytekits_long_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYTE_INTERNAL_DIST_ERROR_STRATEGY", "Earliest")
+    monkeypatch.setenv("FLYTE_INTERNAL_WORKER_NAME", "pod-a")
+    uri = commit.commit_error(str(tmp_path), RuntimeError("x"))
+    assert _read_error(tmp_path / uri.rsplit("/", 1)[-1]).worker == "pod-a"
+    assert commit.error_file_name() == uri.rsplit("/", 1)[-1]
+
+
+def test_distributed_without_a_worker_name_keeps_flytekits_random_name(monkeypatch):
+    monkeypatch.setenv("_F_DES", "1")
+    monkeypatch.delenv("_F_WN", raising=False)
+    monkeypatch.delenv("FLYTE_INTERNAL_WORKER_NAME", raising=False)
+    assert commit.error_file_name() != commit.error_file_name()

@@ -390,3 +390,20 @@ def seed(tmp_path, checkpoint, cfg, state, job_id, created_at=None):
            "config_sha256": fingerprint("test-filejob", cfg), "state": state,
            "created_at": created_at or time.time(), "handle": {"job_id": job_id, "version": 1}}
     storage.write_bytes(storage.join(str(tmp_path / checkpoint), DATA_FILE), json.dumps(rec).encode())
+
+
+def test_a_handle_label_is_redacted_before_it_is_cut():
+    """A secret that straddles the 200-character cut of ``label()`` leaves no prefix behind (issue 14 #3)."""
+    from taskbox import redaction
+
+    class Handle(JobHandle):
+        url: str
+
+    secret = "s3cr3t-token-value-0123456789"
+    redaction.register(secret)
+    try:
+        label = Handle(url="x" * 180 + secret).label()
+    finally:
+        redaction.clear()
+    assert len(label) <= 200
+    assert secret[:8] not in label

@@ -270,3 +270,211 @@ def test_password_in_connect_args_is_refused(srv, tmp_path):
     with pytest.raises(TaskFailed, match="secret_connect_args") as info:
         run_local(tpl, {}, tmp_path)
     assert info.value.code == "USER:InvalidConfig"
+
+
+# ------------------------------------------------------------------------------------ read-only reaches no file
+
+
+def privileged(srv) -> str:
+    """A URL for a role that may write server files: a PostgreSQL superuser, a MariaDB user with FILE."""
+    mod = sqltesting.servers_module()
+    if isinstance(srv, mod.PostgresServer):
+        with srv.admin() as conn:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'tbxsuper'").fetchone():
+                conn.execute(f"CREATE ROLE tbxsuper LOGIN SUPERUSER PASSWORD '{mod.PASSWORD}'")
+        return srv.url.replace(f"{mod.USER}@", "tbxsuper@")
+    with srv.admin(None) as conn, conn.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS 'tbxfile'@'127.0.0.1' IDENTIFIED BY %s", (mod.PASSWORD,))
+        cur.execute(f"GRANT ALL PRIVILEGES ON `{mod.DATABASE}`.* TO 'tbxfile'@'127.0.0.1'")
+        cur.execute("GRANT FILE ON *.* TO 'tbxfile'@'127.0.0.1'")
+    return srv.url.replace(f"{mod.USER}@", "tbxfile@")
+
+
+@pytest.fixture
+def server_dir():
+    """A directory the database server (which may run as ``nobody``) can reach and write into."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="taskbox-server-files-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_read_only_transaction_alone_does_not_stop_server_file_writes(srv, server_dir):
+    """The premise of the refusals below, checked on the real servers (PostgreSQL 15, MariaDB 10.11)."""
+    mod = sqltesting.servers_module()
+    url = privileged(srv)
+    target = server_dir / "premise"
+    if isinstance(srv, mod.PostgresServer):
+        import psycopg
+
+        with srv.admin() as admin:
+            oid = admin.execute("SELECT lo_from_bytea(0, 'x')").fetchone()[0]
+        with psycopg.connect(host=mod.HOST, port=srv.port, user="tbxsuper", password=password(), dbname="taskbox") as c:
+            c.execute("SET TRANSACTION READ ONLY")
+            c.execute("SELECT lo_export(%s, %s)", (oid, str(target)))
+            c.rollback()
+    else:
+        import pymysql
+
+        with pymysql.connect(
+            host=mod.HOST, port=srv.port, user="tbxfile", password=password(), database="taskbox"
+        ) as c:
+            with c.cursor() as cur:
+                cur.execute("SET SESSION TRANSACTION READ ONLY")
+                cur.execute("START TRANSACTION")
+                cur.execute("SELECT id FROM items WHERE id = 1 INTO OUTFILE %s", (str(target),))
+            c.rollback()
+    assert url and target.exists()
+
+
+def test_server_file_constructs_are_refused_in_read_only_mode(srv, tmp_path, secret_env, server_dir):
+    pg = isinstance(srv, sqltesting.servers_module().PostgresServer)
+    url = privileged(srv)
+    target = server_dir / "leak"
+    queries = (
+        [
+            (f"SELECT \"lo_export\"(lo_from_bytea(0, 'x'), '{target}') AS n", "lo_export()"),
+            (f"SELECT pg_catalog.lo_export(1, '{target}') AS n", "lo_export()"),
+            (f"COPY (SELECT 1) TO '{target}'", "COPY"),
+            ("SELECT pg_read_file('/etc/hostname') AS n", "pg_read_file()"),
+            ("SELECT pg_reload_conf() AS n", "pg_reload_conf()"),
+        ]
+        if pg
+        else [
+            (f"SELECT id AS n FROM items WHERE id = 1 INTO OUTFILE '{target}'", "INTO OUTFILE"),
+            (f"SELECT id AS n FROM items WHERE id = 1 /*!50000 INTO DUMPFILE '{target}' */", "INTO DUMPFILE"),
+            (f"SELECT id AS n FROM items WHERE id = 1 /*M!100000 INTO OUTFILE '{target}' */", "INTO OUTFILE"),
+            (f"SELECT id AS n FROM items WHERE id = 1 /*! INTO OUTFILE '{target}' */", "INTO OUTFILE"),
+            ("SELECT LOAD_FILE('/etc/hostname') AS n", "LOAD_FILE()"),
+        ]
+    )
+    for query, named in queries:
+        with pytest.raises(TaskFailed) as info:
+            run_local(template(srv, query, outputs={"n": STR}, uri=url), {}, tmp_path)
+        assert (info.value.code, info.value.origin, info.value.recoverable) == ("USER:ReadOnlyViolation", "USER", False)
+        assert named in str(info.value) and "read_only: false" in str(info.value), query
+    assert list(server_dir.iterdir()) == []
+    intact(srv)
+
+
+def test_server_file_constructs_run_when_read_only_is_off(srv, tmp_path, secret_env, server_dir):
+    pg = isinstance(srv, sqltesting.servers_module().PostgresServer)
+    target = server_dir / "written"
+    query = (
+        f"COPY (SELECT 1) TO '{target}'"
+        if pg
+        else f"SELECT id FROM items WHERE id = 1 /*!50000 INTO OUTFILE '{target}' */"
+    )
+    assert run_local(template(srv, query, outputs={}, uri=privileged(srv), read_only=False), {}, tmp_path) == {}
+    assert target.exists()
+
+
+# ------------------------------------------------------------------------------------ lists of any length
+
+
+def test_long_list_inputs_bind_whole(srv, tmp_path, secret_env):
+    from helpers import list_of
+
+    ids = list(range(-70_000, 0)) + [7, 3]
+    tpl = template(srv, "SELECT id FROM items WHERE id IN {{ .inputs.ids }} ORDER BY id", {"ids": list_of(INT)})
+    assert rows_of(run_local(tpl, {"ids": ids}, tmp_path)["results"]) == [{"id": 3}, {"id": 7}]
+    count = template(
+        srv, "SELECT count(*) AS n FROM items WHERE id NOT IN {{ .inputs.ids }}", {"ids": list_of(INT)}, {"n": INT}
+    )
+    assert run_local(count, {"ids": ids}, tmp_path) == {"n": 998}
+    names = template(
+        srv, "SELECT id FROM items WHERE name IN {{ .inputs.names }}", {"names": list_of(STR)}, {"id": INT}
+    )
+    assert run_local(names, {"names": ["name-5", "none"]}, tmp_path) == {"id": 5}
+    empty = template(
+        srv, "SELECT count(*) AS n FROM items WHERE id NOT IN {{ .inputs.ids }}", {"ids": list_of(INT)}, {"n": INT}
+    )
+    if isinstance(srv, sqltesting.servers_module().PostgresServer):  # MySQL has no empty IN list
+        assert run_local(empty, {"ids": []}, tmp_path) == {"n": 1000}
+
+
+def test_list_past_the_bind_limit_is_a_user_error_before_sending(tmp_path, secret_env):
+    from helpers import list_of
+
+    srv = sqltesting.server("postgres")
+    tpl = template(srv, "SELECT id FROM items WHERE (id, 0) IN (VALUES {{ .inputs.ids }})", {"ids": list_of(INT)})
+    with pytest.raises(TaskFailed) as info:
+        run_local(tpl, {"ids": list(range(70_000))}, tmp_path)
+    assert (info.value.code, info.value.origin, info.value.recoverable) == ("USER:InvalidInput", "USER", False)
+    assert "65535" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------ sqlite:// through SQLAlchemy
+
+
+def sqlite_template(uri, query, outputs=None, **custom):
+    outputs = {"results": DATASET} if outputs is None else outputs
+    return make_template("sqlalchemy", {}, outputs, {"query_template": query, "uri": uri, **custom})
+
+
+def test_sqlite_url_read_only_touches_no_file(tmp_path):
+    db = sqltesting.make_sqlite(tmp_path / "items.db")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for query in (f"VACUUM INTO '{tmp_path / 'copy.db'}'", f"ATTACH DATABASE '{tmp_path / 'new.db'}' AS n"):
+        with pytest.raises(TaskFailed) as info:
+            run_local(sqlite_template(f"sqlite:///{db}", query, {}), {}, tmp_path / "runs")
+        assert info.value.code == "USER:ReadOnlyViolation", query
+    missing = tmp_path / "missing.db"
+    with pytest.raises(TaskFailed) as info:
+        run_local(sqlite_template(f"sqlite:///{missing}", "SELECT 1 AS x", {"x": INT}), {}, tmp_path / "runs")
+    assert (info.value.code, info.value.recoverable) == ("USER:QueryFailed", False) and "does not exist" in str(
+        info.value
+    )
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "runs") == before
+    uri = f"sqlite:///file:{db}?uri=true&mode=rwc"  # a URI asking for read-write is opened read-only
+    tpl = sqlite_template(uri, "SELECT count(*) AS n FROM items", {"n": INT})
+    assert run_local(tpl, {}, tmp_path / "runs") == {"n": 1000}
+    assert run_local(
+        sqlite_template(f"sqlite:///{db}", "SELECT count(*) AS n FROM items", {"n": INT}), {}, tmp_path / "runs"
+    ) == {"n": 1000}
+
+
+def test_sqlite_session_denies_attach_even_when_unclassified(tmp_path):
+    """The authorizer stops VACUUM INTO at the engine too (defence in depth behind the classifier)."""
+    from sqlalchemy import create_engine
+
+    from taskbox.sql.dialects import begin_session
+
+    db = sqltesting.make_sqlite(tmp_path / "items.db")
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        begin_session(conn, "sqlite", read_only=True, timeout_s=10, is_mariadb=False)
+        with pytest.raises(Exception, match="not authorized|authorization denied"):
+            conn.exec_driver_sql(f"VACUUM INTO '{tmp_path / 'copy.db'}'")
+    engine.dispose()
+    assert not (tmp_path / "copy.db").exists()
+
+
+@pytest.fixture
+def small_packet():
+    """MariaDB with ``max_allowed_packet`` at 1 MiB (new connections), restored afterwards."""
+    srv = sqltesting.server("mariadb")
+    sqltesting.seed(srv)
+    with srv.admin(None) as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@global.max_allowed_packet")
+        (before,) = cur.fetchone()
+        cur.execute("SET GLOBAL max_allowed_packet = 1048576")
+    yield srv
+    with srv.admin(None) as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL max_allowed_packet = %s", (before,))
+
+
+def test_mariadb_statement_past_max_allowed_packet_is_a_user_error(small_packet, tmp_path, secret_env):
+    from helpers import list_of
+
+    tpl = template(
+        small_packet, "SELECT count(*) AS n FROM items WHERE id IN {{ .inputs.ids }}", {"ids": list_of(INT)}, {"n": INT}
+    )
+    assert run_local(tpl, {"ids": list(range(50_000))}, tmp_path) == {"n": 1000}  # 0.4 MB: fits
+    with pytest.raises(TaskFailed) as info:
+        run_local(tpl, {"ids": list(range(200_000))}, tmp_path)
+    assert (info.value.code, info.value.origin, info.value.recoverable) == ("USER:InvalidInput", "USER", False)
+    assert "max_allowed_packet (1048576 bytes)" in str(info.value)

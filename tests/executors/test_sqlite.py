@@ -211,7 +211,8 @@ def test_large_result_is_written_in_row_groups(tmp_path):
     assert meta.num_rows == 50_000 and meta.num_row_groups == 7
 
 
-def test_database_over_http(tmp_path, db):
+def test_database_over_http(tmp_path, db, monkeypatch):
+    monkeypatch.setenv("TASKBOX_HTTP_ALLOW", "127.0.0.1")  # the SSRF guard refuses loopback unless allowed
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(Path(db).parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -304,6 +305,27 @@ def test_malicious_database_files_are_rejected(tmp_path, db, case):
     assert (error.code, error.origin, error.kind) == ("USER:DatabaseRejected", USER, NON_RECOVERABLE)
     assert not Path("/tmp/evil.db").exists()
     assert not any((tmp_path / "cache").rglob("database")), "a rejected database must not stay in the cache"
+
+
+def test_commits_in_a_write_ahead_log_are_read_on_every_run(tmp_path):
+    """The base file does not change when a writer commits into app.db-wal: each run reads the log again."""
+    path = str(tmp_path / "app.db")
+    writer = sqltesting.wal_writer(path)
+    try:
+        tpl = template("SELECT count(*) AS n FROM items", path, outputs={"n": INT})
+        assert run_local(tpl, {}, tmp_path) == {"n": 1005}
+        writer.execute("INSERT INTO items (id, name) VALUES (1006, 'wal-1006')")
+        assert run_local(tpl, {}, tmp_path) == {"n": 1006}
+    finally:
+        writer.close()
+
+
+def test_a_hot_journal_ends_in_a_user_error_naming_it(tmp_path):
+    path = sqltesting.hot_journal(tmp_path / "app.db")
+    (tmp_path / "run").mkdir()
+    error = _fail_via_cli(tmp_path / "run", template("SELECT * FROM items", path))
+    assert (error.code, error.origin, error.kind) == ("USER:DatabaseRejected", USER, NON_RECOVERABLE)
+    assert "app.db-journal" in error.message
 
 
 def test_execute_only_without_outputs(tmp_path, db):

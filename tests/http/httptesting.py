@@ -3,6 +3,8 @@
 Routes (all record the request in ``server.requests``):
     /echo...            200, JSON {method, path, query, headers, body}
     /status/<code>      that status; the body echoes the request headers (as a careless server would)
+    /escaped/<code>     that status; the request headers as JSON with every non-alphanumeric character
+                        escaped (``\\u002b``, ``\\/``), as some JSON encoders do
     /flaky/<n>/<key>    503 with ``Retry-After: 0`` for the first n requests of <key>, then /echo
     /redirect?to=&code= a redirect to ``to``
     /pages/link?page=   3 pages of items with ``Link: rel="next"``
@@ -16,8 +18,6 @@ Routes (all record the request in ``server.requests``):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-
 import gzip
 import http.server
 import json
@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 DOC = {"id": 42, "name": "widget", "tags": ["a", "b"], "nested": {"price": 9.5, "ok": True}, "a/b": "slash"}
@@ -62,6 +63,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         ).encode()
         if segs[0] == "status":
             self._reply(int(segs[1]), json.dumps(dict(self.headers)).encode())
+        elif segs[0] == "escaped":
+            text = json.dumps(dict(self.headers))
+            escaped = "".join(c if c.isalnum() or c in '{}":, ' else ("\\/" if c == "/" else f"\\u{ord(c):04X}") for c in text)
+            self._reply(int(segs[1]), escaped.encode())
         elif segs[0] == "flaky":
             n, key = int(segs[1]), segs[2]
             server.counters[key] += 1

@@ -3,12 +3,17 @@
 Routes:
     POST   /jobs              submit; body JSON ``{"polls": N, "outcome": "succeeded"|"failed", "message": ...,
                               "result": ...}``; ``polls`` GETs later the job takes ``outcome`` (no ``polls``:
-                              it runs until the test calls :meth:`JobServer.finish`) -> 201 ``{"job": {"id": ...}}``
+                              it runs until the test calls :meth:`JobServer.finish`) -> 201 ``{"job": {"id": ...}}``;
+                              ``"id"`` in the body names the job (a hostile server's id), ``"fields"`` adds
+                              fields to the answer's ``job``. An ``Idempotency-Key`` already seen answers
+                              the job it created (200), creating nothing. While ``hold`` is set the
+                              answer waits (the job exists; the client has not heard back).
     GET    /jobs/<id>         ``{"id", "state", "message", "result", "console"}``; 404 for an unknown job
     GET    /jobs/<id>/result  ``{"result": ...}``
     DELETE /jobs/<id>         the job becomes ``cancelled`` (a finished job stays as it is) -> 200; 404 if unknown
 
-Everything is recorded: ``submissions`` (bodies and headers), ``cancels`` (ids), ``polls`` (per id).
+Everything is recorded: ``submissions`` (bodies, headers, idempotency key), ``cancels`` (ids), ``polls``
+(per id), ``seen`` (method, raw request path and headers of every request).
 States go ``queued`` -> ``running`` (first poll) -> ``succeeded``/``failed``/``cancelled``.
 """
 
@@ -45,20 +50,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         return json.loads(raw) if raw else None
 
+    def _record(self) -> None:
+        server: JobServer = self.server  # type: ignore[assignment]
+        with server.lock:
+            server.seen.append((self.command, self.path, dict(self.headers)))
+
     def do_POST(self) -> None:  # noqa: N802
         server: JobServer = self.server  # type: ignore[assignment]
+        self._record()
         body = self._body() or {}
         if self.path.rstrip("/") != "/jobs":
             self._reply(404, {"error": "no such route"})
             return
+        key = self.headers.get(server.key_header)
         with server.lock:
-            job_id = f"job-{next(server.ids)}"
-            server.submissions.append({"id": job_id, "body": body, "headers": dict(self.headers)})
-            server.jobs[job_id] = {"id": job_id, "state": "queued", "message": "", "result": None, "spec": body}
-        self._reply(201, {"job": {"id": job_id}})
+            known = server.keys.get(key) if key else None
+            job_id = known or str(body.get("id") or f"job-{next(server.ids)}")
+            server.submissions.append({"id": job_id, "body": body, "headers": dict(self.headers), "key": key})
+            if known is None:
+                server.jobs[job_id] = {"id": job_id, "state": "queued", "message": "", "result": None, "spec": body}
+                if key:
+                    server.keys[key] = job_id
+        if server.hold.is_set():
+            server.release.wait(60)
+        self._reply(200 if known else 201, {"job": {"id": job_id, **(body.get("fields") or {})}})
 
     def do_GET(self) -> None:  # noqa: N802
         server: JobServer = self.server  # type: ignore[assignment]
+        self._record()
         parts = self.path.strip("/").split("/")
         with server.lock:
             job = server.jobs.get(parts[1]) if len(parts) >= 2 and parts[0] == "jobs" else None
@@ -76,6 +95,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:  # noqa: N802
         server: JobServer = self.server  # type: ignore[assignment]
+        self._record()
         parts = self.path.strip("/").split("/")
         with server.lock:
             job = server.jobs.get(parts[1]) if len(parts) == 2 else None
@@ -99,6 +119,11 @@ class JobServer(http.server.ThreadingHTTPServer):
         self.submissions: list[dict[str, Any]] = []
         self.cancels: list[str] = []
         self.polls: Counter[str] = Counter()
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.key_header = "Idempotency-Key"
+        self.keys: dict[str, str] = {}  # idempotency key -> the job it created
+        self.hold = threading.Event()  # set: submit answers wait for ``release``
+        self.release = threading.Event()
 
     @property
     def base(self) -> str:
@@ -146,5 +171,6 @@ def running() -> Iterator[JobServer]:
     try:
         yield server
     finally:
+        server.release.set()
         server.shutdown()
         server.server_close()

@@ -84,3 +84,26 @@ def test_limits_from_env():
     with pytest.raises(PlatformError, match="offloading size") as err:
         offload_limits_from_env({"_F_L_MIN_SIZE_MB": "ten"})
     assert err.value.recoverable is False
+
+
+@pytest.mark.parametrize(("min_bytes", "declared"), [(1000, None), (0, {"big": list[int], "small": int})])
+def test_encoded_outputs_are_offloaded_as_messages_are(tmp_path, min_bytes, declared):
+    """The entrypoint's serialized outputs (taskbox.literals.wire) offload to the same map and files."""
+    from taskbox.literals.offload import offload_encoded
+    from taskbox.literals.wire import EncodedLiteralMap
+
+    lm = outputs()
+    encoded = EncodedLiteralMap({k: v.SerializeToString(deterministic=True) for k, v in lm.literals.items()})
+    a, b = tmp_path / "a", tmp_path / "b"
+    want = offload_literals(lm, str(a), min_bytes=min_bytes, max_bytes=10**9, variables=declared)
+    got = offload_encoded(encoded, str(b), min_bytes=min_bytes, max_bytes=10**9, variables=declared)
+    got_map = got.to_message()
+    for literal in want.literals.values():
+        if literal.HasField("offloaded_metadata"):
+            literal.offloaded_metadata.uri = literal.offloaded_metadata.uri.replace(str(a), str(b))
+    assert got_map == want
+    assert sorted(p.name for p in b.iterdir()) == sorted(p.name for p in a.iterdir())
+    for path in a.iterdir():
+        assert (b / path.name).read_bytes() == path.read_bytes()
+    with pytest.raises(OutputError, match=r"output 'big' is too large to be offloaded"):
+        offload_encoded(encoded, str(b), min_bytes=10, max_bytes=1000)

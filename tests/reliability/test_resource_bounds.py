@@ -22,7 +22,12 @@ over the rows in order for the table, byte count and SHA-256 for the body); the 
 the test; a disk with less than three times the data size free fails at once with a message saying so
 (the database or served body, the scratch copy and the raw output copy each take about the data size).
 
-Sizes: ~300 MB in ``make test``; ``TASKBOX_SOAK=1`` (``make soak``) makes it 5 GB of SQLite rows and a 2 GB
+``inputs.pb`` (issue 14 item 16): each plain and non-plain shape (lists of int/float/str, nested lists,
+``dict[str, int]``, a Struct, a msgpack binary, a string) goes through ``echo``; the peak RSS must stay
+within 10x the file + 150 MiB and the output literal must equal the input.
+
+Sizes: ~300 MB in ``make test`` (16 MiB per inputs.pb shape, 128 MiB under soak); ``TASKBOX_SOAK=1``
+(``make soak``) makes it 5 GB of SQLite rows and a 2 GB
 HTTP body, with the same ceiling: the point is that memory does not grow with the data.
 """
 
@@ -37,11 +42,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flyteidl.core import types_pb2
+from flyteidl.core import literals_pb2, types_pb2
+from google.protobuf import struct_pb2
 
 from helpers import (
     ROOT,
@@ -53,7 +60,9 @@ from helpers import (
     simple,
     subprocess_env,
 )
+from reliability.hostile import _field, _length_delimited, map_entry
 from reliability.ledger import LEDGER, LOST, OUTPUTS, SOAK, judge
+from taskbox import storage
 from taskbox.storage.local import to_path
 
 if str(ROOT / "tests" / "http") not in sys.path:
@@ -398,3 +407,129 @@ def test_large_http_body_streams_to_a_file(big_dir):
     report("resources / http", measured, HTTP_BYTES, verdict, detail)
     assert verdict != LOST, f"{detail}: {got} != {expected}\n{measured.stderr[-3000:]}"
     check_bounded(measured, CEILING_MB)
+
+
+# ------------------------------------------------------------------------------------------ inputs.pb
+#
+# Issue 14 item 16: inputs.pb of many small literals cost 20-35x its size (upb spends ~120 bytes per
+# parsed or built Literal), so a 15 MiB list[int] peaked at ~470 MB and an input under the old 256 MiB
+# cap was an OOM kill with no error document. The promise: peak RSS <= 10x the file + 150 MiB, for every
+# shape, through ``echo`` (inputs read, converted, returned, converted back, committed). The files are
+# made by protobuf (a chunk of elements serialized once, repeated: repeated fields concatenate), so
+# making them costs the test process little.
+
+INPUTS_BYTES = (128 if SOAK else 16) * MB
+INPUTS_RATIO, INPUTS_BASE_MB = 10, 150
+
+
+def _prim(**value: Any) -> literals_pb2.Literal:
+    lit = literals_pb2.Literal()
+    for name, v in value.items():
+        setattr(lit.scalar.primitive, name, v)
+    return lit
+
+
+def _collection_of(items: list[literals_pb2.Literal], size: int) -> bytes:
+    """Serialized ``Literal{collection}`` of ``items`` repeated to ~``size`` bytes."""
+    chunk = literals_pb2.LiteralCollection(literals=items).SerializeToString()
+    return _length_delimited(_field(literals_pb2.Literal, "collection"), chunk * max(1, size // len(chunk)))
+
+
+def _list_lit(i: int) -> literals_pb2.Literal:
+    return literals_pb2.Literal(
+        collection=literals_pb2.LiteralCollection(literals=[_prim(integer=i + j) for j in range(8)])
+    )
+
+
+def _map_of_ints(size: int) -> bytes:
+    """Serialized ``Literal{map}`` of ``k00000000``... -> i, keys in protobuf's deterministic order."""
+    parts, total, i = [], 0, 0
+    while total < size:
+        chunk = literals_pb2.LiteralMap()
+        for j in range(i, i + 20_000):
+            chunk.literals[f"k{j:08d}"].scalar.primitive.integer = j
+        data = chunk.SerializeToString(deterministic=True)
+        parts.append(data)
+        total, i = total + len(data), i + 20_000
+    return _length_delimited(_field(literals_pb2.Literal, "map"), b"".join(parts))
+
+
+def _struct(size: int) -> bytes:
+    """Serialized ``Literal{scalar{generic: {"items": [0.0, 1.0, ...]}}}`` of ~``size`` bytes."""
+    values = struct_pb2.ListValue()
+    values.extend([float(i) for i in range(1000)])
+    chunk = values.SerializeToString()
+    list_value = _length_delimited(_field(struct_pb2.Value, "list_value"), chunk * max(1, size // len(chunk)))
+    entry = _length_delimited(1, b"items") + _length_delimited(2, list_value)  # Struct.fields["items"]
+    generic = _length_delimited(_field(literals_pb2.Scalar, "generic"), _length_delimited(1, entry))
+    return _length_delimited(_field(literals_pb2.Literal, "scalar"), generic)
+
+
+def _msgpack_binary(size: int) -> bytes:
+    import msgpack
+
+    lit = literals_pb2.Literal()
+    lit.scalar.binary.value = msgpack.packb({"data": os.urandom(size)})
+    lit.scalar.binary.tag = "msgpack"
+    return lit.SerializeToString()
+
+
+INT_T, FLOAT_T, STR_T, STRUCT_T = (simple(k) for k in ("INTEGER", "FLOAT", "STRING", "STRUCT"))
+LIST_INT = types_pb2.LiteralType(collection_type=INT_T)
+#: name -> (declared type, inputs literal builder(size), whether echo's output literal equals the input's bytes)
+INPUT_SHAPES: dict[str, tuple[types_pb2.LiteralType, Callable[[int], bytes], bool]] = {
+    "list[int]": (LIST_INT, lambda n: _collection_of([_prim(integer=i * 7 % 1000) for i in range(1000)], n), True),
+    "list[float]": (
+        types_pb2.LiteralType(collection_type=FLOAT_T),
+        lambda n: _collection_of([_prim(float_value=i / 7) for i in range(1000)], n),
+        True,
+    ),
+    "list[str]": (
+        types_pb2.LiteralType(collection_type=STR_T),
+        lambda n: _collection_of([_prim(string_value=f"s{i}") for i in range(1000)], n),
+        True,
+    ),
+    "dict[str, int]": (types_pb2.LiteralType(map_value_type=INT_T), _map_of_ints, True),
+    "list[list[int]]": (
+        types_pb2.LiteralType(collection_type=LIST_INT),
+        lambda n: _collection_of([_list_lit(i) for i in range(100)], n),
+        True,
+    ),
+    "struct": (STRUCT_T, _struct, False),  # echo writes a dict back as msgpack, as flytekit does
+    "msgpack binary": (STRUCT_T, _msgpack_binary, False),
+    "str": (STR_T, lambda n: _prim(string_value="x" * n).SerializeToString(), True),
+}
+
+
+@pytest.mark.parametrize("shape", list(INPUT_SHAPES))
+def test_inputs_memory_is_a_small_multiple_of_their_size(big_dir, shape):
+    """Peak RSS of ``taskbox execute`` with ``echo`` stays within 10x the inputs.pb size + 150 MiB."""
+    lt, build, byte_equal = INPUT_SHAPES[shape]
+    literal = build(INPUTS_BYTES)
+    inputs_pb = map_entry("x", literal)
+    inputs, size = put(str(big_dir / "inputs.pb"), inputs_pb), len(inputs_pb)
+    del inputs_pb
+    task = put(str(big_dir / "task.pb"), make_template("echo", {"x": lt}, {"x": lt}).SerializeToString())
+    prefix = str(big_dir / "out")
+    measured = measure(execute_args(inputs, prefix, task), big_dir, timeout=3000 if SOAK else 200)
+    assert measured.returncode == 0, measured.stderr[-3000:]
+
+    def complete() -> bool:
+        from taskbox.literals import TypeEngine, wire
+
+        written = wire.split_map()
+        written.ParseFromString(storage.read_bytes(storage.join(prefix, "outputs.pb")))
+        if set(written.literals) != {"x"}:
+            return False
+        if byte_equal:
+            return written.literals["x"] == literal
+        out = TypeEngine.to_python_value(literals_pb2.Literal.FromString(written.literals["x"]), literal_type=lt)
+        return out == TypeEngine.to_python_value(literals_pb2.Literal.FromString(literal), literal_type=lt)
+
+    verdict, detail = judge(prefix, outputs_ok=complete, error_ok=lambda _: False)
+    ceiling = INPUTS_RATIO * size / MB + INPUTS_BASE_MB
+    print(f"\ninputs.pb {shape}: {size / MB:.1f} MiB, peak RSS {measured.max_rss_mb:.0f} MiB (bound {ceiling:.0f})")
+    LEDGER.record(f"resources / inputs.pb {shape} (peak {measured.max_rss_mb:.0f} MB)", verdict, detail=detail)
+    assert verdict != LOST, f"{detail}\n{measured.stderr[-3000:]}"
+    assert verdict == OUTPUTS
+    check_bounded(measured, ceiling)

@@ -141,3 +141,126 @@ def optional(inner: types_pb2.LiteralType) -> types_pb2.LiteralType:
 
 DATASET = types_pb2.LiteralType(structured_dataset_type=types_pb2.StructuredDatasetType(format="parquet"))
 SCHEMA = types_pb2.LiteralType(schema=types_pb2.SchemaType())
+
+
+# ------------------------------------------------------------------------------------ hostile database files
+
+BOMB_KINDS = ("zip", "tar.gz", "tar.bz2", "tar.xz")
+_BOMB_CHUNK = 8 * 1024 * 1024
+
+
+def make_bomb(path: Path | str, kind: str, size: int, *, head: bytes = b"SQLite format 3\x00") -> str:
+    """A compressed archive of one member ``bomb.db``: ``head`` then zeros, ``size`` bytes in all.
+
+    Built by streaming, never in memory: the zeros are one compressed chunk repeated (concatenated
+    gzip/bzip2/xz streams for a tar; deflate blocks ended by a full flush, which resets the window,
+    for a zip), so a 1 GiB bomb takes one 8 MiB compression and a few KiB of disk.
+
+    Args:
+        path: Where to write.
+        kind: One of :data:`BOMB_KINDS`.
+        size: Uncompressed size of the member (its header says so too).
+        head: The member's first bytes (the SQLite header by default; anything else for a non-database).
+
+    Returns:
+        The path written.
+    """
+    import bz2
+    import lzma
+    import tarfile
+
+    path = str(path)
+    if kind == "zip":
+        _write_zip_bomb(path, size, head)
+        return path
+    compress = {"tar.gz": zlib_gzip, "tar.bz2": bz2.compress, "tar.xz": lzma.compress}[kind]
+    info = tarfile.TarInfo("bomb.db")
+    info.size = size
+    zeros = size - len(head) + (-size % 512) + 1024  # the member's zeros, its padding, the end-of-archive blocks
+    full = compress(bytes(_BOMB_CHUNK))
+    with open(path, "wb") as out:
+        out.write(compress(info.tobuf() + head))
+        for _ in range(zeros // _BOMB_CHUNK):
+            out.write(full)
+        out.write(compress(bytes(zeros % _BOMB_CHUNK)))
+    return path
+
+
+def zlib_gzip(data: bytes) -> bytes:
+    """One gzip member (``gzip.compress`` with a fixed mtime)."""
+    import gzip
+
+    return gzip.compress(data, mtime=0)
+
+
+def _write_zip_bomb(path: str, size: int, head: bytes) -> None:
+    """A zip written by hand: one deflated member whose raw deflate data repeats one flushed block."""
+    import struct
+    import zlib
+
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = size - len(head)
+    block = bytes(_BOMB_CHUNK)
+    crc = zlib.crc32(head)
+    first = comp.compress(head) + comp.flush(zlib.Z_FULL_FLUSH)
+    middle = comp.compress(block) + comp.flush(zlib.Z_FULL_FLUSH)  # no reference before the flush: repeatable
+    for _ in range(zeros // _BOMB_CHUNK):
+        crc = zlib.crc32(block, crc)
+    rest = bytes(zeros % _BOMB_CHUNK)
+    crc = zlib.crc32(rest, crc)
+    last = comp.compress(rest) + comp.flush()
+    csize = len(first) + len(middle) * (zeros // _BOMB_CHUNK) + len(last)
+    name = b"bomb.db"
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, csize, size, len(name), 0) + name
+    with open(path, "wb") as out:
+        out.write(local)
+        out.write(first)
+        for _ in range(zeros // _BOMB_CHUNK):
+            out.write(middle)
+        out.write(last)
+        offset = out.tell()
+        fields = (0x02014B50, 20, 20, 0, 8, 0, 0, crc, csize, size, len(name), 0, 0, 0, 0, 0o100644 << 16, 0)
+        central = struct.pack("<IHHHHHHIIIHHHHHII", *fields) + name
+        out.write(central)
+        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), offset, 0))
+
+
+def wal_writer(path: Path | str, extra: int = 5) -> sqlite3.Connection:
+    """:func:`make_sqlite` in WAL mode, then ``extra`` rows committed into ``-wal`` and left there.
+
+    The writer is returned open, with automatic checkpoints off: while it is open the new rows live
+    only in ``<path>-wal`` (closing the last connection would checkpoint them into the file). The
+    new rows are ``id`` > :data:`ITEM_ROWS`, named ``wal-<id>``.
+    """
+    path = make_sqlite(path)
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    assert writer.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for i in range(ITEM_ROWS + 1, ITEM_ROWS + extra + 1):
+        writer.execute("INSERT INTO items (id, name) VALUES (?, ?)", (i, f"wal-{i}"))  # one commit each
+    return writer
+
+
+def hot_journal(path: Path | str) -> str:
+    """A database at ``path`` with a hot rollback journal: a writer's state when it died mid-transaction.
+
+    The transaction (every ``items`` name set to ``uncommitted``) is larger than the writer's page cache,
+    so some of its pages are already in the file; ``<path>-journal`` holds their committed content.
+    """
+    import shutil
+
+    path = str(path)
+    work = Path(path).parent / ".hot-journal-writer"
+    work.mkdir()
+    source = make_sqlite(work / "db")
+    writer = sqlite3.connect(source, isolation_level=None)
+    writer.execute("PRAGMA cache_size = 1")
+    writer.execute("BEGIN")
+    writer.execute("UPDATE items SET name = 'uncommitted' || id")
+    shutil.copyfile(source, path)
+    shutil.copyfile(source + "-journal", path + "-journal")
+    writer.execute("ROLLBACK")
+    writer.close()
+    shutil.rmtree(work)
+    return path

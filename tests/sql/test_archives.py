@@ -8,6 +8,7 @@ import tarfile
 import zipfile
 
 import pytest
+import sqltesting
 
 from helpers import write_tar
 from taskbox.sql.archives import ArchiveLimits, extract_single_file, is_archive
@@ -138,4 +139,62 @@ def test_truncated_and_non_archives_are_rejected(tmp_path):
     (tmp_path / "plain.db").write_bytes(PAYLOAD)
     with pytest.raises(DatabaseRejected, match="neither a zip nor a tar"):
         extract_single_file(str(tmp_path / "plain.db"), str(tmp_path / "out" / "db"))
+    assert leftovers(tmp_path / "out") == []
+
+
+# ------------------------------------------------------------------------------------ decompression bombs
+
+GIB = 1024**3
+
+
+@pytest.mark.parametrize("kind", sqltesting.BOMB_KINDS)
+def test_a_bomb_stops_at_its_header_under_the_default_caps(tmp_path, kind):
+    """1 GiB of zeros behind a valid SQLite header, a few KiB compressed: refused before any byte is written."""
+    archive = sqltesting.make_bomb(tmp_path / f"bomb.{kind}", kind, GIB)
+    assert os.path.getsize(archive) < 2 * 1024 * 1024
+    out = tmp_path / "out"
+    with pytest.raises(DatabaseRejected, match=r"declares 1073741824 bytes, more than 200 times .* decompression bomb"):
+        extract_single_file(archive, str(out / "database"))
+    assert leftovers(out) == []
+
+
+@pytest.mark.parametrize("kind", sqltesting.BOMB_KINDS)
+def test_the_ratio_cap_holds_under_the_byte_cap(tmp_path, kind):
+    archive = sqltesting.make_bomb(tmp_path / f"bomb.{kind}", kind, 64 * 1024 * 1024)
+    limits = ArchiveLimits(ratio_floor=1024 * 1024, max_ratio=10)
+    with pytest.raises(DatabaseRejected, match="more than 10 times"):
+        extract_single_file(archive, str(tmp_path / "out" / "database"), limits)
+    assert leftovers(tmp_path / "out") == []
+    # Under the ratio (and the floor) the same shape is an ordinary database file.
+    small = sqltesting.make_bomb(tmp_path / f"small.{kind}", kind, 512 * 1024)
+    dest = extract_single_file(small, str(tmp_path / "ok" / "database"), limits)
+    assert os.path.getsize(dest) == 512 * 1024
+
+
+@pytest.mark.parametrize("kind", [*sqltesting.BOMB_KINDS, "tar"])
+def test_a_member_that_is_not_a_database_is_refused_by_its_first_bytes(tmp_path, kind):
+    if kind == "tar":
+        archive = make_tar(tmp_path / "db.tar", [({"name": "a.db"}, b"PK\x03\x04" + bytes(4096))], "w")
+    else:
+        archive = sqltesting.make_bomb(tmp_path / f"zeros.{kind}", kind, 4 * 1024 * 1024, head=bytes(16))
+    out = tmp_path / "out"
+    with pytest.raises(DatabaseRejected, match="is not a SQLite 3 database"):
+        extract_single_file(archive, str(out / "database"))
+    assert leftovers(out) == []
+
+
+def test_tar_header_bytes_count_against_the_cap(tmp_path):
+    """A pax header of 8 MiB (tarfile reads it whole into memory) is stopped by the count of decompressed bytes."""
+    import io
+
+    archive = tmp_path / "pax.tar.gz"
+    with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("a.db")
+        info.size = len(PAYLOAD)
+        info.pax_headers = {"comment": "x" * (8 * 1024 * 1024)}
+        tf.addfile(info, io.BytesIO(PAYLOAD))
+    assert os.path.getsize(archive) < 64 * 1024
+    limits = ArchiveLimits(ratio_floor=1024 * 1024, max_members=10)
+    with pytest.raises(DatabaseRejected, match="tar stream expands past"):
+        extract_single_file(str(archive), str(tmp_path / "out" / "database"), limits)
     assert leftovers(tmp_path / "out") == []

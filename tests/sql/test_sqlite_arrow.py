@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 import sqltesting
+
 from taskbox.authoring import run_template
 from taskbox.errors import Terminated
 from taskbox.sql import sqlite_arrow
@@ -204,4 +204,28 @@ def test_the_authorizer_still_guards_the_fast_path(tmp_path):
 
     db = sqltesting.make_sqlite(tmp_path / "items.db")
     with pytest.raises(TaskFailed, match="not authorized"):
-        _run(tmp_path, "SELECT load_extension(name) FROM items", db)
+        _run(tmp_path, "SELECT fts3_tokenizer(name) FROM items", db)  # load_extension is refused before: dialects
+
+
+def test_the_fast_path_reads_the_write_ahead_log(tmp_path, caplog):
+    """Rows committed into app.db-wal reach the Parquet file the ADBC child writes (it reads the snapshot)."""
+    writer = sqltesting.wal_writer(tmp_path / "app.db")
+    try:
+        with caplog.at_level(logging.INFO, logger="taskbox.sql"):
+            outputs = _run(tmp_path, "SELECT id, name FROM items WHERE id > 998 ORDER BY id", str(tmp_path / "app.db"))
+        assert [r["id"] for r in outputs["results"].to_arrow().to_pylist()] == [999, 1000, *range(1001, 1006)]
+        assert any("ADBC" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("sidecar", ["-wal", "-journal"])
+def test_the_child_never_reads_a_file_beside_a_log_or_journal(tmp_path, sidecar, no_new_children):
+    """Opened immutable, the driver would ignore the log: it refuses, and the sqlite3 path (on the snapshot) runs."""
+    db = sqltesting.make_sqlite(tmp_path / "app.db")
+    (tmp_path / f"app.db{sidecar}").write_bytes(b"")
+    with pytest.raises(sqlite_arrow.Unsupported, match="beside it"):
+        sqlite_arrow.stream_to_parquet(
+            db, "SELECT id FROM items", {}, str(tmp_path / "o.parquet"), reference=lambda: None,
+            deadline=time.monotonic() + 30, timeout_seconds=30,
+        )  # fmt: skip

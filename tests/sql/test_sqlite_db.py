@@ -159,3 +159,97 @@ def test_a_local_file_is_checked_once_until_it_changes(tmp_path, db):
     assert fetch().checked
     fetch().discard()
     assert not fetch().checked, "a file that failed validation loses its record"
+
+
+# ------------------------------------------------------------------------ write-ahead logs and journals
+
+
+def _count(conn):
+    return conn.conn.execute("SELECT count(*), max(name) FROM items WHERE id > 1000").fetchone()
+
+
+def test_commits_in_the_write_ahead_log_are_read(tmp_path):
+    """A writer committed into app.db-wal and never checkpointed: the reader sees those rows, not the old file."""
+    path = str(tmp_path / "app.db")
+    writer = sqltesting.wal_writer(path)
+    base = open(path, "rb").read()
+    try:
+        conn = open_read_only(path, snapshot_dir=str(tmp_path / "wd"))
+        try:
+            assert _count(conn) == (5, "wal-1005")
+            assert conn.snapshot and conn.path != path and conn.path.startswith(str(tmp_path / "wd"))
+            with pytest.raises(sqlite3.DatabaseError):
+                conn.conn.execute("DELETE FROM items").fetchall()  # the barriers hold on the snapshot too
+        finally:
+            conn.close()
+        assert not os.listdir(tmp_path / "wd"), "the snapshot is removed with the connection"
+        writer.execute("INSERT INTO items (id, name) VALUES (1006, 'wal-1006')")
+        conn = open_read_only(path, check=False, snapshot_dir=str(tmp_path / "wd"))
+        assert _count(conn) == (6, "wal-1006"), "a later commit is seen: nothing is cached by the base file"
+        conn.close()
+    finally:
+        writer.close()
+    assert open(path, "rb").read() != base  # (closing the writer checkpointed; the reader never wrote)
+
+
+def test_a_write_ahead_log_left_behind_is_read_without_touching_the_directory(tmp_path):
+    """db and -wal without -shm (the writer is gone): read from a private copy, nothing created beside the file."""
+    import shutil
+
+    writer = sqltesting.wal_writer(tmp_path / "live.db")
+    left = tmp_path / "left"
+    left.mkdir()
+    shutil.copyfile(tmp_path / "live.db", left / "app.db")
+    shutil.copyfile(tmp_path / "live.db-wal", left / "app.db-wal")
+    writer.close()
+    conn = open_read_only(str(left / "app.db"), snapshot_dir=str(tmp_path / "wd"))
+    try:
+        assert _count(conn) == (5, "wal-1005")
+    finally:
+        conn.close()
+    assert sorted(os.listdir(left)) == ["app.db", "app.db-wal"]
+
+
+def test_a_hot_journal_is_refused_with_a_user_error(tmp_path):
+    (tmp_path / "src").mkdir()
+    path = sqltesting.hot_journal(tmp_path / "src" / "app.db")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "src").iterdir()}
+    with pytest.raises(DatabaseRejected, match=r"hot rollback journal \(app\.db-journal\)") as info:
+        open_read_only(path, snapshot_dir=str(tmp_path / "wd"))
+    assert info.value.origin == "USER" and not info.value.recoverable
+    assert {p.name: p.read_bytes() for p in (tmp_path / "src").iterdir()} == before, "nothing rolled back or added"
+    assert not os.listdir(tmp_path / "wd")
+
+
+def test_a_writer_holding_its_lock_is_a_recoverable_conflict(tmp_path, monkeypatch):
+    from taskbox.sql import sqlite_snapshot
+    from taskbox.sql.errors import TransactionConflict
+
+    monkeypatch.setattr(sqlite_snapshot, "BUSY_TIMEOUT_S", 0.0)
+    path = sqltesting.make_sqlite(tmp_path / "app.db")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA cache_size = 1")
+    writer.execute("BEGIN")
+    writer.execute("UPDATE items SET name = 'uncommitted' || id")  # spills: the writer holds the file's lock
+    try:
+        with pytest.raises(TransactionConflict, match="locked"):
+            open_read_only(path, snapshot_dir=str(tmp_path / "wd"))
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_a_journal_that_is_not_hot_is_read_through(tmp_path):
+    """A writer in the middle of a small transaction: the committed rows are read, not its uncommitted ones."""
+    path = sqltesting.make_sqlite(tmp_path / "app.db")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN")
+    writer.execute("UPDATE items SET name = 'uncommitted' WHERE id = 1")
+    try:
+        assert os.path.exists(path + "-journal")
+        conn = open_read_only(path, snapshot_dir=str(tmp_path / "wd"))
+        assert conn.conn.execute("SELECT name FROM items WHERE id = 1").fetchone() == ("name-1",)
+        conn.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -80,8 +80,8 @@ def test_list_values_expand():
     )
     assert sql == "SELECT * FROM t WHERE id IN (:ids_0, :ids_1, :ids_2)"
     assert params == {"ids_0": 1, "ids_1": 2, "ids_2": 3}
-    sql, params = render("SELECT * FROM t WHERE id IN {{ .inputs.ids }}", {"ids": [1, 2]})
-    assert sql == "SELECT * FROM t WHERE id IN :ids" and params == {"ids": [1, 2]}
+    sql, params = render("SELECT * FROM t WHERE id IN {{ .inputs.ids }}", {"ids": [1, 2]}, dialect="mysql")
+    assert sql == "SELECT * FROM t WHERE id IN :ids" and params == {"ids": [1, 2]}  # expanding in text()
 
 
 def test_unknown_placeholder_is_an_error_like_flytekit():
@@ -218,3 +218,150 @@ def test_property_compiled_sql_never_contains_the_value(value, dialect):
         sql, params = render(template, {"v": value}, dialect=dialect, style=style)
         assert sql == "SELECT * FROM items WHERE name = :v OR id = :v"
         assert params == {"v": value}
+
+
+# ----------------------------------------------------------------------------- what the server will run
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("SELECT * FROM items /*!50000 INTO OUTFILE '/tmp/x' */", "INTO OUTFILE"),
+        ("SELECT * FROM items /*!INTO DUMPFILE '/tmp/x'*/", "INTO DUMPFILE"),
+        ("SELECT * FROM items /*! INTO OUTFILE '/tmp/x' */", "INTO OUTFILE"),
+        ("SELECT * FROM items /*M!100000 INTO OUTFILE '/tmp/x' */", "INTO OUTFILE"),
+        ("SELECT 1 /*!50000 , LOAD_FILE('/etc/passwd') */", "LOAD_FILE()"),
+        ("SELECT * FROM items INTO OUTFILE '/tmp/x'", "INTO OUTFILE"),
+        ("SELECT * FROM items\n-- note\n INTO\n/* c */ DUMPFILE '/tmp/x'", "INTO DUMPFILE"),
+        ("LOAD DATA INFILE '/etc/passwd' INTO TABLE t", "LOAD"),
+    ],
+)
+def test_mysql_executable_comments_are_classified_as_code(query, named):
+    compiled = compile_template(query, [], dialect="mysql")
+    assert compiled.kind == "write"
+    assert named in compiled.hazard
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT '/*! INTO OUTFILE ''/tmp/x'' */' AS a",  # inside a literal: text, not code
+        "SELECT 1 -- /*! INTO OUTFILE '/tmp/x' */",  # inside a line comment: MySQL skips it too
+        "SELECT 1 /* INTO OUTFILE '/tmp/x' */",  # a plain comment
+        "SELECT /*! STRAIGHT_JOIN */ id FROM items",  # an executable comment that only reads
+        "SELECT lo_export, load_file FROM t",  # names, not calls
+        "SELECT 'lo_export(1, ''/x'')' AS s",
+        "SELECT id FROM items INTO @v",  # a user variable, no file
+    ],
+)
+def test_harmless_lookalikes_are_not_hazards(query):
+    assert compile_template(query, [], dialect="mysql").hazard == ""
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("SELECT lo_export(1, '/tmp/x')", "lo_export()"),
+        ("SELECT pg_catalog.LO_EXPORT(1, '/tmp/x')", "LO_EXPORT()"),
+        ("SELECT \"lo_export\"(1, '/tmp/x')", "lo_export()"),
+        ("SELECT lo_import('/etc/passwd')", "lo_import()"),
+        ("SELECT pg_read_file('/etc/passwd')", "pg_read_file()"),
+        ("SELECT * FROM pg_ls_dir('.')", "pg_ls_dir()"),
+        ("SELECT dblink_exec('dbname=x', 'DELETE FROM items')", "dblink_exec()"),
+        ("SELECT query_to_xml('select 1', true, true, '')", "query_to_xml()"),
+        ("SELECT pg_terminate_backend(1)", "pg_terminate_backend()"),
+        ("SELECT pg_reload_conf()", "pg_reload_conf()"),
+        ("COPY (SELECT 1) TO PROGRAM 'id'", "COPY"),
+        ("COPY items TO '/tmp/x'", "COPY"),
+        ("DO $$ BEGIN PERFORM lo_export(1, '/tmp/x'); END $$", "DO"),
+        ("LOAD 'plpgsql'", "LOAD"),
+        ("SELECT * FROM items WHERE id = (SELECT pg_file_write('x', 'y', false))", "pg_file_write()"),
+    ],
+)
+def test_postgres_server_side_file_and_program_functions_are_hazards(query, named):
+    compiled = compile_template(query, [], dialect="postgres")
+    assert compiled.kind == "write"
+    assert named in compiled.hazard
+
+
+@pytest.mark.parametrize("query", ["VACUUM INTO '/tmp/copy.db'", "VACUUM", "ATTACH 'x.db' AS x KEY 'k'"])
+def test_sqlite_statements_that_create_files_are_hazards(query):
+    compiled = compile_template(query, [], dialect="sqlite")
+    assert compiled.kind == "write" and compiled.hazard
+
+
+def test_an_allowed_identifier_that_names_a_hazardous_function_is_a_hazard():
+    compiled = compile_template(
+        "SELECT {{ .inputs.fn }}(1, '/tmp/x')", ["fn"], dialect="postgres", identifiers={"fn": ["pg_catalog.lo_export"]}
+    )
+    assert compiled.kind == "write" and "lo_export()" in compiled.hazard
+
+
+def test_reads_stay_reads():
+    compiled = compile_template("SELECT id FROM items WHERE id IN {{ .inputs.ids }}", ["ids"], dialect="postgres")
+    assert (compiled.kind, compiled.hazard) == ("read", "")
+
+
+# ----------------------------------------------------------------------------- list inputs of any length
+
+
+@pytest.mark.parametrize(("style", "marker"), [("pyformat", "%(ids)s"), ("sqlalchemy", ":ids")])
+def test_postgres_in_list_binds_one_array(style, marker):
+    ids = list(range(100_000))
+    sql, params = render("SELECT * FROM t WHERE id IN {{ .inputs.ids }}", {"ids": ids}, style=style)
+    assert sql == f"SELECT * FROM t WHERE id = ANY({marker})" and params == {"ids": ids}
+    sql, params = render("SELECT * FROM t WHERE id NOT\nIN {{ .inputs.ids }}", {"ids": [1]}, style=style)
+    assert sql == f"SELECT * FROM t WHERE id <> ALL({marker})" and params == {"ids": [1]}
+
+
+def test_postgres_in_with_a_scalar_or_other_dialects_keep_their_rendering():
+    sql, params = render("SELECT * FROM t WHERE id IN {{ .inputs.x }}", {"x": 3}, style="pyformat")
+    assert sql == "SELECT * FROM t WHERE id IN %(x)s" and params == {"x": 3}
+    sql, params = render(
+        "SELECT * FROM t WHERE id NOT IN {{ .inputs.ids }}", {"ids": [1, 2]}, dialect="mysql", style="pyformat"
+    )
+    assert sql == "SELECT * FROM t WHERE id NOT IN (%(ids_0)s, %(ids_1)s)"
+
+
+def test_sqlalchemy_clause_expands_only_lists_not_bound_as_arrays():
+    compiled = compile_template(
+        "SELECT * FROM t WHERE id IN {{ .inputs.ids }} AND (a, b) IN (VALUES {{ .inputs.row }})",
+        ["ids", "row"],
+        dialect="postgres",
+    )
+    clause, params = compiled.sqlalchemy_clause({"ids": [1, 2], "row": [3, 4]}, quote=quote)
+    assert clause._bindparams["row"].expanding and not clause._bindparams["ids"].expanding
+    assert params == {"ids": [1, 2], "row": [3, 4]}
+
+
+@pytest.mark.parametrize(
+    ("dialect", "style", "limit"),
+    [
+        ("postgres", "pyformat", 65_535),
+        ("postgres", "sqlalchemy", 65_535),
+        ("sqlite", "sqlite", 32_766),
+        (None, "sqlalchemy", 65_535),
+    ],
+)
+def test_expanded_lists_past_the_driver_limit_are_refused_before_sending(dialect, style, limit):
+    from taskbox.sql.errors import BindLimitExceeded
+
+    compiled = compile_template(
+        "SELECT * FROM t WHERE x = {{ .inputs.a }} OR (id, 0) IN (VALUES {{ .inputs.ids }})",
+        ["a", "ids"],
+        dialect=dialect,
+    )
+    compiled.render({"a": 1, "ids": list(range(limit - 1))}, quote=quote, style=style)  # exactly the limit
+    with pytest.raises(BindLimitExceeded, match=str(limit)) as info:
+        compiled.render({"a": 1, "ids": list(range(limit))}, quote=quote, style=style)
+    assert info.value.code == "USER:InvalidInput"
+
+
+def test_sqlite_in_list_past_the_limit_is_refused_and_mysql_has_none():
+    from taskbox.sql.errors import BindLimitExceeded
+
+    template = "SELECT * FROM t WHERE id IN {{ .inputs.ids }}"
+    with pytest.raises(BindLimitExceeded, match="32766"):
+        render(template, {"ids": list(range(40_000))}, dialect="sqlite", style="sqlite")
+    sql, params = render(template, {"ids": list(range(100_000))}, dialect="mysql", style="pyformat")
+    assert len(params) == 100_000  # PyMySQL interpolates on the client: no parameter count limit

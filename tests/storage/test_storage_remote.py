@@ -426,7 +426,8 @@ def test_relative_parts_skips_directory_markers() -> None:
 
 
 @pytest.fixture
-def http_root(tmp_path: Path) -> Iterator[str]:
+def http_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("TASKBOX_HTTP_ALLOW", "127.0.0.1")  # loopback is refused unless allowed (SSRF guard)
     (tmp_path / "hello.txt").write_bytes(b"hello over http")
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     handler.log_message = lambda *a: None  # type: ignore[attr-defined]

@@ -13,6 +13,13 @@ Invariants:
       no links, devices, FIFOs or setuid/setgid bits; member count, running total of sizes and
       compression ratio capped (the checks run header by header, so a bomb aborts early). A truncated
       or corrupt gzip stream is rejected too.
+    * Only shapes a file system can hold pass: no file used as a directory (``pkg`` then ``pkg/m.py``)
+      or replaced by one (``pkg/m.py`` then ``pkg``), nothing under the completion marker's name, no
+      name part over 255 bytes, at most :data:`MAX_DEPTH` levels, no path past ``PATH_MAX`` once
+      joined to the staging directory, modification times a ``time_t`` holds, and at most
+      ``max_members`` files and directories counting the directories names imply. So a bundle that
+      cannot be written is ``BundleRejected`` before anything is written, never an ``OSError`` of its
+      own making taken for the node's.
     * Extraction goes into a fresh ``mkdtemp`` staging directory next to ``dest`` (``filter="data"``
       where available), modes are normalised to 0o644/0o755, a marker file is written last, and the
       staging directory is renamed onto ``dest`` with ``os.replace``.
@@ -39,11 +46,17 @@ from collections.abc import Iterator
 
 from taskbox import storage
 from taskbox.bundles.errors import BundleRejected
+from taskbox.errors import StorageTooLarge
 
 __all__ = ["MARKER", "Limits", "fetch_and_extract", "validate_archive"]
 
 MARKER = ".taskbox-bundle-complete"
 MAX_NAME_BYTES = 4096
+MAX_PART_BYTES = 255  # NAME_MAX
+MAX_DEPTH = 256  # levels of directories; os.walk and shutil.rmtree recurse once per level
+PATH_MAX = 4096  # bytes with the terminating NUL (Linux)
+_MAX_MTIME = 2**40  # seconds either side of 1970 (some 35,000 years): every time_t holds it
+_ABSENT = object()
 _CHUNK = 1024 * 1024
 _TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, UnicodeError)
 
@@ -72,6 +85,7 @@ class Limits:
         max_ratio: Largest uncompressed:compressed ratio, enforced once the total passes ``ratio_floor``.
         ratio_floor: Totals up to this many bytes are never rejected for their ratio.
         max_trailing: Most bytes accepted after the tar end-of-archive marker.
+
     """
 
     __slots__ = ("max_compressed", "max_members", "max_ratio", "max_total", "max_trailing", "ratio_floor")
@@ -126,8 +140,12 @@ def _check_name(name: str, seen: set[str]) -> str:
     normal = "/".join(parts)
     if not normal:
         raise BundleRejected(name, "name has no path")
-    if normal == MARKER:
+    if parts[0] == MARKER:
         raise BundleRejected(name, "name is reserved for taskbox's completion marker")
+    if len(parts) > MAX_DEPTH:
+        raise BundleRejected(name[:64] + "...", f"name is {len(parts)} levels deep (at most {MAX_DEPTH})")
+    if any(len(part.encode("utf-8")) > MAX_PART_BYTES for part in parts):
+        raise BundleRejected(name[:64] + "...", f"a part of the name is longer than {MAX_PART_BYTES} bytes")
     if normal in seen:
         raise BundleRejected(name, "duplicate name")
     seen.add(normal)
@@ -135,14 +153,52 @@ def _check_name(name: str, seen: set[str]) -> str:
 
 
 class _Validator:
-    """Header-by-header validation state shared by both passes over an archive."""
+    """Header-by-header validation state shared by both passes over an archive.
 
-    def __init__(self, limits: Limits, compressed: int) -> None:
+    Args:
+        limits: Caps.
+        compressed: The archive's size, for the ratio cap.
+        root: The directory members are written under, for ``PATH_MAX``; ``None``: the names alone.
+
+    """
+
+    def __init__(self, limits: Limits, compressed: int, root: str | None = None) -> None:
         self.limits = limits
         self.compressed = max(compressed, 1)
         self.seen: set[str] = set()
         self.count = 0
         self.total = 0
+        self.room = PATH_MAX - 1 - (len(os.fsencode(root)) + 1 if root else 0)
+        self.tree: dict[str, object] = {}  # directory part -> its tree; a regular file -> None
+        self.entries = 0  # files and directories, implied ones included
+
+    def _add_entry(self, normal: str) -> None:
+        self.entries += 1
+        if self.entries > self.limits.max_members:
+            raise BundleRejected(
+                normal, f"more than {self.limits.max_members} files and directories (counting implied directories)"
+            )
+
+    def place(self, normal: str, is_dir: bool) -> None:
+        """Check that ``normal`` fits the tree built so far (no file used as, or replacing, a directory)."""
+        if len(normal.encode("utf-8")) > self.room:
+            raise BundleRejected(normal[:64] + "...", f"path is too long once extracted (over {PATH_MAX} bytes)")
+        parts = normal.split("/")
+        node = self.tree
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part, _ABSENT)
+            if child is None:
+                raise BundleRejected(normal, f"{'/'.join(parts[: i + 1])!r} is a file, used as a directory")
+            if child is _ABSENT:
+                child = node[part] = {}
+                self._add_entry(normal)
+            node = child  # type: ignore[assignment]
+        existing = node.get(parts[-1], _ABSENT)
+        if existing is _ABSENT:
+            node[parts[-1]] = {} if is_dir else None
+            self._add_entry(normal)
+        elif existing is None or not is_dir:  # a file twice, a directory then a file: _check_name's dup
+            raise BundleRejected(normal, "a directory of that name is already in the archive")
 
     def check(self, member: tarfile.TarInfo) -> None:
         limits = self.limits
@@ -156,6 +212,10 @@ class _Validator:
             raise BundleRejected(normal, "not a regular file or directory (device, FIFO or other special member)")
         if member.mode & (stat.S_ISUID | stat.S_ISGID):
             raise BundleRejected(normal, "setuid or setgid bit")
+        mtime = member.mtime
+        if not isinstance(mtime, (int, float)) or not -_MAX_MTIME <= mtime <= _MAX_MTIME:  # NaN fails too
+            raise BundleRejected(normal, f"modification time {mtime!r} is out of range")
+        self.place(normal, member.isdir())
         if member.isreg():
             if member.size < 0:
                 raise BundleRejected(normal, "negative size")
@@ -166,21 +226,23 @@ class _Validator:
                 raise BundleRejected(normal, f"compression ratio over {limits.max_ratio}:1 (a decompression bomb?)")
 
 
-def validate_archive(path: str, limits: Limits | None = None) -> list[str]:
+def validate_archive(path: str, limits: Limits | None = None, *, root: str | None = None) -> list[str]:
     """Validate every member of a local ``tar.gz`` without writing anything.
 
     Args:
         path: Local path of the archive.
         limits: Caps; defaults to :class:`Limits`.
+        root: The directory it will be extracted under (names must fit ``PATH_MAX`` below it), if known.
 
     Returns:
         The normalised member names, in archive order.
 
     Raises:
         BundleRejected: The first rule broken, or a truncated/corrupt archive.
+
     """
     limits = limits or Limits()
-    validator = _Validator(limits, os.path.getsize(path))
+    validator = _Validator(limits, os.path.getsize(path), root)
     try:
         with tarfile.open(path, mode="r:gz") as tf:
             for member in tf:  # headers are read lazily: a bomb or a count bomb stops at its cap
@@ -212,7 +274,7 @@ def _drain(tf: tarfile.TarFile, limits: Limits) -> None:
 
 def _extract_into(path: str, staging: str, limits: Limits) -> None:
     """Second pass: re-validate each member and write it into ``staging``."""
-    validator = _Validator(limits, os.path.getsize(path))
+    validator = _Validator(limits, os.path.getsize(path), staging)
     try:
         with tarfile.open(path, mode="r:gz") as tf:
             members = []
@@ -309,6 +371,7 @@ def fetch_and_extract(uri: str, dest_dir: str, *, limits: Limits | None = None) 
         BundleRejected: The bundle breaks a rule or is corrupt (USER, non-recoverable).
         taskbox.errors.StorageError: The bundle cannot be fetched.
         OSError: The local file system failed (disk full, quota...); the caller classifies it.
+
     """
     limits = limits or Limits()
     dest = os.path.abspath(dest_dir)
@@ -333,10 +396,11 @@ def fetch_and_extract(uri: str, dest_dir: str, *, limits: Limits | None = None) 
         staging = None
         try:
             log.info("downloading code bundle %s (%d bytes)", uri, size)
-            storage.download(uri, archive)
-            if os.path.getsize(archive) > limits.max_compressed:
-                raise BundleRejected(None, f"bundle is over the limit of {limits.max_compressed} bytes")
-            validate_archive(archive, limits)
+            try:  # counted while received: the size reported above is a hint, not a promise
+                storage.download(uri, archive, max_bytes=limits.max_compressed)
+            except StorageTooLarge:
+                raise BundleRejected(None, f"bundle is over the limit of {limits.max_compressed} bytes") from None
+            validate_archive(archive, limits, root=os.path.join(parent, stage_prefix + "X" * 8))  # mkdtemp's
             staging = tempfile.mkdtemp(prefix=stage_prefix, dir=parent)
             _extract_into(archive, staging, limits)
             _normalise(staging)

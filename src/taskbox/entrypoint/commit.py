@@ -14,6 +14,11 @@ Invariants:
       outputs" (recoverable): never a wrong answer.
     * Companion files (``taskbox run``'s ``outputs.json``/``error.json`` and per-output files) are
       written after the other kind's files are removed and before the commit file, which stays last.
+    * Under Flyte's distributed error strategy (``_F_DES``) a worker named by ``_F_WN`` (or
+      ``FLYTE_INTERNAL_WORKER_NAME``) writes ``error-<32 hex>.pb`` whose name is derived from its worker
+      name, so a rerun of that worker replaces its own document, and a successful rerun removes it
+      before committing ``outputs.pb``; other workers' documents are left alone (propeller reads every
+      ``error*.pb`` and reports the earliest). Without a worker name the name is random, as flytekit's.
     * Error messages are redacted and bounded (:data:`MAX_MESSAGE_BYTES`, far below propeller's 2 MB
       read limit), keeping the head and the tail of the traceback.
 """
@@ -41,13 +46,32 @@ ERROR_FILE = "error.pb"
 MAX_MESSAGE_BYTES = 64 * 1024
 
 _DIST_ERROR_VARS = ("FLYTE_INTERNAL_DIST_ERROR_STRATEGY", "_F_DES")
+_WORKER_VARS = ("FLYTE_INTERNAL_WORKER_NAME", "_F_WN")  # flytekit's order
+
+
+def _worker_name() -> str:
+    """The worker's name under the distributed error strategy, else ``""`` (flytekit's rule)."""
+    if not any(os.environ.get(v) for v in _DIST_ERROR_VARS):
+        return ""
+    return next((os.environ[v] for v in _WORKER_VARS if os.environ.get(v)), "")
+
+
+def _worker_error_file(worker: str) -> str:
+    import hashlib  # noqa: PLC0415 - only distributed workers pay for it
+
+    return f"error-{hashlib.sha256(worker.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}.pb"
 
 
 def error_file_name() -> str:
-    """``error.pb``, or ``error-<uuid>.pb`` under Flyte's distributed error strategy (``_F_DES``)."""
-    if any(os.environ.get(v) for v in _DIST_ERROR_VARS):
-        return f"error-{os.urandom(16).hex()}.pb"
-    return ERROR_FILE
+    """``error.pb``, or ``error-<32 hex>.pb`` under Flyte's distributed error strategy (``_F_DES``).
+
+    The hex is derived from the worker's name when there is one (a rerun of the worker replaces its own
+    document), random otherwise (flytekit's ``uuid4().hex``).
+    """
+    if not any(os.environ.get(v) for v in _DIST_ERROR_VARS):
+        return ERROR_FILE
+    worker = _worker_name()
+    return _worker_error_file(worker) if worker else f"error-{os.urandom(16).hex()}.pb"
 
 
 def _bounded(text: str, limit: int = MAX_MESSAGE_BYTES) -> str:
@@ -95,8 +119,8 @@ def error_document(exc: BaseException) -> errors_pb2.ErrorDocument:
         origin=_origin_enum(origin),
     )
     error.timestamp.FromNanoseconds(time.time_ns())
-    worker = os.environ.get("_F_WN")
-    if worker and any(os.environ.get(v) for v in _DIST_ERROR_VARS):
+    worker = _worker_name()
+    if worker:
         error.worker = worker
     return errors_pb2.ErrorDocument(error=error)
 
@@ -110,6 +134,9 @@ def _origin_enum(origin: str) -> int:
 def _prepare(output_prefix: str, other: str, stale: Iterable[str], companions: Mapping[str, bytes] | None) -> None:
     """Remove the other kind's commit file and stale companions, then write this kind's companions."""
     storage.remove(storage.join(output_prefix, other))
+    worker = _worker_name() if other == ERROR_FILE else ""
+    if worker:  # this worker's own error document from an earlier run into the same prefix
+        storage.remove(storage.join(output_prefix, _worker_error_file(worker)))
     for name in stale:
         storage.remove(storage.join(output_prefix, name))
     for name, data in (companions or {}).items():
@@ -123,7 +150,7 @@ def commit_outputs(
     companions: Mapping[str, bytes] | None = None,
     stale: Iterable[str] = (),
 ) -> str:
-    """Write ``outputs.pb`` as the run's commit, removing a stale ``error.pb`` first.
+    """Write ``outputs.pb`` as the run's commit, removing a stale ``error.pb`` (and this worker's) first.
 
     Args:
         output_prefix: Where the commit goes.

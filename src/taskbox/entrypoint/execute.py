@@ -12,6 +12,10 @@ Invariants:
       ``FLYTE_FAIL_ON_ERROR`` turn that into exit 1; SIGTERM always exits 143.
     * If even ``error.pb`` cannot be written, the reason goes to stderr and the exit code is 1, so the
       pod fails visibly.
+    * Memory: inputs stay serialized per input until converted (and are dropped as they are), outputs
+      are serialized without a protobuf message per element (:mod:`taskbox.literals.wire`), so a run
+      peaks at <= 10x the size of ``inputs.pb`` + 150 MiB; :data:`DEFAULT_MAX_INPUTS_BYTES` keeps that
+      inside a 2 GiB pod.
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ from taskbox.errors import InputError
 
 log = logging.getLogger("taskbox")
 
-DEFAULT_MAX_INPUTS_BYTES = 256 * 1024 * 1024
+#: Converting inputs.pb peaks at <= 10x its size + 150 MiB (tests/reliability/test_resource_bounds.py; the
+#: worst shape, dict[str, int], measured ~8x + 45 MiB at 128 MiB). 160 MiB puts that bound at 1.75 GiB, so a
+#: file this cap accepts converts inside a 2 GiB pod with ~300 MiB left for the executor's own work.
+DEFAULT_MAX_INPUTS_BYTES = 160 * 1024 * 1024
 EXIT_OK = 0
 EXIT_FAILED = 1
 
@@ -76,9 +83,14 @@ def read_inputs(uri: str) -> Any:
     """Read ``inputs.pb`` as a ``LiteralMap`` (0 bytes is an empty map, as propeller may write)."""
     from flyteidl.core import literals_pb2  # noqa: PLC0415
 
+    return _read_inputs_as(uri, literals_pb2.LiteralMap())
+
+
+def _read_inputs_as(uri: str, message: Any) -> Any:
+    """Read ``inputs.pb`` into ``message`` under the inputs cap (``TASKBOX_MAX_INPUTS_BYTES``)."""
     return read_message(
         uri,
-        literals_pb2.LiteralMap(),
+        message,
         limit_env="TASKBOX_MAX_INPUTS_BYTES",
         default_limit=DEFAULT_MAX_INPUTS_BYTES,
         error=InputError,
@@ -86,25 +98,37 @@ def read_inputs(uri: str) -> Any:
     )
 
 
+def read_encoded_inputs(uri: str) -> dict[str, bytes]:
+    """Read ``inputs.pb`` as name -> serialized ``Literal`` (each input is parsed when it is converted).
+
+    Protobuf parses only the map's frame here, so the file costs about twice its size until the inputs
+    are converted (see :mod:`taskbox.literals.wire`), not protobuf's ~13x for a ``LiteralMap`` of small
+    literals.
+    """
+    from taskbox.literals import wire  # noqa: PLC0415
+
+    message = _read_inputs_as(uri, wire.split_map())
+    encoded = dict(message.literals)
+    message.Clear()
+    return encoded
+
+
 def _run(
     opts: ExecuteOptions, working_dir: str, cancelled: threading.Event, prepare: Callable[[], object] | None
 ) -> Any:
     from taskbox.context import ExecutionContext  # noqa: PLC0415
-    from taskbox.literals import (  # noqa: PLC0415
-        ConversionContext,
-        literal_map_to_python,
-        offload_limits_from_env,
-        offload_literals,
-        python_to_literal_map,
-    )
+    from taskbox.literals import ConversionContext, offload_limits_from_env  # noqa: PLC0415
+    from taskbox.literals.maps import encoded_map_to_python, python_to_encoded_map  # noqa: PLC0415
+    from taskbox.literals.offload import offload_encoded  # noqa: PLC0415
 
     if prepare is not None:
         prepare()
     task = load_task(opts.resolver, opts.resolver_args, working_dir)
     raw_prefix = opts.raw_output_prefix or storage.join(opts.output_prefix, "data")
     conversion = ConversionContext(raw_output_prefix=raw_prefix, working_dir=working_dir)
-    inputs = literal_map_to_python(
-        read_inputs(opts.inputs), task.input_types, conversion, optional=task.optional_inputs
+    # The input bytes are dropped input by input as they are converted (item 16: memory ~ file size).
+    inputs = encoded_map_to_python(
+        read_encoded_inputs(opts.inputs), task.input_types, conversion, optional=task.optional_inputs
     )
     context = ExecutionContext.from_env(
         output_prefix=opts.output_prefix,
@@ -118,10 +142,12 @@ def _run(
     )
     log.info("running %s", task.name)
     values = task.body(context, inputs)
-    outputs = python_to_literal_map(values, task.output_types, conversion)
+    del inputs
+    outputs = python_to_encoded_map(values, task.output_types, conversion)
+    del values
     offload = offload_limits_from_env()
     if offload is not None:
-        outputs = offload_literals(outputs, opts.output_prefix, *offload, variables=task.output_types)
+        outputs = offload_encoded(outputs, opts.output_prefix, *offload, variables=task.output_types)
     return outputs
 
 
@@ -158,6 +184,7 @@ def execute(opts: ExecuteOptions, guard: TerminationGuard, prepare: Callable[[],
 
     Returns:
         The process exit code.
+
     """
     working_dir = make_working_dir()
     cancelled = threading.Event()

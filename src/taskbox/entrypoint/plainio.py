@@ -14,6 +14,12 @@ Invariants:
     * Output plain forms: strings, numbers, booleans and ``null`` as JSON scalars, datetimes as ISO 8601
       (``Z`` for UTC), durations as seconds, files/directories/tables as URIs, structs as objects.
     * PyYAML is imported only when a YAML document is read (``pip install 'taskbox[run]'``).
+    * Every JSON/YAML document a user gives (inputs, templates, configs, interfaces) is parsed by
+      :func:`taskbox.entrypoint.documents.parse_document` alone (alias bombs and scalars that cannot be
+      built are the document's error; see that module).
+    * Numbers that cannot be what their type says are the input's error: an integer outside int64, a
+      float that is NaN, infinite or too large for a double, a duration out of range; structs carry no
+      NaN or infinity (as a template's config, which JSON cannot carry either).
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from taskbox.entrypoint.documents import parse_document
 from taskbox.errors import ConfigError, InputError, InputTooLarge, OutputError, StorageTooLarge, TaskboxError
 
 __all__ = [
     "infer_type",
     "literal_to_plain",
     "load_document",
+    "parse_document",
     "parse_type",
     "plain_to_literal",
     "render_output_file",
@@ -46,35 +54,6 @@ _FALSE = {"false", "no", "off", "0"}
 
 
 # ------------------------------------------------------------------ documents
-
-
-def parse_document(text: str, *, yaml_ok: bool = True, what: str = "document") -> Any:
-    """Parse JSON, or YAML when the text is not JSON (YAML is a superset of JSON).
-
-    Raises:
-        ConfigError: Neither parses, or the text is YAML and PyYAML is not installed.
-
-    """
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ConfigError(f"{what} is nested too deeply") from None
-    except ValueError as exc:
-        if not yaml_ok:
-            raise ConfigError(f"{what} is not valid JSON: {exc}") from None
-        json_error = exc
-    try:
-        import yaml  # noqa: PLC0415 - only YAML documents pay for PyYAML
-    except ModuleNotFoundError:
-        raise ConfigError(
-            f"{what} is not JSON ({json_error}); reading YAML needs PyYAML: pip install 'taskbox[run]'"
-        ) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} is neither JSON nor YAML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"{what} is nested too deeply") from None
 
 
 def load_document(ref: str, *, what: str, error: type[TaskboxError] = ConfigError) -> Any:
@@ -250,20 +229,75 @@ def text_to_plain(text: str, literal_type: Any | None) -> Any:
         return text
 
 
+def _seconds(seconds: float) -> datetime.timedelta:
+    """A duration of ``seconds``, or ``ValueError`` when no ``timedelta`` can hold it (NaN, inf, too long)."""
+    try:
+        if math.isfinite(seconds):
+            return datetime.timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        pass
+    raise ValueError(f"a duration of {_short(seconds)} seconds is out of range (at most 999999999 days)")
+
+
+def _short(value: Any) -> str:
+    """A number for a message: a huge integer is cut (Python refuses to print past its digit limit)."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    return repr(value)
+
+
 def _parse_duration(value: Any) -> datetime.timedelta:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.timedelta(seconds=value)
+        try:
+            return _seconds(float(value))
+        except OverflowError:
+            raise ValueError(f"a duration of {_short(value)} seconds is out of range") from None
     if isinstance(value, str):
         text = value.strip()
         try:
-            return datetime.timedelta(seconds=float(text))
+            seconds = float(text)
         except ValueError:
-            pass
+            seconds = None
+        if seconds is not None:
+            return _seconds(seconds)
         parts = _DURATION_PART.findall(text)
         if parts and "".join(n + u for n, u in parts) == text.replace(" ", ""):
             scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
-            return datetime.timedelta(seconds=sum(float(n) * scale[u] for n, u in parts))
+            return _seconds(sum(float(n) * scale[u] for n, u in parts))
     raise ValueError(f"expected seconds or a duration such as '1h30m', got {value!r}")
+
+
+def _parse_int(text: str) -> int:
+    """Read a decimal integer; one longer than int64 can be is refused before Python parses it."""
+    text = text.strip()
+    digits = text.lstrip("+-").replace("_", "")
+    if digits.isdigit() and len(digits.lstrip("0")) > 19:
+        raise ValueError(f"{text[:20]}... ({len(digits)} digits) is outside the int64 range")
+    return int(text)
+
+
+def _to_float(value: Any) -> float:
+    """A finite float from a number or its text; NaN, infinity and overflow are refused."""
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except OverflowError:
+        raise ValueError(f"{_short(value)} is too large for a float") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number (taskbox run takes no NaN or infinity)")
+    return number
+
+
+def _check_finite(value: Any) -> None:
+    """Refuse a struct holding NaN or infinity (JSON cannot carry them; as for a template's config)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"a struct cannot hold {item!r} (JSON has no NaN or infinity)")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _coerce_simple(value: Any, simple: int) -> Any:  # noqa: C901 - one branch per simple type
@@ -273,16 +307,12 @@ def _coerce_simple(value: Any, simple: int) -> Any:  # noqa: C901 - one branch p
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str):
-            return int(value.strip())
+            return _parse_int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif simple == types_pb2.FLOAT:
-        if isinstance(value, str):
-            number = float(value.strip())
-            if math.isfinite(number):
-                return number
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            return _to_float(value)
     elif simple == types_pb2.STRING:
         if isinstance(value, str):
             return value
@@ -304,6 +334,7 @@ def _coerce_simple(value: Any, simple: int) -> Any:  # noqa: C901 - one branch p
         if isinstance(value, str):
             value = json.loads(value)
         if isinstance(value, dict):
+            _check_finite(value)
             return value
     elif simple == types_pb2.NONE:
         if value is None:
@@ -370,7 +401,7 @@ def plain_to_literal(name: str, value: Any, literal_type: Any, ctx: Any) -> Any:
 
     try:
         return TypeEngine.to_literal(_coerce(value, literal_type), literal_type=literal_type, ctx=ctx)
-    except (ValueError, TypeError, RecursionError, OutputError) as exc:
+    except (ValueError, TypeError, ArithmeticError, RecursionError, OutputError) as exc:
         detail = exc.message if isinstance(exc, OutputError) else str(exc)
         raise InputError(f"input {name!r} ({describe_type(literal_type)}): {detail}") from None
 

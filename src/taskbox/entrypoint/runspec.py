@@ -145,7 +145,7 @@ def read_template(ref: str) -> Any:
     try:
         _normalize_interface(doc)
         return ParseDict(doc, tasks_pb2.TaskTemplate())
-    except (ParseError, ConfigError) as exc:
+    except (ParseError, ConfigError, ValueError, ArithmeticError) as exc:  # e.g. a number no double holds
         raise TemplateError(f"template {ref if not inline else '(inline)'} is not a TaskTemplate: {exc}") from None
 
 
@@ -196,10 +196,30 @@ def build_template(
 
     Raises:
         ExecutorNotFound / ExecutorNotInstalled: The executor is not available.
-        ConfigError: The config does not validate, or an interface declaration is malformed.
+        ConfigError: The config does not validate, is nested deeper than a template can carry (protobuf
+            reads 100 levels), or an interface declaration is malformed.
         InputError: An input's type can be neither found nor inferred.
 
     """
+    from flyteidl.core import tasks_pb2  # noqa: PLC0415
+    from google.protobuf.message import DecodeError  # noqa: PLC0415
+
+    try:
+        template = _build_template(executor_ref, config_doc, interface_doc, raw, name=name)
+    except RecursionError:
+        raise ConfigError(f"the config of executor {executor_ref!r} is nested too deeply") from None
+    try:  # what the resolver will read back: refuse here what it could not
+        tasks_pb2.TaskTemplate.FromString(template.SerializeToString())
+    except (DecodeError, RecursionError) as exc:
+        raise ConfigError(
+            f"the config of executor {executor_ref!r} is nested too deeply for a TaskTemplate: {exc}"
+        ) from None
+    return template
+
+
+def _build_template(
+    executor_ref: str, config_doc: Any, interface_doc: Any, raw: RawInputs, *, name: str | None = None
+) -> Any:
     from flyteidl.core import interface_pb2, tasks_pb2  # noqa: PLC0415
     from google.protobuf import struct_pb2  # noqa: PLC0415
 
@@ -253,7 +273,7 @@ def build_template(
         custom = struct_pb2.Struct()
         try:
             custom.update(config)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ArithmeticError) as exc:  # a number no double holds, NaN...
             raise ConfigError(f"the config holds a value JSON cannot carry: {exc}") from None
         template.custom.CopyFrom(custom)
     return template

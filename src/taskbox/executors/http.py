@@ -11,6 +11,10 @@ Invariants:
     * Secrets come only from Flyte's secret store (registered for redaction before use) and only go
       into headers.
     * The SSRF guard is always in the path; exceptions only via ``allow`` / ``TASKBOX_HTTP_ALLOW``.
+    * Secret headers and ``auth`` go only to the origin of the rendered ``url`` and to ``secret_origins``
+      (:class:`taskbox.http.client.Caller` applies the rule to every request).
+    * A header whose value comes from an input must be sendable (printable ASCII, tab): anything else
+      (non-ASCII, CR/LF, NUL) is ``USER:InvalidInput`` before any connection.
     * Nothing is written to the outputs on failure; errors are :mod:`taskbox.http.errors` types.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +32,29 @@ from taskbox.http.config import HTTPConfig
 if TYPE_CHECKING:
     from taskbox.context import ExecutionContext
 
-__all__ = ["HTTPExecutor", "build_request"]
+__all__ = ["HTTPExecutor", "build_request", "check_header_value"]
 
 log = logging.getLogger("taskbox.http")
+_SENDABLE = re.compile(r"^[\t\x20-\x7e]*$")
+
+
+def check_header_value(name: str, value: str, template: str) -> None:
+    """Raise ``InputError`` when an input placed into header ``name`` makes it unsendable.
+
+    Args:
+        name: The header's name.
+        value: The rendered value.
+        template: The configured value (only a value that placeholders changed is the inputs' doing;
+            a bad literal value is refused as ``USER:InvalidConfig`` where the request is built).
+
+    """
+    if value != template and not _SENDABLE.match(value):
+        from taskbox.errors import InputError  # noqa: PLC0415
+
+        raise InputError(
+            f"header {name!r}: an input made its value unsendable (only printable ASCII and tab may go into a "
+            f"header; got {value!r})"
+        )
 
 
 def _secret(context: ExecutionContext, ref: Any) -> str:
@@ -44,6 +69,8 @@ def build_request(context: ExecutionContext, config: HTTPConfig, inputs: Mapping
     style = config.placeholder_style
     url = render_url(config.url, inputs, style)
     headers = {k: render_text(v, inputs, style) for k, v in config.headers.items()}
+    for name, value in headers.items():
+        check_header_value(name, value, config.headers[name])
     secret_names: set[str] = set()
     for name, ref in config.secret_headers.items():
         headers[name] = ref.prefix + _secret(context, ref)
@@ -66,7 +93,7 @@ def build_request(context: ExecutionContext, config: HTTPConfig, inputs: Mapping
         # Merged into the template's own query (httpx's params= would replace it), encoded by httpx.
         try:
             url = str(httpx.URL(url).copy_merge_params({k: _param(v) for k, v in params.items()}))
-        except httpx.InvalidURL as exc:
+        except (httpx.InvalidURL, UnicodeError) as exc:
             from taskbox.errors import ConfigError  # noqa: PLC0415
 
             raise ConfigError(f"the request URL {url!r} is not a valid URL: {exc}") from None
@@ -107,7 +134,8 @@ class HTTPExecutor(Executor):
 
         url, headers, body, secret_names, shown = build_request(context, config, inputs)
         policy = AddressPolicy(config.allow, resolver=_resolver_override())
-        with Caller(policy, config, context.working_dir, secret_names, context.cancelled) as caller:
+        origins = [url, *config.secret_origins]
+        with Caller(policy, config, context.working_dir, secret_names, context.cancelled, origins) as caller:
             reply = caller.request(config.method, url, headers=headers, **body)
             items = None
             if config.pagination is not None:

@@ -85,7 +85,9 @@ class JobHandle(BaseModel):
     def label(self) -> str:
         """Name the job in logs and messages (its fields as compact JSON)."""
         fields = self.model_dump(mode="json", exclude={"version"})
-        return json.dumps(fields, sort_keys=True, separators=(",", ":"))[:200]
+        from taskbox.redaction import redact  # noqa: PLC0415
+
+        return redact(json.dumps(fields, sort_keys=True, separators=(",", ":")))[:200]  # redact, then cut
 
 
 class LogLink(namedtuple("LogLink", "name uri")):

@@ -12,7 +12,11 @@ Invariants:
       ``secret_connect_args`` (Flyte secrets), so they are never in the template, and are registered
       for redaction before use. The URL is logged only with its password hidden.
     * ``read_only`` (the default) makes the transaction read-only in the database and never commits;
-      statements sqlglot classifies as writes are refused before connecting.
+      statements sqlglot classifies as writes are refused before connecting, and so are constructs a
+      read-only transaction does not contain (server files and programs: ``lo_export``, ``INTO
+      OUTFILE``, ``COPY``...; see :func:`taskbox.sql.dialects.read_only_hazard`), named in the error.
+    * Read-only mode never creates or changes a file: a ``sqlite://`` database is opened ``mode=ro`` and
+      must exist.
     * Driver failures are translated by :func:`taskbox.sql.errors.translate`; nothing is written to
       the outputs on failure; a Parquet result is published only after the transaction has ended.
 """
@@ -112,11 +116,18 @@ class SQLExecutor(Executor):
             dialect=sqlglot_dialect(backend),
             identifiers=config.identifiers,
         )
+        if config.read_only and compiled.hazard:
+            raise errors.ReadOnlyViolation(
+                f"the statement uses {compiled.hazard}; a read-only transaction does not prevent that, so the "
+                "read-only task refuses it. Set read_only: false in the task config to run it"
+            )
         if config.read_only and compiled.kind == "write":
             raise errors.ReadOnlyViolation(
                 f"the statement is a {compiled.statement or 'write'}, which changes data, but the task is read-only; "
                 "set read_only: false in the task config to allow writes"
             )
+        if backend == "sqlite" and config.read_only:
+            url = _sqlite_read_only(url)
         engine = create_engine(
             url, connect_args=_connect_args(context, config, backend), poolclass=NullPool, hide_parameters=True
         )
@@ -166,10 +177,8 @@ def _execute(conn: Any, compiled: Any, inputs: Mapping[str, Any], plan: Any, con
     (:mod:`taskbox.sql.postgres`); everything else through SQLAlchemy's ``text()``, streamed where the driver
     has server-side cursors.
     """
-    from sqlalchemy import bindparam, text  # noqa: PLC0415
-
     from taskbox.sql import postgres  # noqa: PLC0415
-    from taskbox.sql.dialects import stream_supported, type_hints  # noqa: PLC0415
+    from taskbox.sql.dialects import check_statement_size, stream_supported, type_hints  # noqa: PLC0415
     from taskbox.sql.results import CursorSource  # noqa: PLC0415
 
     quote = conn.dialect.identifier_preparer.quote
@@ -181,12 +190,9 @@ def _execute(conn: Any, compiled: Any, inputs: Mapping[str, Any], plan: Any, con
             raw, sql, params, stream=compiled.kind == "read", batch_rows=config.batch_rows
         )
         return cursor, (source if cursor.description else None)
-    sql, params = compiled.render(inputs, quote=quote, style="sqlalchemy")
-    log.info("running query (%s): %s", "read-only" if config.read_only else "read-write", sql)
-    clause = text(sql)
-    expanding = [bindparam(name, expanding=True) for name, v in params.items() if isinstance(v, list)]
-    if expanding:
-        clause = clause.bindparams(*expanding)
+    clause, params = compiled.sqlalchemy_clause(inputs, quote=quote)
+    check_statement_size(conn, backend, clause.text, params)
+    log.info("running query (%s): %s", "read-only" if config.read_only else "read-write", clause.text)
     stream = plan.kind == "table" and compiled.kind == "read" and stream_supported(backend)
     runner = conn.execution_options(yield_per=config.batch_rows) if stream else conn
     result = runner.execute(clause, params)
@@ -194,6 +200,31 @@ def _execute(conn: Any, compiled: Any, inputs: Mapping[str, Any], plan: Any, con
         return result, None
     hints = type_hints(backend, getattr(result.cursor, "description", None))
     return result, CursorSource(list(result.keys()), result.fetchmany, hints)
+
+
+def _sqlite_read_only(url: Any) -> Any:
+    """Turn the SQLite URL into a ``mode=ro`` URI, so connecting never creates the file (it must exist).
+
+    Raises:
+        QueryFailed: The file does not exist.
+
+    """
+    import os  # noqa: PLC0415
+    import pathlib  # noqa: PLC0415
+
+    from taskbox.sql import errors  # noqa: PLC0415
+
+    database = url.database or ""
+    if str(url.query.get("uri", "")).lower() in ("true", "1"):  # already a file: URI; force read-only
+        return url.update_query_dict({"mode": "ro"})
+    if database in ("", ":memory:"):
+        return url
+    path = os.path.abspath(database)
+    if not os.path.isfile(path):
+        raise errors.QueryFailed(
+            f"the SQLite database {database!r} does not exist; a read-only task opens it read-only and never creates it"
+        )
+    return url.set(database=pathlib.Path(path).as_uri()).update_query_dict({"mode": "ro", "uri": "true"})
 
 
 def _connect_args(context: ExecutionContext, config: SQLConfig, backend: str) -> dict[str, Any]:

@@ -10,6 +10,8 @@ Invariants:
     * The template is compiled (and rejected if unsafe) before the database is fetched.
     * The database file is opened read-only and untrusted (see :mod:`taskbox.sql.sqlite`); it is
       cached for later runs in the same container, and a cached copy that fails validation is dropped.
+      A file with a write-ahead log or journal beside it is read through a private snapshot in the
+      working directory (:mod:`taskbox.sql.sqlite_snapshot`), which both paths below read.
     * A table result is written by the ADBC driver in a child process when the driver is installed
       (:mod:`taskbox.sql.sqlite_arrow`, about 2.5x faster), after the statement passed the same
       authorizer; whatever that path cannot reproduce exactly runs through :mod:`sqlite3`.
@@ -96,15 +98,21 @@ class SQLiteExecutor(Executor):
             config.uri, compressed=config.compressed, working_dir=context.working_dir, limits=limits, cache=cache
         )
         try:
-            conn = open_read_only(database.path, check=not database.checked, allow_triggers=config.allow_triggers)
+            conn = open_read_only(
+                database.path,
+                check=not database.checked,
+                allow_triggers=config.allow_triggers,
+                snapshot_dir=context.working_dir,
+            )
         except errors.DatabaseRejected:
             database.discard()
             raise
-        database.mark_checked()
+        if not conn.snapshot:  # a snapshot's check says nothing about the file alone
+            database.mark_checked()
         log.info("running query: %s", sql)
         try:
             with conn.deadline(config.timeout_seconds, context.cancelled):
-                fast = _fast_path(conn, database.path, sql, params, config, plan, context)
+                fast = _fast_path(conn, conn.path, sql, params, config, plan, context)
                 if fast is not None:
                     outputs, publish = fast
                 else:

@@ -11,9 +11,16 @@ Invariants:
       header is configured (one key, the same in every attempt).
     * Backoff is full jitter, ``uniform(0, min(max, base * 2**attempt))``; a ``Retry-After`` is honoured
       as the wait, and one longer than ``retry_after_max_s`` or beyond the budget/deadline fails at once.
-    * Redirects are followed only when enabled, at most ``max_redirects`` hops; on a cross-origin hop
-      every secret header (and ``Authorization``/``Cookie``) is dropped; 303 (and 301/302 after a
+    * Origin-bound credentials: a secret header (and ``Authorization``, ``Cookie``,
+      ``Proxy-Authorization``) is sent only to a request whose origin (scheme, host, port) is one of the
+      Caller's ``secret_origins`` (the configured URL's origin and the config's ``secret_origins``). The
+      rule is applied in :meth:`Caller._send_once`, the one place every request passes (first request,
+      retries, redirect hops, next pages, http-job submit/status/result/cancel), so no redirect or
+      pagination history can carry a secret to another origin.
+    * Redirects are followed only when enabled, at most ``max_redirects`` hops; 303 (and 301/302 after a
       POST) turn into a body-less GET.
+    * A request that can never be sent (invalid URL or host, unsendable header value) is
+      :class:`~taskbox.http.errors.RequestNotSendable` (USER, not retried).
     * The body is counted after decoding (gzip/deflate/br) while it streams and the read stops at
       ``max_body_bytes``; bodies over ``file_threshold_bytes`` are spilled to a file in the run's
       working directory.
@@ -22,6 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import os
@@ -43,10 +51,13 @@ from taskbox.http.errors import (
     TLSVerificationFailed,
     TooManyRedirects,
     body_excerpt,
+    never_sendable,
 )
 from taskbox.http.guard import AddressPolicy, GuardedTransport
 
-__all__ = ["BACKOFF_ENV", "Caller", "Reply"]
+__all__ = ["BACKOFF_ENV", "Caller", "Origin", "Reply", "origin_of"]
+
+Origin = tuple[str, str, int]
 
 log = logging.getLogger("taskbox.http")
 
@@ -64,6 +75,7 @@ class Reply:
         url: The URL that answered (after redirects).
         size: Decoded body size in bytes.
         path: The spilled body's file, when it exceeded the file threshold.
+
     """
 
     __slots__ = ("_body", "headers", "path", "size", "status", "url")
@@ -91,14 +103,23 @@ class Caller:
         policy: The SSRF address policy.
         config: The :class:`taskbox.http.config.HTTPConfig`.
         working_dir: Where large bodies are spilled.
-        secret_headers: Names of headers whose values are secrets (dropped on cross-origin hops).
+        secret_headers: Names of headers whose values are secrets (sent only to ``secret_origins``).
         cancelled: An event set when the run is stopping.
+        secret_origins: URLs (or origins) the secret headers may be sent to; when none is given, the
+            origin of the first request's URL (the configured URL).
+
     """
 
-    def __init__(self, policy: AddressPolicy, config: Any, working_dir: str, secret_headers: Iterable[str] = (), cancelled: Any = None) -> None:
+    def __init__(self, policy: AddressPolicy, config: Any, working_dir: str, secret_headers: Iterable[str] = (),
+                 cancelled: Any = None, secret_origins: Iterable[Any] = ()) -> None:  # fmt: skip
         self.config = config
         self.working_dir = working_dir
         self.secret_headers = {h.lower() for h in secret_headers}
+        self.bound_headers = self.secret_headers | set(ALWAYS_DROPPED)
+        self.secret_origins: set[Origin] = set()
+        for origin in secret_origins:
+            with contextlib.suppress(httpx.InvalidURL, UnicodeError):  # an invalid URL fails in request()
+                self.secret_origins.add(origin_of(origin))
         self.cancelled = cancelled
         timeout = httpx.Timeout(
             connect=config.connect_timeout_s, read=config.read_timeout_s, write=config.read_timeout_s, pool=config.read_timeout_s
@@ -129,7 +150,8 @@ class Caller:
         Args:
             method: HTTP method.
             url: Target URL.
-            headers: Request headers (secret ones included).
+            headers: Request headers (secret ones included; each request gets them only if its origin
+                is one of the secret origins).
             **body: ``json=``, ``data=`` or ``params=`` for :meth:`httpx.Client.build_request`.
 
         Raises:
@@ -137,6 +159,7 @@ class Caller:
             HTTPUnavailable: 5xx/408/429 after retries, timeouts, connection failures.
             TooManyRedirects: More hops than allowed.
             ResponseTooLarge: The body exceeded the cap.
+
         """
         cfg = self.config
         headers = dict(headers)
@@ -144,18 +167,18 @@ class Caller:
             headers[cfg.retry.idempotency_key_header] = self.idempotency_key
         try:
             url = httpx.URL(url)
-        except httpx.InvalidURL as exc:  # e.g. a host httpx cannot parse ("0251.0376.0251.0376")
+        except (httpx.InvalidURL, UnicodeError) as exc:  # e.g. a host httpx cannot parse ("0251.0376.0251.0376")
             raise ConfigError(f"the request URL {str(url)!r} is not a valid URL: {exc}") from None
+        if not self.secret_origins:
+            self.secret_origins.add(origin_of(url))
         for _hop in range(cfg.max_redirects + 1):
             if url.scheme not in ("http", "https"):  # httpx would send a host-less file:///x as a relative URL
                 raise SsrfBlocked(f"URL scheme {url.scheme!r} is not allowed; only http and https")
             reply = self._send_with_retries(method, url, headers, body)
             if not (cfg.follow_redirects and reply.status in REDIRECTS and "location" in reply.headers):
                 return self._checked(method, reply)
-            target = reply.url.join(reply.headers["location"])
-            if _origin(target) != _origin(url):
-                dropped = set(ALWAYS_DROPPED) | self.secret_headers
-                headers = {k: v for k, v in headers.items() if k.lower() not in dropped}
+            with never_sendable(method, _loggable(reply.url)):
+                target = reply.url.join(reply.headers["location"])
             if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):
                 method, body = "GET", {k: v for k, v in body.items() if k == "params"}
                 headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
@@ -232,8 +255,11 @@ class Caller:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise httpx.ReadTimeout("overall deadline passed")
-        request = self.client.build_request(method, url, headers=headers, **body)
-        response = self.client.send(request, stream=True)
+        if origin_of(url) not in self.secret_origins:
+            headers = {k: v for k, v in headers.items() if k.lower() not in self.bound_headers}
+        with never_sendable(method, _loggable(url)):
+            request = self.client.build_request(method, url, headers=headers, **body)
+            response = self.client.send(request, stream=True)
         try:
             chunks: list[bytes] = []
             size = 0
@@ -266,8 +292,13 @@ class Caller:
         return Reply(response.status_code, response.headers, request.url, None if path else b"".join(chunks), path, size)
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+def origin_of(url: httpx.URL | str | tuple[str, str, int]) -> Origin:
+    """The origin ``(scheme, host, port)`` of a URL, lower case, with the scheme's default port filled in."""
+    if isinstance(url, tuple):
+        return url
+    url = httpx.URL(url)
+    scheme = url.scheme.lower()
+    return (scheme, url.host.lower(), url.port or (443 if scheme == "https" else 80))
 
 
 def _loggable(url: httpx.URL) -> str:

@@ -21,11 +21,40 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from taskbox.executors.config import ExecutorConfig
 
-__all__ = ["AuthConfig", "HTTPConfig", "PaginationConfig", "RetryConfig", "SecretRef"]
+__all__ = ["AuthConfig", "HTTPConfig", "PaginationConfig", "RetryConfig", "SecretRef", "check_origins"]
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 WEBHOOK_MARKERS = ("show_data", "show_url", "timeout_sec")
+
+
+def check_origins(values: list[str]) -> list[str]:
+    """Validate ``secret_origins``: each an ``http(s)://host[:port]`` origin, nothing else.
+
+    Args:
+        values: The configured origins.
+
+    Returns:
+        The origins, unchanged.
+
+    Raises:
+        ValueError: An entry has another scheme, user info, a path, a query or a fragment, or no host.
+
+    """
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    for value in values:
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"secret_origins: {value!r} is not an origin ({exc})") from None
+        extra = parts.path not in ("", "/") or parts.query or parts.fragment or "?" in value or "#" in value
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc or extra or port == 0:
+            raise ValueError(
+                f"secret_origins: {value!r} is not an origin; write scheme://host[:port], e.g. https://api.example.com"
+            )
+    return values
 
 
 class SecretRef(BaseModel):
@@ -37,6 +66,7 @@ class SecretRef(BaseModel):
         group_version: Optional version of the group.
         env_var: A custom environment variable to read first.
         prefix: Text put before the value (``"Token "``), for header secrets.
+
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -56,6 +86,7 @@ class AuthConfig(BaseModel):
         token: The bearer token's secret.
         username: The basic-auth user name (plain text; not a secret).
         password: The basic-auth password's secret.
+
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,6 +118,7 @@ class RetryConfig(BaseModel):
         statuses: The statuses retried.
         idempotency_key_header: A header (``Idempotency-Key``) that makes non-idempotent methods
             retryable; taskbox sends one random key, the same in every attempt.
+
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -112,6 +144,7 @@ class PaginationConfig(BaseModel):
         cursor_param: Query parameter carrying the cursor.
         max_pages: Most pages fetched; more pages than that is an error unless ``truncate``.
         truncate: Stop quietly at ``max_pages``.
+
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -139,8 +172,11 @@ class HTTPConfig(ExecutorConfig):
         url: URL template; ``{{ .inputs.x }}`` placeholders are percent-encoded for their component.
         query: Query parameters (values may be placeholders).
         headers: Plain headers (values may be placeholders).
-        secret_headers: Header name -> Flyte secret.
-        auth: Bearer/basic authentication from secrets.
+        secret_headers: Header name -> Flyte secret; sent only to the origin (scheme, host, port) of
+            ``url`` and to ``secret_origins``, whatever redirects and pages lead elsewhere.
+        secret_origins: More origins (``https://host[:port]``) the secret headers and ``auth`` may be
+            sent to (e.g. the host a first redirect or the pages move to).
+        auth: Bearer/basic authentication from secrets (origin-bound like ``secret_headers``).
         json_body: A JSON body template: a string that is exactly one placeholder becomes the input's
             value (typed), placeholders inside strings are substituted as text within that string.
         form_body: A form body template (values may be placeholders).
@@ -148,8 +184,8 @@ class HTTPConfig(ExecutorConfig):
         read_timeout_s: Read (and write, pool) timeout.
         timeout_s: Overall deadline, retries and redirects included.
         expected_status: Statuses that succeed; default 200-299.
-        follow_redirects: Follow redirects (each hop re-checked by the guard; secret headers dropped
-            on a cross-origin hop).
+        follow_redirects: Follow redirects (each hop re-checked by the guard; secret headers sent only
+            to their origins).
         max_redirects: Most hops followed.
         retry: Retry policy.
         outputs: Output name -> JSON pointer into the response body (``""`` = the whole body).
@@ -164,6 +200,7 @@ class HTTPConfig(ExecutorConfig):
         webhook: flytekit ``WebhookTask`` compatibility: the output name of the ``info`` dict.
         webhook_show_data: Webhook: include ``input_data`` in ``info``.
         webhook_show_url: Webhook: include ``url`` in ``info``.
+
     """
 
     method: str = "GET"
@@ -171,6 +208,7 @@ class HTTPConfig(ExecutorConfig):
     query: dict[str, Any] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     secret_headers: dict[str, SecretRef] = Field(default_factory=dict)
+    secret_origins: list[str] = Field(default_factory=list)
     auth: AuthConfig | None = None
     json_body: Any = None
     form_body: dict[str, Any] | None = None
@@ -209,6 +247,11 @@ class HTTPConfig(ExecutorConfig):
         if not _TOKEN.match(value):
             raise ValueError(f"{value!r} is not an HTTP method")
         return value.upper()
+
+    @field_validator("secret_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return check_origins(value)
 
     @field_validator("expected_status")
     @classmethod

@@ -8,15 +8,26 @@ Invariants:
       connection failures -> SYSTEM recoverable; a response that does not fit the outputs -> USER.
     * A server certificate that does not verify -> USER non-recoverable, not retried: the same
       certificate comes back on every attempt, and the fix is configuration (the CA in ``SSL_CERT_FILE``).
-    * Messages hold at most :data:`MAX_BODY_IN_MESSAGE` characters of a response body; the entrypoint
-      redacts secrets again when it writes the error document.
+    * A request that can never be sent (a URL httpx cannot parse, an unsupported scheme, a malformed
+      host, a header value h11 or the ASCII codec refuses) -> USER non-recoverable
+      (:class:`RequestNotSendable`): :func:`never_sendable` translates the library's exceptions at the
+      one place requests are built and sent, as httpx's ``map_httpcore_exceptions`` does for its own.
+    * Messages hold at most :data:`MAX_BODY_IN_MESSAGE` characters of a response body, redacted BEFORE
+      they are cut (a cut through a secret would leave its prefix unmasked); the entrypoint redacts
+      secrets again when it writes the error document.
 """
 
 from __future__ import annotations
 
-from taskbox.errors import OutputError, PlatformError, UserError
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from taskbox.errors import ConfigError, OutputError, PlatformError, UserError
 
 MAX_BODY_IN_MESSAGE = 512
+#: How much of a body is decoded and redacted before the excerpt is cut (room for the longest secret form).
+REDACT_WINDOW_BYTES = 64 * 1024
 
 
 class SsrfBlocked(UserError):
@@ -61,7 +72,57 @@ class ResponseShapeError(OutputError):
     code = "USER:ResponseShape"
 
 
+class RequestNotSendable(ConfigError):
+    """The request can never be sent: its URL, host or a header value is invalid (the same on every attempt).
+
+    The code stays ``USER:InvalidConfig``: what is invalid is the request the config describes.
+    """
+
+
+def _unsendable_types() -> tuple[type[BaseException], ...]:
+    import httpx  # noqa: PLC0415
+
+    types: list[type[BaseException]] = [httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError,
+                                        UnicodeEncodeError]  # fmt: skip
+    with contextlib.suppress(ImportError):
+        import idna  # noqa: PLC0415
+
+        types.append(idna.IDNAError)
+    with contextlib.suppress(ImportError):
+        import h11  # noqa: PLC0415
+
+        types.append(h11.LocalProtocolError)
+    return tuple(types)
+
+
+@contextlib.contextmanager
+def never_sendable(method: str, url: Any) -> Iterator[None]:
+    """Translate the exceptions that mean "this request can never be sent" into :class:`RequestNotSendable`.
+
+    Wraps building and sending one request. httpx.InvalidURL / UnsupportedProtocol (the URL), IDNA errors
+    (the host), UnicodeEncodeError (a non-ASCII header value) and h11/httpx ``LocalProtocolError`` (a header
+    value with CR, LF or NUL) are raised before a byte is sent and come back on every attempt. Network
+    errors pass through unchanged.
+
+    Args:
+        method: The request's method (for the message).
+        url: The request's URL (for the message; user info is never part of it).
+
+    """
+    try:
+        yield
+    except _unsendable_types() as exc:
+        from taskbox.redaction import redact  # noqa: PLC0415
+
+        raise RequestNotSendable(
+            f"{method} {url}: this request can never be sent ({type(exc).__name__}: {redact(str(exc))}); "
+            "fix the URL, host or header value in the config or the inputs"
+        ) from None
+
+
 def body_excerpt(body: bytes) -> str:
-    """A short, printable excerpt of a response body for an error message."""
-    text = body[: MAX_BODY_IN_MESSAGE * 4].decode("utf-8", errors="replace")
+    """A short, printable excerpt of a response body for an error message, redacted before it is cut."""
+    from taskbox.redaction import redact  # noqa: PLC0415
+
+    text = redact(body[:REDACT_WINDOW_BYTES].decode("utf-8", errors="replace"))
     return text[:MAX_BODY_IN_MESSAGE] + ("..." if len(text) > MAX_BODY_IN_MESSAGE else "")

@@ -12,6 +12,10 @@ Invariants:
       multicast, unspecified and reserved addresses are refused, also as IPv4-mapped IPv6 and in
       decimal/hex/short IPv4 forms (``2852039166``, ``0xA9FEA9FE``).
     * Every resolved address must pass, not just the one used.
+    * A host that is neither an IP literal nor a valid DNS name (RFC 1123 labels of at most 63
+      characters, 253 in all, IDNA ``xn--`` labels that decode, no percent-escapes or spaces, not ending
+      in a number) is refused before any lookup as :class:`~taskbox.http.errors.RequestNotSendable`
+      (USER, not retried): it can never resolve.
     * Exceptions come only from an explicit allow-list: the task's ``allow`` and the container's
       ``TASKBOX_HTTP_ALLOW`` (comma-separated CIDRs and host names).
     * Each request (so each redirect hop and page) goes through :meth:`GuardedTransport.handle_request`.
@@ -31,13 +35,15 @@ import httpx
 
 from taskbox.http.errors import SsrfBlocked
 
-__all__ = ["AddressPolicy", "GuardedTransport", "Resolver", "system_resolver"]
+__all__ = ["AddressPolicy", "GuardedTransport", "Resolver", "check_host_syntax", "system_resolver"]
 
 ALLOW_ENV = "TASKBOX_HTTP_ALLOW"
 Resolver = Callable[[str, int], list[str]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NUMERIC_V4 = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.IGNORECASE)
 #: Blocked although ``ipaddress`` may call them global in some Python versions.
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$", re.IGNORECASE)
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 _EXTRA_BLOCKED = [ipaddress.ip_network(n) for n in ("100.64.0.0/10", "fd00:ec2::/32", "64:ff9b::/96")]
 
 
@@ -72,6 +78,40 @@ def literal_ip(host: str) -> IPAddress | None:
     return None
 
 
+def check_host_syntax(host: str) -> None:
+    """Raise :class:`~taskbox.http.errors.RequestNotSendable` unless ``host`` is an IP literal or a valid DNS name.
+
+    Args:
+        host: A URL's host as httpx parsed it (lower case, IDNA-encoded; IPv6 with or without brackets).
+
+    """
+    if literal_ip(host) is not None:
+        return
+    name = host[:-1] if host.endswith(".") else host
+    labels = name.split(".")
+    problem = ""
+    if not name or len(name) > 253:
+        problem = "a host name is 1 to 253 characters"
+    elif not all(_LABEL.match(label) for label in labels):
+        problem = "each label of a host name is 1-63 letters, digits, '-' or '_', not starting or ending with '-'"
+    elif _NUMERIC_LABEL.match(labels[-1]):
+        problem = "a host name ending in a number must be a valid IPv4 address"
+    else:
+        for label in labels:
+            if label.lower().startswith("xn--"):
+                try:
+                    import idna  # noqa: PLC0415  (httpx's dependency)
+
+                    idna.decode(label)
+                except (ImportError, UnicodeError, ValueError) as exc:
+                    problem = f"label {label!r} is not valid IDNA ({exc})"
+                    break
+    if problem:
+        from taskbox.http.errors import RequestNotSendable  # noqa: PLC0415
+
+        raise RequestNotSendable(f"the URL's host {host!r} can never be valid: {problem}")
+
+
 def is_public(ip: IPAddress) -> bool:
     """Whether ``ip`` is a globally routable unicast address (IPv4-mapped addresses are unwrapped)."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -88,6 +128,7 @@ class AddressPolicy:
         allow: CIDRs and host names let through.
         environ: Read ``TASKBOX_HTTP_ALLOW`` from here (default ``os.environ``).
         resolver: Host name -> addresses (default :func:`system_resolver`; tests pass a stub).
+
     """
 
     def __init__(
@@ -120,11 +161,13 @@ class AddressPolicy:
 
         Returns:
             The checked address (text form).
+
         """
         if scheme not in ("http", "https"):
             raise SsrfBlocked(f"URL scheme {scheme!r} is not allowed; only http and https")
         if not host:
             raise SsrfBlocked("URL has no host")
+        check_host_syntax(host)
         ip = literal_ip(host)
         if ip is not None:
             addresses = [ip]
@@ -166,6 +209,7 @@ class GuardedTransport(httpx.BaseTransport):
         policy: The address policy.
         verify: ``True`` (the shared verifying context from :func:`tls_context`) or an ``SSLContext``.
         **kwargs: Passed to :class:`httpx.HTTPTransport` (limits, ...).
+
     """
 
     def __init__(self, policy: AddressPolicy, *, verify: Any = True, **kwargs: Any) -> None:

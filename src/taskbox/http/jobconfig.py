@@ -25,9 +25,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from taskbox.executors.jobs import JobConfig, JobPhase
-from taskbox.http.config import AuthConfig, RetryConfig, SecretRef
+from taskbox.http.config import AuthConfig, RetryConfig, SecretRef, check_origins
 
-__all__ = ["DEFAULT_STATES", "HTTPJobConfig", "SubmitRequest"]
+__all__ = ["DEFAULT_STATES", "HTTPJobConfig", "SubmitRequest", "has_job_field"]
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _JOB_FIELD = re.compile(r"\{\{\s*\.?job\.(\w+)\s*\}\}", re.IGNORECASE)
@@ -50,6 +50,11 @@ DEFAULT_STATES: dict[str, JobPhase] = {
     "canceled": JobPhase.ABORTED,
     "aborted": JobPhase.ABORTED,
 }
+
+
+def has_job_field(text: str) -> bool:
+    """Whether ``text`` holds a ``{{ .job.x }}`` placeholder (a value the job service chose)."""
+    return bool(_JOB_FIELD.search(text))
 
 
 def _method(value: str) -> str:
@@ -124,8 +129,13 @@ class HTTPJobConfig(JobConfig):
         outputs: Output name -> JSON pointer into the final response (``""`` = the whole body).
         gone_status: Status-request statuses meaning the job no longer exists.
         headers: Static headers of every request.
-        secret_headers: Header name -> Flyte secret, for every request.
-        auth: Bearer/basic authentication from secrets, for every request.
+        secret_headers: Header name -> Flyte secret, for every request to a configured origin: those of
+            the URL templates whose host holds no ``{{ .job.x }}``, and ``secret_origins``.
+        secret_origins: More origins (``https://host[:port]``) the secrets may be sent to.
+        auth: Bearer/basic authentication from secrets, origin-bound like ``secret_headers``.
+        idempotency_key_header: The header carrying the submit's deterministic idempotency key
+            (``Idempotency-Key``; ``null`` sends none). A server that honours it answers a repeated
+            submit of the same attempt with the job it already created.
         connect_timeout_s: Connect timeout of each request.
         read_timeout_s: Read timeout of each request.
         request_timeout_s: Overall deadline of one request, its retries included.
@@ -153,7 +163,9 @@ class HTTPJobConfig(JobConfig):
     gone_status: list[int] = Field(default_factory=lambda: [404, 410])
     headers: dict[str, str] = Field(default_factory=dict)
     secret_headers: dict[str, SecretRef] = Field(default_factory=dict)
+    secret_origins: list[str] = Field(default_factory=list)
     auth: AuthConfig | None = None
+    idempotency_key_header: str | None = "Idempotency-Key"
     connect_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=30.0, gt=0)
     request_timeout_s: float = Field(default=120.0, gt=0)
@@ -166,6 +178,18 @@ class HTTPJobConfig(JobConfig):
     @classmethod
     def _methods(cls, value: str) -> str:
         return _method(value)
+
+    @field_validator("secret_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return check_origins(value)
+
+    @field_validator("idempotency_key_header")
+    @classmethod
+    def _key_header(cls, value: str | None) -> str | None:
+        if value is not None and not _TOKEN.match(value):
+            raise ValueError(f"idempotency_key_header: {value!r} is not a header name")
+        return value
 
     @field_validator("states", mode="before")
     @classmethod

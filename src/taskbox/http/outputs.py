@@ -12,8 +12,9 @@ Invariants:
       a body larger than ``file_threshold_bytes`` can only go to a File output.
     * Secret values are masked in every literal output (strings inside JSON values, headers, text
       bodies, webhook ``info``); a File output holds the raw bytes the server sent.
-    * Pages are followed up to ``max_pages``; more pages fail unless ``truncate`` is set. Following a
-      ``Link`` to another origin drops the secret headers, as a redirect does.
+    * Pages are followed up to ``max_pages``; more pages fail unless ``truncate`` is set. Every page is
+      requested through the same :class:`~taskbox.http.client.Caller`, which sends secret headers only
+      to the configured origins (whatever origin a ``Link`` or a redirect led to).
 """
 
 from __future__ import annotations
@@ -86,8 +87,6 @@ def next_link(values: list[str]) -> str | None:
 
 def paginate(caller: Any, config: Any, first: Any, method: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[Any, list[Any]]:
     """Follow pages from ``first``; return the last reply and all items, in order."""
-    from taskbox.http.client import ALWAYS_DROPPED, _origin  # noqa: PLC0415
-
     pg = config.pagination
     items: list[Any] = []
     reply, pages = first, 0
@@ -112,9 +111,6 @@ def paginate(caller: Any, config: Any, first: Any, method: str, headers: dict[st
                 log.warning("stopping after max_pages=%d pages; more pages were available", pg.max_pages)
                 break
             raise ResponseShapeError(f"more than max_pages={pg.max_pages} pages; raise max_pages or set truncate")
-        if _origin(url) != _origin(reply.url):
-            dropped = set(ALWAYS_DROPPED) | caller.secret_headers
-            headers = {k: v for k, v in headers.items() if k.lower() not in dropped}
         reply = caller.request(method, url, headers=headers, **body)
     log.info("read %d page(s), %d item(s)", pages, len(items))
     return reply, items
@@ -189,6 +185,7 @@ def collect(config: Any, reply: Any, items: list[Any] | None, output_types: Mapp
 
     Returns:
         Output values by name.
+
     """
     out: dict[str, Any] = {}
     doc: Any = _MISSING

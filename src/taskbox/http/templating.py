@@ -10,6 +10,10 @@ Invariants:
       ``{{ .job.x }}`` (style ``job``: the ``http-job`` executor's handle fields).
     * In the path, query and fragment of the URL template a value is quoted with no safe characters
       (``/`` becomes ``%2F``); in the host it must be a plain host name or IP literal.
+    * A path segment that holds a value reaches the server as exactly that one segment: a segment that
+      is, or decodes to, a dot segment (``.``, ``..``, ``%2e%2e``, ``%252e.``, fullwidth dots, with ``/`` or
+      ``\\`` as separators after decoding) is refused as ``InputError`` before anything is sent, because
+      httpx (RFC 3986 section 5.2.4) and many servers remove dot segments, which would change the path.
     * A string that is exactly one placeholder becomes the input's value with its JSON type;
       placeholders inside a longer string are replaced as text inside that string only.
     * An unknown placeholder is an ``InputError`` naming it.
@@ -19,13 +23,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from taskbox.errors import InputError
 
-__all__ = ["jsonable", "render_text", "render_url", "render_value"]
+__all__ = ["is_dot_segment", "jsonable", "render_text", "render_url", "render_value"]
 
 _PATTERNS = {
     "flyte": re.compile(r"\{\{\s*\.?inputs\.(\w+)\s*\}\}", re.IGNORECASE),
@@ -103,6 +108,24 @@ def render_value(template: Any, inputs: Mapping[str, Any], style: str = "flyte")
     return template
 
 
+def is_dot_segment(segment: str) -> bool:
+    """Whether a (percent-encoded) path segment is, or decodes to, a dot segment anywhere along the way.
+
+    Decodes percent-escapes repeatedly (double-encoded ``%252e``), normalises Unicode (NFKC: fullwidth
+    dots) and treats ``/`` and ``\\`` as separators, as lenient servers and proxies do.
+    """
+    seen = segment
+    for _ in range(8):
+        text = unicodedata.normalize("NFKC", seen)
+        if any(piece in (".", "..") for piece in re.split(r"[/\\]", text)):
+            return True
+        decoded = unquote(text)
+        if decoded == seen:
+            return False
+        seen = decoded
+    return True  # still decoding after 8 rounds: not a value anyone meant as one segment
+
+
 def render_url(template: str, inputs: Mapping[str, Any], style: str = "flyte") -> str:
     """Build the URL: each component of the template is filled with values quoted for that component.
 
@@ -113,6 +136,7 @@ def render_url(template: str, inputs: Mapping[str, Any], style: str = "flyte") -
 
     Returns:
         The URL (every substituted value percent-encoded; the template's own text kept).
+
     """
     parts = urlsplit(template)
 
@@ -124,6 +148,19 @@ def render_url(template: str, inputs: Mapping[str, Any], style: str = "flyte") -
             raise InputError(f"an input placed in the URL's host must be a host name or IP address, got {value!r}")
         return value
 
+    def path(text: str) -> str:
+        segments = []
+        for raw in text.split("/"):
+            segment = component(raw)
+            if segment != raw and is_dot_segment(segment):
+                raise InputError(
+                    f"a value placed into the URL path segment {raw!r} makes it {segment!r}, which is not exactly one "
+                    "path segment (a '.' or '..' segment, also percent-encoded, is removed by clients and servers "
+                    "and would change the path); pass a value that is one path segment"
+                )
+            segments.append(segment)
+        return "/".join(segments)
+
     netloc = render_text(parts.netloc, inputs, style, host_value)
     scheme = render_text(parts.scheme, inputs, style, host_value).lower()
-    return urlunsplit((scheme, netloc, component(parts.path), component(parts.query), component(parts.fragment)))
+    return urlunsplit((scheme, netloc, path(parts.path), component(parts.query), component(parts.fragment)))

@@ -10,6 +10,9 @@ Invariants:
       Storage errors keep their class (and retry flag) and gain the same prefix.
     * A variable's declared type may be a ``LiteralType``, a Python type hint or an
       ``interface_pb2.Variable``; a ``LiteralType`` drives the conversion by itself.
+    * The ``encoded`` variants (the entrypoint's) hold each literal as bytes and convert plain shapes
+      through :mod:`taskbox.literals.wire`; they return what the message variants return, and drop each
+      input's bytes once it is converted.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from taskbox.literals.context import ConversionContext
 from taskbox.literals.engine import TypeEngine, reprefix
 from taskbox.literals.typeinfo import describe_python_type, describe_type
 
-__all__ = ["literal_map_to_python", "python_to_literal_map"]
+__all__ = ["encoded_map_to_python", "literal_map_to_python", "python_to_encoded_map", "python_to_literal_map"]
 
 
 def _split(spec: Any) -> tuple[Any, types_pb2.LiteralType | None]:
@@ -64,9 +67,7 @@ def literal_map_to_python(
         InputError: An input is missing, undeclared or of the wrong type (names the input).
 
     """
-    extra = sorted(set(lm.literals) - set(variables))
-    if extra:
-        raise InputError(f"input {extra[0]!r} is not declared by the task (declared: {sorted(variables)})")
+    _check_inputs(lm.literals, variables)
     out: dict[str, Any] = {}
     for name, spec in variables.items():
         if name not in lm.literals:
@@ -110,3 +111,74 @@ def python_to_literal_map(
             raise reprefix(exc, f"output {name!r}") from exc
         lm.literals[name].CopyFrom(literal)
     return lm
+
+
+def _check_inputs(names: Collection[str], variables: Mapping[str, Any]) -> None:
+    extra = sorted(set(names) - set(variables))
+    if extra:
+        raise InputError(f"input {extra[0]!r} is not declared by the task (declared: {sorted(variables)})")
+
+
+def encoded_map_to_python(
+    encoded: dict[str, bytes],
+    variables: Mapping[str, Any],
+    ctx: ConversionContext | None = None,
+    *,
+    optional: Collection[str] = (),
+) -> dict[str, Any]:
+    """Convert task inputs held as name -> serialized ``Literal`` (see :func:`taskbox.literals.wire.split_map`).
+
+    Like :func:`literal_map_to_python`; ``encoded`` is emptied as the inputs are converted, so each
+    input's bytes are freed as soon as its value exists. Declared inputs are converted before an
+    undeclared or missing input is reported, so damaged bytes are reported first, as before.
+
+    Raises:
+        InputError: An input is missing, undeclared, of the wrong type or not a serialized literal.
+
+    """
+    from taskbox.literals import wire  # noqa: PLC0415
+
+    # Bytes that do not parse are found while converting, so conversion comes first: a damaged file is
+    # reported as such, as when the whole map was parsed before anything else.
+    extra = sorted(set(encoded) - set(variables))
+    out: dict[str, Any] = {}
+    missing: str | None = None
+    for name, spec in variables.items():
+        if name not in encoded:
+            if name not in optional and missing is None:
+                missing = f"input {name!r} ({_describe(spec)}) is missing"
+            continue
+        python_type, literal_type = _split(spec)
+        try:  # no reference kept here: decode_literal drops the bytes once parsed
+            out[name] = wire.decode_literal(encoded.pop(name), python_type, literal_type, ctx)
+        except TaskboxError as exc:
+            raise reprefix(exc, f"input {name!r}") from exc
+    _check_inputs(extra, variables)
+    if missing is not None:
+        raise InputError(missing)
+    return out
+
+
+def python_to_encoded_map(
+    values: Mapping[str, Any], variables: Mapping[str, Any], ctx: ConversionContext | None = None
+) -> Any:
+    """Convert task outputs to a :class:`taskbox.literals.wire.EncodedLiteralMap` (serialized literals).
+
+    Like :func:`python_to_literal_map`, with the same errors; ``SerializeToString()`` of the result is
+    the ``LiteralMap`` that function's result serializes to deterministically.
+    """
+    from taskbox.literals import wire  # noqa: PLC0415
+
+    extra = sorted(set(values) - set(variables))
+    if extra:
+        raise OutputError(f"output {extra[0]!r} is not declared by the task (declared: {sorted(variables)})")
+    encoded: dict[str, bytes] = {}
+    for name, spec in variables.items():
+        if name not in values:
+            raise OutputError(f"output {name!r} ({_describe(spec)}) was not produced")
+        python_type, literal_type = _split(spec)
+        try:
+            encoded[name] = wire.encode_literal(values[name], python_type, literal_type, ctx)
+        except TaskboxError as exc:
+            raise reprefix(exc, f"output {name!r}") from exc
+    return wire.EncodedLiteralMap(encoded)

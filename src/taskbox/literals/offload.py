@@ -24,7 +24,7 @@ from flyteidl.core import literals_pb2, types_pb2
 
 from taskbox.errors import InputError, OutputError, PlatformError
 
-__all__ = ["compute_hash_string", "load_offloaded", "offload_limits_from_env", "offload_literals"]
+__all__ = ["compute_hash_string", "load_offloaded", "offload_encoded", "offload_limits_from_env", "offload_literals"]
 
 MIN_SIZE_ENV = "_F_L_MIN_SIZE_MB"
 MAX_SIZE_ENV = "_F_L_MAX_SIZE_MB"
@@ -150,3 +150,52 @@ def offload_literals(
         ref.offloaded_metadata.inferred_type.CopyFrom(declared if declared is not None else infer_literal_type(literal))
         ref.hash = literal.hash or compute_hash_string(literal)
     return out
+
+
+def offload_encoded(
+    encoded: Any,
+    output_prefix: str,
+    min_bytes: int,
+    max_bytes: int,
+    *,
+    variables: Mapping[str, Any] | None = None,
+) -> Any:
+    """:func:`offload_literals` for a :class:`taskbox.literals.wire.EncodedLiteralMap` (serialized literals).
+
+    Only an offloaded literal is parsed (for its hash and, undeclared, its type); the others stay bytes.
+
+    Returns:
+        A new ``EncodedLiteralMap``; ``encoded`` is not modified.
+
+    Raises:
+        OutputError: A literal is at least ``max_bytes`` large (names the output).
+        StorageError: Writing an offloaded literal failed.
+
+    """
+    from taskbox import storage  # noqa: PLC0415
+    from taskbox.literals.typeinfo import infer_literal_type  # noqa: PLC0415
+    from taskbox.literals.wire import EncodedLiteralMap  # noqa: PLC0415
+
+    out: dict[str, bytes] = {}
+    for name in sorted(encoded.literals):
+        data = encoded.literals[name]
+        size = len(data)
+        if size >= max_bytes:
+            raise OutputError(
+                f"output {name!r} is too large to be offloaded: {size} bytes, the limit is {max_bytes} bytes"
+            )
+        if size < min_bytes:
+            out[name] = data
+            continue
+        uri = storage.join(output_prefix, f"{name}_offloaded_metadata.pb")
+        storage.write_bytes(uri, data)
+        literal = literals_pb2.Literal.FromString(data)
+        declared = _declared_type((variables or {}).get(name))
+        ref = literals_pb2.Literal()
+        ref.offloaded_metadata.uri = uri
+        ref.offloaded_metadata.size_bytes = size
+        ref.offloaded_metadata.inferred_type.CopyFrom(declared if declared is not None else infer_literal_type(literal))
+        ref.hash = literal.hash or compute_hash_string(literal)
+        del literal
+        out[name] = ref.SerializeToString(deterministic=True)
+    return EncodedLiteralMap(out)

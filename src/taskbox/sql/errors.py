@@ -10,6 +10,7 @@ Tree (all from :mod:`taskbox.errors`)::
 
     UserError
      ├── SqlRejected          the template or a value cannot be compiled safely (before any connection)
+     ├── BindLimitExceeded    the values need more bind parameters than the driver takes (USER:InvalidInput)
      ├── QueryFailed          the database refused the statement: syntax, unknown table/column, constraint
      │    └── ReadOnlyViolation   a write in a read-only transaction
      ├── DatabaseRejected     an untrusted database file or archive failed validation
@@ -28,9 +29,10 @@ Invariants:
 
 from __future__ import annotations
 
-from taskbox.errors import PlatformError, TaskboxError, UserError
+from taskbox.errors import InputError, PlatformError, TaskboxError, UserError
 
 __all__ = [
+    "BindLimitExceeded",
     "DatabaseRejected",
     "DatabaseUnavailable",
     "QueryFailed",
@@ -47,6 +49,12 @@ class SqlRejected(UserError):
     """The query template, or an input value, cannot be turned into one safe statement."""
 
     code = "USER:SqlRejected"
+
+
+class BindLimitExceeded(InputError):
+    """The input values need more bind parameters than the database driver takes in one statement."""
+
+    code = "USER:InvalidInput"
 
 
 class QueryFailed(UserError):

@@ -13,37 +13,35 @@ Invariants:
       and a few read-only introspection pragmas. ATTACH, writes and schema changes are denied.
     * A progress handler stops a statement once its deadline passes or the run is cancelled.
     * A file is used only after: the SQLite header check, ``PRAGMA quick_check`` returning ``ok`` and
-      (unless allowed) finding no triggers. A cached file carries the record of those checks.
-    * A local file used in place is checked once per (path, inode, size, change times): the record of
-      the check is kept in the cache, not the file.
-    * Cache entries appear atomically (temporary directory renamed into place, under a lock) and are
-      reused only while the source's size is unchanged.
+      (unless allowed) finding no triggers. Fetching and caching (strong validators, a private cache
+      root, caps counted on received bytes) are :mod:`taskbox.sql.sqlite_fetch`'s, re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
-import json
 import logging
 import os
 import pathlib
 import shutil
 import sqlite3
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
-from taskbox import storage
 from taskbox.errors import Terminated
-from taskbox.sql.archives import ArchiveLimits, extract_single_file
 from taskbox.sql.errors import DatabaseRejected, StatementTimeout
+from taskbox.sql.sqlite_fetch import CachedDatabase, DatabaseCache, FetchLimits, cache_root, fetch_database
 
-__all__ = ["DatabaseCache", "FetchLimits", "ReadOnlyConnection", "fetch_database", "open_read_only"]
+__all__ = [
+    "CachedDatabase",
+    "DatabaseCache",
+    "FetchLimits",
+    "ReadOnlyConnection",
+    "cache_root",
+    "fetch_database",
+    "open_read_only",
+]
 
 log = logging.getLogger("taskbox.sql")
 
@@ -71,231 +69,6 @@ _VALUE_PRAGMAS = frozenset(
 _DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
 
 
-@dataclass(frozen=True)
-class FetchLimits:
-    """Caps for fetching a database.
-
-    Attributes:
-        max_download_bytes: Largest object downloaded (checked with a HEAD before downloading).
-        archive: Caps applied when unpacking a compressed database.
-
-    """
-
-    max_download_bytes: int = 8 * 1024**3
-    archive: ArchiveLimits = ArchiveLimits()
-
-
-def cache_root() -> str:
-    """``$TASKBOX_CACHE_DIR/sqlite`` or ``<tmp>/taskbox-cache-<uid>/sqlite``."""
-    base = os.environ.get("TASKBOX_CACHE_DIR") or os.path.join(tempfile.gettempdir(), f"taskbox-cache-{os.getuid()}")
-    return os.path.join(base, "sqlite")
-
-
-@dataclass(frozen=True)
-class CachedDatabase:
-    """A local database file, possibly a cache entry.
-
-    Attributes:
-        path: The local file.
-        cached: It was already in the cache (no download this run).
-        checked: It passed validation in an earlier run.
-
-    """
-
-    path: str
-    cached: bool
-    checked: bool
-    _cache: DatabaseCache | None = None
-    _key: tuple[str, bool, int] | None = None
-
-    _in_place: bool = False
-
-    def mark_checked(self) -> None:
-        """Record that the file passed validation (a no-op outside the cache)."""
-        if self._cache is None or self._key is None or self.checked:
-            return
-        if self._in_place:
-            self._cache.record_check(self._key[0], self._key[2])
-        else:
-            self._cache.mark_checked(*self._key)
-
-    def discard(self) -> None:
-        """Drop the cache entry or check record (after the file failed validation)."""
-        if self._cache is None or self._key is None:
-            return
-        if self._in_place:
-            self._cache.forget_check(self._key[0])
-        else:
-            self._cache.discard(self._key[0], self._key[1])
-
-
-class DatabaseCache:
-    """A directory of downloaded databases, one entry per (source URI, compressed) pair.
-
-    Args:
-        root: The cache directory (created on demand, mode 0700).
-
-    """
-
-    def __init__(self, root: str | None = None) -> None:
-        self.root = root or cache_root()
-
-    def _entry(self, uri: str, compressed: bool) -> str:
-        key = hashlib.sha256(json.dumps([uri, compressed]).encode()).hexdigest()
-        return os.path.join(self.root, key)
-
-    @contextlib.contextmanager
-    def _lock(self, entry: str) -> Iterator[None]:
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
-        with open(entry + ".lock", "a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-    def get(self, uri: str, compressed: bool, source_size: int) -> CachedDatabase | None:
-        """Return the cached entry for this source, if its recorded size still matches."""
-        entry = self._entry(uri, compressed)
-        try:
-            with open(os.path.join(entry, "source.json")) as fh:
-                meta = json.load(fh)
-        except (OSError, ValueError):
-            return None
-        path = os.path.join(entry, "database")
-        if meta.get("uri") != uri or meta.get("size") != source_size or not os.path.isfile(path):
-            return None
-        return CachedDatabase(path, True, bool(meta.get("checked")), self, (uri, compressed, source_size))
-
-    def put(self, uri: str, compressed: bool, source_size: int, fill: Callable[[str], None]) -> CachedDatabase:
-        """Create (or replace) the entry; ``fill(path)`` writes the database file to ``path``."""
-        entry = self._entry(uri, compressed)
-        with self._lock(entry):
-            existing = self.get(uri, compressed, source_size)
-            if existing is not None:  # another process filled it while we waited
-                return existing
-            staging = tempfile.mkdtemp(prefix=".fill-", dir=self.root)
-            try:
-                fill(os.path.join(staging, "database"))
-                _write_meta(staging, uri, source_size, checked=False)
-                if os.path.isdir(entry):
-                    shutil.rmtree(entry, ignore_errors=True)
-                os.replace(staging, entry)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-        return CachedDatabase(os.path.join(entry, "database"), False, False, self, (uri, compressed, source_size))
-
-    def mark_checked(self, uri: str, compressed: bool, source_size: int) -> None:
-        """Record that the entry passed validation, so later runs skip the integrity check."""
-        entry = self._entry(uri, compressed)
-        with self._lock(entry):
-            if self.get(uri, compressed, source_size) is not None:
-                _write_meta(entry, uri, source_size, checked=True)
-
-    def discard(self, uri: str, compressed: bool) -> None:
-        """Remove the entry (after it failed validation)."""
-        entry = self._entry(uri, compressed)
-        with self._lock(entry):
-            shutil.rmtree(entry, ignore_errors=True)
-
-    # A local file used in place is not copied; only the record that it passed validation is kept, keyed
-    # by its path, inode, size and change times, so an edited or replaced file is checked again.
-
-    def _check_record(self, key: str) -> str:
-        return os.path.join(self.root, "checked-" + hashlib.sha256(key.encode()).hexdigest() + ".json")
-
-    def is_checked(self, key: str, size: int) -> bool:
-        """Whether the local file identified by ``key`` passed validation at this ``size``."""
-        try:
-            with open(self._check_record(key)) as fh:
-                meta = json.load(fh)
-        except (OSError, ValueError):
-            return False
-        return meta.get("key") == key and meta.get("size") == size
-
-    def record_check(self, key: str, size: int) -> None:
-        """Record that the local file identified by ``key`` passed validation."""
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
-        record = self._check_record(key)
-        tmp = f"{record}.{os.getpid()}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump({"key": key, "size": size}, fh)
-        os.replace(tmp, record)
-
-    def forget_check(self, key: str) -> None:
-        """Drop the record for ``key``."""
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self._check_record(key))
-
-
-def _write_meta(directory: str, uri: str, size: int, *, checked: bool) -> None:
-    tmp = os.path.join(directory, ".source.json.tmp")
-    with open(tmp, "w") as fh:
-        json.dump({"uri": uri, "size": size, "checked": checked}, fh)
-    os.replace(tmp, os.path.join(directory, "source.json"))
-
-
-def fetch_database(
-    uri: str,
-    *,
-    compressed: bool,
-    working_dir: str,
-    limits: FetchLimits | None = None,
-    cache: DatabaseCache | None = None,
-) -> CachedDatabase:
-    """Make the database at ``uri`` available as a local, unpacked file.
-
-    A local uncompressed file is used in place. Anything else is downloaded (after a size check),
-    unpacked if ``compressed``, and kept in the cache for later runs.
-
-    Raises:
-        DatabaseRejected: Too large, or a bad archive.
-        StorageError: The download failed.
-
-    """
-    limits = limits or FetchLimits()
-    cache = cache or DatabaseCache()
-    size = storage.size(uri)
-    if size > limits.max_download_bytes:
-        raise DatabaseRejected(f"the database at {uri} is {size} bytes, over the limit of {limits.max_download_bytes}")
-    if storage.is_local(uri) and not compressed:
-        from taskbox.storage import local  # noqa: PLC0415
-
-        key = _local_key(uri)
-        checked = cache.is_checked(key, size)
-        return CachedDatabase(local.to_path(uri), False, checked, cache, (key, False, size), _in_place=True)
-    key_uri = uri if not storage.is_local(uri) else _local_key(uri)
-    hit = cache.get(key_uri, compressed, size)
-    if hit is not None:
-        log.info("using the cached copy of the database %s", uri)
-        return hit
-
-    def fill(path: str) -> None:
-        if not compressed:
-            storage.download(uri, path)
-            return
-        os.makedirs(working_dir, exist_ok=True)
-        archive = os.path.join(working_dir, f"archive-{os.getpid()}-{threading.get_ident()}")
-        try:
-            storage.download(uri, archive)
-            extract_single_file(archive, path, limits.archive)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(archive)
-
-    log.info("fetching the database %s", uri)
-    return cache.put(key_uri, compressed, size, fill)
-
-
-def _local_key(uri: str) -> str:
-    from taskbox.storage import local  # noqa: PLC0415
-
-    path = os.path.abspath(local.to_path(uri))
-    st = os.stat(path)
-    return f"{path}#{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-
-
 # ------------------------------------------------------------------------------------------ opening
 
 
@@ -315,10 +88,19 @@ class ReadOnlyConnection:
     """A read-only :class:`sqlite3.Connection` with a per-statement deadline.
 
     Use :meth:`deadline` around each statement (execution and fetching).
+
+    Args:
+        conn: The connection.
+        path: The file it reads: the database itself, or a private snapshot of it (see
+            :func:`open_read_only`). Anything else that reads the database (the ADBC child) reads this.
+        snapshot_dir: The snapshot's private directory, removed by :meth:`close`.
+
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str = "", snapshot_dir: str | None = None) -> None:
         self.conn = conn
+        self.path = path
+        self.snapshot_dir = snapshot_dir
         self._deadline: float | None = None
         self._cancelled: Any = None
         self.timed_out = False
@@ -374,9 +156,18 @@ class ReadOnlyConnection:
         finally:
             self.conn.set_progress_handler(self._progress, PROGRESS_STEPS)
 
+    @property
+    def snapshot(self) -> bool:
+        """Whether :attr:`path` is a private snapshot (its check says nothing about the file itself)."""
+        return self.snapshot_dir is not None
+
     def close(self) -> None:
-        """Close the connection."""
-        self.conn.close()
+        """Close the connection (and remove the snapshot)."""
+        try:
+            self.conn.close()
+        finally:
+            if self.snapshot_dir is not None:
+                shutil.rmtree(self.snapshot_dir, ignore_errors=True)
 
 
 def _stop_at_once() -> int:
@@ -393,23 +184,42 @@ def _check_header(path: str) -> None:
         raise DatabaseRejected("the file is not a SQLite 3 database (its header does not match)")
 
 
-def open_read_only(path: str, *, check: bool = True, allow_triggers: bool = False) -> ReadOnlyConnection:
+def open_read_only(
+    path: str, *, check: bool = True, allow_triggers: bool = False, snapshot_dir: str | None = None
+) -> ReadOnlyConnection:
     """Open ``path`` as an untrusted, read-only database.
+
+    A file opened ``immutable`` is read without its write-ahead log or rollback journal. So when
+    ``<file>-wal`` or ``<file>-journal`` exists, the database is first copied, as SQLite itself reads
+    it (log included, under its locks), into a private snapshot that is opened instead (see
+    :mod:`taskbox.sql.sqlite_snapshot`; :attr:`ReadOnlyConnection.path` names the file read). A snapshot
+    is always checked (``check`` is ignored): a check recorded for the file says nothing about its log.
 
     Args:
         path: Local database file.
         check: Run ``PRAGMA quick_check`` and the trigger check (skip for a file already checked).
         allow_triggers: Accept a database that defines triggers.
+        snapshot_dir: Where a snapshot is made (the run's working directory; default the temp directory).
 
     Raises:
-        DatabaseRejected: Not a database, corrupt, or (unless allowed) defines triggers.
+        DatabaseRejected: Not a database, corrupt, (unless allowed) defines triggers, or a hot
+            rollback journal beside it.
+        TransactionConflict: A writer kept the database locked.
+        DatabaseUnavailable: The snapshot could not be written.
 
     """
+    from taskbox.sql.sqlite_snapshot import make_snapshot  # noqa: PLC0415
+
     _check_header(path)
-    uri = pathlib.Path(os.path.abspath(path)).as_uri() + "?mode=ro&immutable=1"
+    snapshot_dir = make_snapshot(path, snapshot_dir)
+    target = path if snapshot_dir is None else os.path.join(snapshot_dir, "database")
+    check = check or snapshot_dir is not None
+    uri = pathlib.Path(os.path.abspath(target)).as_uri() + "?mode=ro&immutable=1"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
+        if snapshot_dir is not None:
+            shutil.rmtree(snapshot_dir, ignore_errors=True)
         raise DatabaseRejected(f"the database file cannot be opened: {exc}") from None
     try:
         if hasattr(conn, "setconfig"):  # Python 3.12+
@@ -421,12 +231,18 @@ def open_read_only(path: str, *, check: bool = True, allow_triggers: bool = Fals
             _validate(conn, allow_triggers=allow_triggers)
         conn.set_authorizer(_authorizer)
     except sqlite3.DatabaseError as exc:
-        conn.close()
+        _close(conn, snapshot_dir)
         raise DatabaseRejected(f"the database file is not usable: {exc}") from None
     except BaseException:
-        conn.close()
+        _close(conn, snapshot_dir)
         raise
-    return ReadOnlyConnection(conn)
+    return ReadOnlyConnection(conn, target, snapshot_dir)
+
+
+def _close(conn: sqlite3.Connection, snapshot_dir: str | None) -> None:
+    conn.close()
+    if snapshot_dir is not None:
+        shutil.rmtree(snapshot_dir, ignore_errors=True)
 
 
 def _validate(conn: sqlite3.Connection, *, allow_triggers: bool) -> None:
@@ -441,3 +257,4 @@ def _validate(conn: sqlite3.Connection, *, allow_triggers: bool) -> None:
                 "is untrusted and a read-only query never needs triggers, so it is refused. Set allow_triggers: "
                 "true in the task config if the file is trusted"
             )
+

@@ -15,7 +15,10 @@ Invariants:
       (prepared under the read-only authorizer on a file that passed its integrity checks) runs here,
       with the same text and the same parameters (bound by position, in the order SQLite numbers
       named parameters: first appearance), on the same file opened ``mode=ro&immutable=1`` with
-      ``query_only=ON`` and ``trusted_schema=OFF``.
+      ``query_only=ON`` and ``trusted_schema=OFF``: the file the checked connection reads
+      (:attr:`~taskbox.sql.sqlite.ReadOnlyConnection.path`, a private snapshot when the database has
+      a write-ahead log or journal). A file with ``-wal`` or ``-journal`` beside it is never read here,
+      since an immutable reader would ignore them: :class:`Unsupported`.
     * The child writes one local staging file and nothing else; publishing is the caller's.
     * Timeout and termination are exact: the child is killed (``SIGKILL``) and waited for before
       :class:`~taskbox.sql.errors.StatementTimeout` or :class:`~taskbox.errors.Terminated` is raised.
@@ -130,6 +133,10 @@ def stream_to_parquet(
     values = list(params.values())
     if not available() or any(type(v) not in _BINDABLE for v in values):  # bool is bound as sqlite3 binds it, below
         raise Unsupported
+    from taskbox.sql.sqlite_snapshot import has_sidecar  # noqa: PLC0415
+
+    if has_sidecar(path):
+        raise Unsupported("the file has a write-ahead log or journal beside it; only its snapshot may be read")
     values = [int(v) if isinstance(v, bool) else v for v in values]
     # Loaded before the fork, so no import runs in the child while another thread of the parent holds a lock.
     import adbc_driver_manager  # noqa: F401, PLC0415
@@ -213,7 +220,9 @@ def _child(fd: int, path: str, sql: str, bound: Any, out: str, batch_rows: int, 
         report = {"ok": True, "rows": rows, "columns": columns}
         code = 0
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
-        report = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:4096]}
+        from taskbox.redaction import redact  # noqa: PLC0415 - only a failing child pays for it
+
+        report = {"ok": False, "error": redact(f"{type(exc).__name__}: {exc}")[:4096]}  # redact, then cut
     try:
         os.write(fd, json.dumps(report).encode())
     finally:

@@ -9,7 +9,11 @@ Template rules (flytekit's syntax, made safe):
       parameter; so is a placeholder that is a *whole* quoted literal (``'{{ .inputs.name }}'``), which
       flytekit templates use for strings. A placeholder inside a larger literal (``'%{{ .inputs.q }}%'``)
       is rejected: put the wildcards in the value instead.
-    * A list value binds as an expanding parameter: ``WHERE id IN {{ .inputs.ids }}``.
+    * A list value after ``IN`` / ``NOT IN`` binds as *one* array parameter on PostgreSQL
+      (``= ANY(%(ids)s)`` / ``<> ALL(...)``, the same rows as the expanded list, any length); elsewhere,
+      and on other databases, it expands to one parameter per item. Past the driver's parameter limit
+      (:func:`taskbox.sql.dialects.bind_limit`) rendering fails with ``USER:InvalidInput`` before anything
+      is sent.
     * Identifiers (a table name from an input) cannot be bound. An input listed in ``identifiers``
       with its allowed values is replaced by the dialect-quoted identifier if its value is allowed.
     * Unknown placeholders and inputs no placeholder uses are errors, as in flytekit.
@@ -22,6 +26,9 @@ Invariants:
     * For SQLAlchemy's ``text()``, every ``:word`` that is not one of our parameters is escaped, so a
       colon inside a literal or comment is never read as a bind marker.
     * sqlglot (pure Python) is imported when a template is compiled, never at module import.
+    * The statement is classified as the server will read it (:func:`taskbox.sql.dialects.server_view`:
+      MySQL's executable comments are code); a construct a read-only transaction does not contain
+      (:func:`taskbox.sql.dialects.read_only_hazard`) makes it a ``"write"`` and is named in ``hazard``.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskbox.sql.errors import SqlRejected
+from taskbox.sql import dialects
+from taskbox.sql.errors import BindLimitExceeded, SqlRejected
 
 __all__ = ["CompiledQuery", "compile_template", "sqlglot_dialect"]
 
@@ -45,20 +53,7 @@ _TEXT_BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)", re.UNICODE)
 _ESCAPED_COLON = re.compile(r"\x5c:\w")
 _ASCII_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
-# sqlglot token types that are quoted string literals.
-_STRING_TOKENS = frozenset(
-    {
-        "STRING",
-        "NATIONAL_STRING",
-        "RAW_STRING",
-        "BYTE_STRING",
-        "UNICODE_STRING",
-        "HEREDOC_STRING",
-        "BIT_STRING",
-        "HEX_STRING",
-        "NATIONAL_RAW_STRING",
-    }
-)
+_STRING_TOKENS = dialects.STRING_TOKENS
 # Token types that show a swallowed one-line comment held real SQL, not prose.
 _CLAUSE_TOKENS = frozenset(
     {
@@ -81,36 +76,6 @@ _CLAUSE_TOKENS = frozenset(
         "SEMICOLON",
     }
 )
-# Statement classes (sqlglot expression names) that only read.
-_READ_ROOTS = frozenset({"Select", "Union", "Except", "Intersect", "Values", "Subquery", "SetOperation"})
-_WRITE_NODES = frozenset(
-    {
-        "Insert",
-        "Update",
-        "Delete",
-        "Merge",
-        "Create",
-        "Drop",
-        "Alter",
-        "AlterTable",
-        "TruncateTable",
-        "Copy",
-        "Grant",
-        "Revoke",
-        "Into",
-        "Lock",
-        "Transaction",
-        "Commit",
-        "Rollback",
-        "Set",
-        "Use",
-        "Analyze",
-        "Attach",
-        "Detach",
-        "LoadData",
-    }
-)
-
 # SQLAlchemy backend name -> sqlglot dialect.
 _SQLGLOT_DIALECTS = {
     "postgresql": "postgres",
@@ -143,6 +108,8 @@ class _Text:
 @dataclass(frozen=True)
 class _Bind:
     input: str
+    op: str = ""  # the ``IN`` / ``NOT IN`` text right before the placeholder, if any
+    negated: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,8 +125,13 @@ class CompiledQuery:
         template: The template as the task holds it.
         inputs: The input names the template uses, in order of first use.
         kind: ``"read"`` (SELECT/UNION/VALUES, possibly under WITH), ``"write"`` (anything that
-            changes data or schema) or ``"unknown"`` (sqlglot could not classify it).
+            changes data or schema, or reaches outside a read-only transaction: see ``hazard``) or
+            ``"unknown"`` (sqlglot could not classify it).
         statement: sqlglot's class name of the statement (``"Select"``, ``"Insert"``...), or ``""``.
+        hazard: What in the statement a read-only transaction does not contain (server files and
+            programs, other sessions...), e.g. ``"lo_export() (writes a file on the database server)"``;
+            ``""`` when nothing.
+        dialect: The sqlglot dialect it was compiled for.
 
     """
 
@@ -169,6 +141,8 @@ class CompiledQuery:
     statement: str
     _segments: tuple[_Text | _Bind | _Identifier, ...] = field(repr=False)
     _identifiers: Mapping[str, tuple[str, ...]] = field(repr=False, default_factory=dict)
+    hazard: str = ""
+    dialect: str | None = None
 
     def render(
         self,
@@ -176,6 +150,7 @@ class CompiledQuery:
         *,
         quote: Callable[[str], str],
         style: str = "sqlalchemy",
+        max_params: int | None = -1,
     ) -> tuple[str, dict[str, Any]]:
         """Produce the SQL text and its parameters.
 
@@ -185,17 +160,30 @@ class CompiledQuery:
             style: ``"sqlalchemy"`` for ``sqlalchemy.text()`` (colons escaped, lists expanding),
                 ``"sqlite"`` for :mod:`sqlite3`'s named style (lists rendered as ``(:x_0, :x_1)``), or
                 ``"pyformat"`` for psycopg/PyMySQL (``%(x)s``, literal ``%`` doubled, lists expanded).
+                On PostgreSQL a list after ``IN`` is one array parameter in every style but ``sqlite``.
+            max_params: The most bind parameters the driver takes (``None``: no limit); by default
+                :func:`taskbox.sql.dialects.bind_limit` of the dialect.
 
         Returns:
             ``(sql, params)``; ``params`` maps bind names to values.
 
         Raises:
             SqlRejected: An identifier value is not allow-listed, or a value cannot be bound.
+            BindLimitExceeded: The values need more bind parameters than the driver takes.
 
         """
+        sql, params, _ = self._render(values, quote, style, max_params)
+        return sql, params
+
+    def _render(
+        self, values: Mapping[str, Any], quote: Callable[[str], str], style: str, max_params: int | None
+    ) -> tuple[str, dict[str, Any], set[str]]:
+        """:meth:`render`, and the names of the list parameters bound as one array."""
+        arrays: set[str] = set()
         names = _bind_names(self.inputs)
         parts: list[tuple[str, str]] = []  # (kind, text): kind "text" or "bind"
         params: dict[str, Any] = {}
+        counted = 0
         for seg in self._segments:
             if isinstance(seg, _Text):
                 parts.append(("text", _escape_text(seg.text, style)))
@@ -205,6 +193,15 @@ class CompiledQuery:
                 name = names[seg.input]
                 value = bindable(seg.input, values.get(seg.input))
                 marker = "%({})s" if style == "pyformat" else ":{}"
+                if isinstance(value, list) and seg.op and self.dialect == "postgres" and style != "sqlite":
+                    # One array parameter: the same rows as IN (a, b, ...), with no limit on the length.
+                    params[name] = value
+                    arrays.add(name)
+                    parts += [("text", "<> ALL(" if seg.negated else "= ANY("), ("bind", marker.format(name))]
+                    parts.append(("text", ")"))
+                    counted += 1
+                    continue
+                parts.append(("text", _escape_text(seg.op, style)))
                 if style != "sqlalchemy" and isinstance(value, list):
                     expanded = [f"{name}_{i}" for i in range(len(value))]
                     params.update(zip(expanded, value, strict=True))
@@ -212,7 +209,39 @@ class CompiledQuery:
                 else:
                     params[name] = value
                     parts.append(("bind", marker.format(name)))
-        return _join(parts), params
+                counted += len(value) if isinstance(value, list) else 1
+        limit = dialects.bind_limit(self.dialect) if max_params == -1 else max_params
+        if limit is not None and counted > limit:
+            raise BindLimitExceeded(
+                f"the inputs need {counted} bind parameters, more than the {limit} the "
+                f"{self.dialect or 'database'} driver takes in one statement; pass fewer list items "
+                + (
+                    "(on PostgreSQL a list right after IN is bound as one array, whatever its length)"
+                    if self.dialect == "postgres"
+                    else "(for example, load them into a table and join it)"
+                )
+            )
+        return _join(parts), params, arrays
+
+    def sqlalchemy_clause(
+        self, values: Mapping[str, Any], *, quote: Callable[[str], str]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Render for ``sqlalchemy.text()``: the clause, with expanding parameters declared, and its values.
+
+        Args:
+            values: Input values by name.
+            quote: Quotes one identifier for the dialect.
+
+        Returns:
+            ``(TextClause, params)``.
+
+        """
+        from sqlalchemy import bindparam, text  # noqa: PLC0415
+
+        sql, params, arrays = self._render(values, quote, "sqlalchemy", -1)
+        clause = text(sql)
+        expanding = [bindparam(n, expanding=True) for n, v in params.items() if isinstance(v, list) and n not in arrays]
+        return (clause.bindparams(*expanding) if expanding else clause), params
 
     def _identifier(self, name: str, value: Any, quote: Callable[[str], str]) -> str:
         allowed = self._identifiers.get(name, ())
@@ -388,7 +417,7 @@ def compile_template(
     seen_semicolon = False
     order: list[str] = []
     prev_end = 0
-    for tok in tokens:
+    for index, tok in enumerate(tokens):
         kind = tok.token_type.name
         if seen_semicolon:
             if kind != "SEMICOLON":
@@ -413,8 +442,13 @@ def compile_template(
             raise SqlRejected(_inside_message(name, kind))
         if kind in _STRING_TOKENS and name in identifiers:
             raise SqlRejected(f"input {name!r} is an identifier; write its placeholder without quotes")
-        segments.append(_Text(source[cursor : tok.start]))
-        segments.append(_Identifier(name) if name in identifiers else _Bind(name))
+        if name in identifiers:
+            segments += [_Text(source[cursor : tok.start]), _Identifier(name)]
+        else:
+            op_start, negated = _in_operator(tokens, index, cursor)
+            op_start = tok.start if op_start is None else op_start
+            segments.append(_Text(source[cursor:op_start]))
+            segments.append(_Bind(name, source[op_start : tok.start], negated))
         if name not in order:
             order.append(name)
         cursor = tok.end + 1
@@ -424,15 +458,33 @@ def compile_template(
     segments.append(_Text(tail.rstrip() if end_of_statement < len(source) else tail))
     if not any(isinstance(s, _Text) and s.text.strip() for s in segments) and not order:
         raise SqlRejected("the query template is empty")
-    kind, statement = _classify("".join(_classify_text(s, sentinels) for s in segments), dialect)
+    try:
+        seen, seen_tokens = dialects.server_view(
+            "".join(_classify_text(s, sentinels) for s in segments), dialect, _tokenize
+        )
+    except ValueError as exc:
+        raise SqlRejected(f"the query template cannot be classified: {exc}") from None
+    kind, statement = dialects.classify(seen, dialect)
+    hazard = dialects.read_only_hazard(seen_tokens, [v for allowed in identifiers.values() for v in allowed])
     return CompiledQuery(
         template=template,
         inputs=tuple(order),
-        kind=kind,
+        kind="write" if hazard else kind,
         statement=statement,
         _segments=tuple(s for s in segments if not (isinstance(s, _Text) and s.text == "")),
         _identifiers=identifiers,
+        hazard=hazard,
+        dialect=dialect,
     )
+
+
+def _in_operator(tokens: Sequence[Any], index: int, floor: int) -> tuple[int | None, bool]:
+    """Where an ``IN`` or ``NOT IN`` right before token ``index`` starts, and whether it is ``NOT IN``."""
+    if index < 1 or tokens[index - 1].token_type.name != "IN" or tokens[index - 1].start < floor:
+        return None, False
+    if index >= 2 and tokens[index - 2].token_type.name == "NOT" and tokens[index - 2].start >= floor:
+        return tokens[index - 2].start, True
+    return tokens[index - 1].start, False
 
 
 def _inside_message(name: str, kind: str) -> str:
@@ -506,26 +558,4 @@ def _check_collapsed_comment(
 def _classify_text(seg: _Text | _Bind | _Identifier, sentinels: Mapping[str, str]) -> str:
     if isinstance(seg, _Text):
         return seg.text
-    return " tbx_placeholder " if isinstance(seg, _Bind) else " tbx_identifier "
-
-
-def _classify(sql: str, dialect: str | None) -> tuple[str, str]:
-    """``(kind, statement class)`` of one statement, by sqlglot; ``("unknown", "")`` if it cannot parse it."""
-    import sqlglot  # noqa: PLC0415
-    from sqlglot.errors import SqlglotError  # noqa: PLC0415
-
-    try:
-        parsed = [e for e in sqlglot.parse(sql, read=dialect) if e is not None]
-    except (SqlglotError, RecursionError, ValueError):
-        return "unknown", ""
-    if len(parsed) != 1:
-        return "unknown", ""
-    root = parsed[0]
-    statement = type(root).__name__
-    if statement == "Command":
-        return "unknown", statement
-    if any(type(node).__name__ in _WRITE_NODES for node in root.walk()):
-        return "write", statement
-    if statement in _READ_ROOTS or isinstance(root, sqlglot.exp.Query):
-        return "read", statement
-    return "unknown", statement
+    return f"{seg.op} tbx_placeholder " if isinstance(seg, _Bind) else " tbx_identifier "

@@ -8,6 +8,9 @@ Invariants:
     * ``OSError`` is translated here: ENOENT -> ``StorageNotFound``, EACCES/EPERM/EROFS ->
       ``StorageDenied``, ENOSPC -> ``StorageError`` (recoverable: another node may have room),
       anything else -> ``StorageError``.
+    * Caps (``read_bytes(max_size=)``, ``download(max_bytes=)``) count the bytes actually read, not
+      the size ``stat`` reported: a file that grows while it is read is stopped at the cap.
+    * ``info`` reports a content hash (SHA-256) as the validator: it reads the whole file.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from taskbox.errors import StorageDenied, StorageError, StorageNotFound, StorageTooLarge
+from taskbox.errors import StorageDenied, StorageError, StorageNotFound
+from taskbox.storage.caps import ByteCounter, ObjectInfo
 
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+_CHUNK = 1024 * 1024
 
 
 def to_path(uri: str) -> str:
@@ -52,15 +57,57 @@ def translate(uri: str) -> Iterator[None]:
         raise StorageError(f"local storage error on {uri}: {reason}") from exc
 
 
+def partial_beside(local_path: str, shown_uri: str) -> str:
+    """Create the temporary ``.<name>.*.part`` file a download of ``shown_uri`` fills before its rename.
+
+    Args:
+        local_path: The download's final path (its directory is created if missing).
+        shown_uri: The source, already redacted, for the error message.
+
+    Returns:
+        The temporary file's path, beside ``local_path`` (same file system, so ``os.replace`` is atomic).
+
+    Raises:
+        StorageError: ``local_path`` is a directory (not recoverable).
+
+    """
+    import tempfile  # noqa: PLC0415 - only downloads pay for it
+
+    directory = os.path.dirname(os.path.abspath(local_path))
+    with translate(local_path):
+        if os.path.isdir(local_path):
+            raise StorageError(f"cannot download {shown_uri} over a directory: {local_path}", recoverable=False)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(local_path)}.", suffix=".part", dir=directory)
+        os.close(fd)
+    return tmp
+
+
 def read_bytes(uri: str, *, max_size: int | None = None) -> bytes:
-    """Read a whole file, refusing one larger than ``max_size``."""
+    """Read a whole file, refusing one larger than ``max_size`` (its size first, then the bytes read)."""
     path = to_path(uri)
     with translate(uri), open(path, "rb") as fh:
-        if max_size is not None:
-            actual = os.fstat(fh.fileno()).st_size
-            if actual > max_size:
-                raise StorageTooLarge(f"{uri} is {actual} bytes, over the limit of {max_size}")
-        return fh.read()
+        if max_size is None:
+            return fh.read()
+        counter = ByteCounter(uri, max_size)
+        counter.check_reported(os.fstat(fh.fileno()).st_size)
+        data = fh.read(max_size + 1)  # one byte past the cap tells a file that grew since fstat
+        counter.add(len(data))
+        return data
+
+
+def info(uri: str) -> ObjectInfo:
+    """Size and content hash (``sha256:<hex>``) of a file; reads it whole."""
+    import hashlib  # noqa: PLC0415 - loads OpenSSL; not on the entrypoint's own path
+
+    path = to_path(uri)
+    digest = hashlib.sha256()
+    size = 0
+    with translate(uri), open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return ObjectInfo(size, f"sha256:{digest.hexdigest()}")
 
 
 def write_bytes(uri: str, data: bytes) -> None:
@@ -116,7 +163,16 @@ def remove(uri: str) -> None:
                 pass
 
 
-def _copy(src: str, dst: str, *, recursive: bool, src_uri: str, dst_uri: str) -> None:
+def _copy_capped(src: str, tmp: str, counter: ByteCounter) -> None:
+    """Copy ``src`` to ``tmp`` chunk by chunk, counting (the source may grow while it is read)."""
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        counter.check_reported(os.fstat(fin.fileno()).st_size)
+        while chunk := fin.read(_CHUNK):
+            counter.add(len(chunk))
+            fout.write(chunk)
+
+
+def _copy(src: str, dst: str, *, recursive: bool, src_uri: str, dst_uri: str, max_bytes: int | None = None) -> None:
     import shutil  # noqa: PLC0415 - not needed on the entrypoint's own path
 
     with translate(src_uri):
@@ -137,7 +193,10 @@ def _copy(src: str, dst: str, *, recursive: bool, src_uri: str, dst_uri: str) ->
         os.makedirs(directory, exist_ok=True)
         tmp = os.path.join(directory, f".{os.path.basename(dst)}.{os.getpid()}.tmp")
         try:
-            shutil.copyfile(src, tmp)
+            if max_bytes is None:
+                shutil.copyfile(src, tmp)
+            else:
+                _copy_capped(src, tmp, ByteCounter(src_uri, max_bytes))
             os.replace(tmp, dst)
         except BaseException:
             with _quiet():
@@ -145,9 +204,11 @@ def _copy(src: str, dst: str, *, recursive: bool, src_uri: str, dst_uri: str) ->
             raise
 
 
-def download(uri: str, local_path: str, *, recursive: bool = False) -> str:
-    """Copy a local file or tree to ``local_path``."""
-    _copy(to_path(uri), local_path, recursive=recursive, src_uri=uri, dst_uri=local_path)
+def download(uri: str, local_path: str, *, recursive: bool = False, max_bytes: int | None = None) -> str:
+    """Copy a local file or tree to ``local_path``; a single file stops at ``max_bytes`` bytes read."""
+    if recursive and max_bytes is not None:
+        raise StorageError("max_bytes applies to a single file, not a recursive copy", recoverable=False)
+    _copy(to_path(uri), local_path, recursive=recursive, src_uri=uri, dst_uri=local_path, max_bytes=max_bytes)
     return local_path
 
 

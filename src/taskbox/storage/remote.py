@@ -1,4 +1,4 @@
-"""Remote storage on fsspec: ``s3://``, ``gs://`` / ``gcs://``, read-only ``http(s)://`` and any other protocol.
+"""Remote storage on fsspec: ``s3://``, ``gs://`` / ``gcs://`` and any other protocol but ``http(s)://``.
 
 Why: the entrypoint reads ``inputs.pb`` and writes one commit object per attempt in whatever blob store
 Flyte points it at. This module gives :mod:`taskbox.storage` the same seven functions as
@@ -30,7 +30,13 @@ Invariants:
       upload, which stays invisible until completed and which s3fs aborts on failure); on GCS a simple
       upload, or a resumable session that gcsfs cancels on failure. The size is verified with one
       ``info`` afterwards. A single-file ``download`` goes to a temporary file renamed into place.
-    * ``http(s)://`` is read-only: writes, uploads and removes raise a non-recoverable ``StorageError``.
+    * ``http(s)://`` is not served here but by :mod:`taskbox.storage.httpstore` (through the SSRF guard);
+      :func:`filesystem` refuses it, so no code path fetches a URL unguarded.
+    * ``download(max_bytes=)`` counts the bytes the backend writes (fsspec's per-chunk callback) and
+      stops at the first chunk past the cap; ``read_bytes(max_size=)`` refuses from the reported size,
+      then checks the bytes returned.
+    * ``info`` reports a strong validator from the object's metadata: S3 ``VersionId`` else ``ETag``,
+      GCS ``generation``, else an ``ETag``/``etag`` entry; ``None`` when there is none.
     * Recursive downloads refuse object names that would land outside the destination directory.
 """
 
@@ -42,13 +48,13 @@ import importlib
 import logging
 import os
 import posixpath
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from taskbox.errors import StorageError, StorageNotFound, StorageTooLarge
+from taskbox.errors import StorageError, StorageNotFound
 from taskbox.storage import local, retry
+from taskbox.storage.caps import ByteCounter, ObjectInfo, fsspec_counting_callback, too_large, validator_from_info
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -75,9 +81,10 @@ _ALIASES = {"s3a": "s3", "gcs": "gs", "https": "http"}
 _EXTRAS = {
     "s3": ("s3fs", "pip install 'taskbox[s3]'"),
     "gs": ("gcsfs", "pip install 'taskbox[gcs]'"),
-    "http": ("aiohttp", "pip install aiohttp"),
 }
 _READ_ONLY = frozenset({"http"})
+# Served by taskbox.storage.httpstore, through the SSRF guard; never by fsspec.
+_GUARDED = frozenset({"http"})
 # Protocols whose listings cache is switched off (another process may write between two calls).
 _NO_LISTINGS_CACHE = frozenset({"s3", "gs", "http"})
 # Object stores whose first path segment is a bucket: remove() refuses a bare bucket.
@@ -90,6 +97,9 @@ _S3_PART_SIZE = 50 * 2**20
 
 # How long an interrupted operation may take to unwind its cancellation (SIGTERM leaves ~10 s in all).
 _CANCEL_WAIT_S = 2.0
+
+# Refuse early from the size a store reports (tests switch it off to play a store that under-reports).
+_TRUST_REPORTED_SIZE = True
 
 _lock = threading.Lock()
 _cache: dict[str, AbstractFileSystem] = {}
@@ -149,6 +159,8 @@ def filesystem(uri: str) -> AbstractFileSystem:
 
     """
     _, scheme, canonical = _normalise(uri)
+    if canonical in _GUARDED:
+        raise StorageError(f"{scheme}:// is served through the SSRF guard, not fsspec", recoverable=False)
     global _cache_pid
     with _lock:
         if _cache_pid != os.getpid():  # forked without register_at_fork having run
@@ -318,8 +330,8 @@ def _verify_size(fs: AbstractFileSystem, uri: str, expected: int) -> None:
         )
 
 
-def _too_large(uri: str, actual: int, limit: int) -> StorageTooLarge:
-    return StorageTooLarge(f"{retry.redact_uri(uri)} is {actual} bytes, over the limit of {limit}")
+def _too_large(uri: str, actual: int, limit: int) -> Exception:
+    return too_large(retry.redact_uri(uri), actual, limit)
 
 
 def _write_kwargs(canonical: str) -> dict[str, Any]:
@@ -387,6 +399,16 @@ def write_bytes(uri: str, data: bytes) -> None:
     _run(op, uri, "write")
 
 
+def info(uri: str) -> ObjectInfo:
+    """Size and strong validator of the object at ``uri``, from one metadata request."""
+    fs, uri, _ = _open(uri)
+    details = _run(lambda: _info(fs, uri), uri, "stat")
+    if details.get("type") == "directory":
+        raise StorageError(f"{retry.redact_uri(uri)} is a prefix (directory), not an object", recoverable=False)
+    reported = details.get("size")
+    return ObjectInfo(None if reported is None else int(reported), validator_from_info(details))
+
+
 def exists(uri: str) -> bool:
     """Tell whether an object, or a prefix with objects under it, exists at ``uri``."""
     fs, uri, _ = _open(uri)
@@ -436,27 +458,39 @@ def remove(uri: str) -> None:
         pass
 
 
-def download(uri: str, local_path: str, *, recursive: bool = False) -> str:
+def download(uri: str, local_path: str, *, recursive: bool = False, max_bytes: int | None = None) -> str:
     """Copy an object (or every object under a prefix) to ``local_path``.
 
     A single object is written to a temporary file beside ``local_path`` and renamed into place, so a
     failed download never leaves a truncated file under the final name. A recursive download copies
-    the prefix's contents into ``local_path`` (like ``cp -r src/. dst``), file by file.
+    the prefix's contents into ``local_path`` (like ``cp -r src/. dst``), file by file. ``max_bytes``
+    (single objects only) is counted on the bytes written, chunk by chunk.
     """
     fs, uri, _ = _open(uri)
+    if recursive and max_bytes is not None:
+        raise StorageError("max_bytes applies to a single object, not a recursive download", recoverable=False)
     if recursive:
         return _download_tree(fs, uri, local_path)
-    directory = os.path.dirname(os.path.abspath(local_path))
-    with local.translate(local_path):
-        if os.path.isdir(local_path):
-            raise StorageError(
-                f"cannot download {retry.redact_uri(uri)} over a directory: {local_path}", recoverable=False
-            )
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(local_path)}.", suffix=".part", dir=directory)
-        os.close(fd)
+    tmp = local.partial_beside(local_path, retry.redact_uri(uri))
+
+    def op() -> None:
+        if max_bytes is None:
+            _call(fs, "get_file", uri, tmp)
+            return
+        counter = ByteCounter(retry.redact_uri(uri), max_bytes)
+        _call(
+            fs,
+            "get_file",
+            uri,
+            tmp,
+            callback=fsspec_counting_callback(counter, trust_reported_size=_TRUST_REPORTED_SIZE),
+        )
+        with local.translate(local_path):
+            counter.total = 0
+            counter.add(os.path.getsize(tmp))  # a backend that ignores the callback is still capped
+
     try:
-        _run(lambda: _call(fs, "get_file", uri, tmp), uri, "download")
+        _run(op, uri, "download")
         with local.translate(local_path):
             os.replace(tmp, local_path)
     except BaseException:

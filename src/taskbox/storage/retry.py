@@ -1,6 +1,6 @@
 """Retries and exception translation for remote storage: the one boundary third-party errors cross.
 
-Why: s3fs, gcsfs, aiohttp, botocore and requests each raise their own exception types, and their own
+Why: s3fs, gcsfs, aiohttp, httpx, botocore and requests each raise their own exception types, and their own
 retry loops disagree (s3fs leaves 5xx to botocore, gcsfs sleeps up to 32 s between tries). The
 entrypoint needs one answer per failure: *not there* (``StorageNotFound``), *not allowed*
 (``StorageDenied``), *try again later* (``StorageTransient``) or *broken* (``StorageError``), because
@@ -154,6 +154,9 @@ _TRANSIENT_TYPES = frozenset(
         "requests.exceptions.ConnectionError",
         "requests.exceptions.Timeout",
         "requests.exceptions.ChunkedEncodingError",
+        "httpx.TimeoutException",  # connect, read, write, pool
+        "httpx.NetworkError",  # ConnectError, ReadError (reset), WriteError, CloseError
+        "httpx.RemoteProtocolError",  # disconnected mid-answer, truncated body
         "gcsfs.retry.ChecksumError",
         "google.api_core.exceptions.ServiceUnavailable",
         "google.api_core.exceptions.InternalServerError",
