@@ -1,5 +1,5 @@
 # taskbox — every target creates what it needs (virtual environments, test servers) on first use.
-# Variables can be overridden from the environment: PYTHON, VENV, PYTEST_ARGS.
+# Variables can be overridden from the environment: PYTHON, VENV, PYTEST_ARGS, TEST_WORKERS.
 
 PYTHON      ?= python3
 VENV        ?= .venv
@@ -33,7 +33,7 @@ system-deps: ## install system packages (apt-get, as root) or say which are miss
 $(VENV)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install -q --upgrade pip
-	$(VENV_PY) -m pip install -q -e '.[test]'
+	$(VENV_PY) -m pip install -q -e '.[test,lint]'
 	touch $@
 
 venv: $(VENV)/.installed ## the project's virtual environment (.venv) with taskbox and its test tools
@@ -41,11 +41,30 @@ venv: $(VENV)/.installed ## the project's virtual environment (.venv) with taskb
 demo: venv ## run the main job on local storage and print its outputs
 	$(VENV_PY) scripts/demo.py
 
+# make lint / make typecheck (both run first in make test): the tool versions are pinned in pyproject's `lint`
+# extra. import-linter's contracts (pyproject [tool.importlinter]) hold the layers; mypy's settings are there too.
+LINT_PATHS ?= src tests bench scripts examples
+.PHONY: lint typecheck
+lint: venv ## ruff check + ruff format --check + import-linter's layer contracts
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/lint-imports
+
+typecheck: venv ## mypy on src (settings in pyproject [tool.mypy])
+	$(VENV)/bin/mypy
+
 test-servers: ## install the loopback S3 server (moto) and GCS emulator into .venv-servers
 	@scripts/install-test-servers.sh
 
-test: venv test-servers flytekit-venv base-image ## run the whole test suite (flytekit in .venv-flytekit checks wire compatibility; Docker for the image tests)
-	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+# make test runs the suite on TEST_WORKERS pytest-xdist processes: one per core plus one (many tests wait on
+# subprocesses and servers; on 2 cores 3 workers beat 2), at most 8. The tests that must not compete (image
+# builds; peak-memory, kill and disk-full tests) are grouped onto one worker each (tests/conftest.py
+# XDIST_GROUPS, --dist loadgroup). TEST_WORKERS=0 runs the suite in one process, as before.
+TEST_WORKERS ?= $(shell n=$$(( $$(nproc 2>/dev/null || echo 1) + 1 )); [ $$n -gt 8 ] && n=8; echo $$n)
+TEST_XDIST   = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+
+test: venv lint typecheck test-servers flytekit-venv base-image ## run the whole test suite on TEST_WORKERS processes (flytekit in .venv-flytekit checks wire compatibility; Docker for the image tests)
+	$(VENV_PY) -m pytest $(TEST_XDIST) $(PYTEST_ARGS)
 
 .PHONY: soak
 soak: venv test-servers ## the reliability suite scaled up (TASKBOX_SOAK=1: 5 GB SQLite result, 2 GB HTTP body, longer fault runs; needs ~16 GB free under the pytest temp dir)

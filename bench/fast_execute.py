@@ -39,7 +39,7 @@ TARGET = 0.10
 FLYTEKIT_RESOLVER = "flytekit.core.python_auto_container.default_task_resolver"
 FILLER_MODULES = 30
 
-TASKBOX_FUNCTION_MODULE = '''"""The taskbox side of the fast-execute bench: flytekit's trivial task, as a taskbox task."""
+TASKBOX_FUNCTION_MODULE = '''"""The taskbox side of the fast-execute bench: flytekit's trivial task, in taskbox."""
 
 import taskbox
 
@@ -62,7 +62,7 @@ def echo(x: int) -> int:
 
 def _bench_run() -> Any:
     """bench/run.py (``measure``, ``report``, ``_outputs_checker``), imported on use (run.py imports us)."""
-    import run  # noqa: PLC0415
+    import run
 
     return run
 
@@ -93,14 +93,14 @@ def flytekit_style_bundle(src: Path, out_dir: Path) -> Path:
     with tarfile.open(tmp, "w:gz") as tf:
         for path in sorted(src.rglob("*")):
             tf.add(path, arcname=str(path.relative_to(src)), recursive=False)
-    digest = hashlib.md5(tmp.read_bytes()).hexdigest()  # noqa: S324 - a name, as flytekit's
+    digest = hashlib.md5(tmp.read_bytes()).hexdigest()
     final = out_dir / f"fast{digest}.tar.gz"
     tmp.rename(final)
     return final
 
 
 def _inputs(work: Path) -> Path:
-    from flyteidl.core import literals_pb2  # noqa: PLC0415
+    from flyteidl.core import literals_pb2
 
     inputs = literals_pb2.LiteralMap()
     inputs.literals["x"].scalar.primitive.integer = 42
@@ -124,7 +124,7 @@ def _checker(prefix: Path, dest: Path, *, fresh_dest: bool, recreate: bool):
 
 def bench_fast_execute(work: Path, flytekit_venv: Path, runs: int) -> list[Any]:
     """Measure the three commands (taskbox first run, taskbox warm, flytekit)."""
-    measure = _bench_run().measure
+    run = _bench_run()
     work.mkdir(parents=True, exist_ok=True)
     tb_src, fk_src = make_sources(work)
     taskbox = str(Path(sys.executable).with_name("taskbox"))
@@ -137,30 +137,36 @@ def bench_fast_execute(work: Path, flytekit_venv: Path, runs: int) -> list[Any]:
     cwd.mkdir()
 
     resolver = ["--resolver", "taskbox.function", "--", "task-module", "bench_fast_task", "task-name", "echo"]
-    results = []
+    cases = []
     for name, fresh in (("taskbox fast-execute (extract)", True), ("taskbox fast-execute (warm)", False)):
         dest, out = work / ("tb-dest-fresh" if fresh else "tb-dest-warm"), work / "tb-out"
         argv = [taskbox, "fast-execute", "--additional-distribution", f"file://{bundle}", "--dest-dir", str(dest),
                 "--", "taskbox", "execute", "--inputs", str(inputs), "--output-prefix", str(out),
                 "--raw-output-data-prefix", str(work / "tb-raw"), "--checkpoint-path", "{{.checkpointOutputPrefix}}",
                 "--prev-checkpoint", '""', *resolver]  # fmt: skip
-        results.append(measure(name, argv, runs, _checker(out, dest, fresh_dest=fresh, recreate=False), cwd=str(cwd)))
+        cases.append(run.Case(name, argv, _checker(out, dest, fresh_dest=fresh, recreate=False), cwd=str(cwd)))
 
     pyflyte = flytekit_venv / "bin" / "pyflyte-fast-execute"
     if not pyflyte.exists():
         raise SystemExit(f"{pyflyte} is missing: run `make flytekit-venv`")
+    path = os.pathsep.join([str(flytekit_venv / "bin"), os.environ.get("PATH", "")])
     env = dict(os.environ, FLYTE_INTERNAL_EXECUTION_ID="bench", FLYTE_INTERNAL_EXECUTION_PROJECT="p",
-               FLYTE_INTERNAL_EXECUTION_DOMAIN="d", PATH=os.pathsep.join([str(flytekit_venv / "bin"), os.environ.get("PATH", "")]))  # fmt: skip
+               FLYTE_INTERNAL_EXECUTION_DOMAIN="d", PATH=path)  # fmt: skip
     fk_dest, fk_out = work / "fk-dest", work / "fk-out"
     argv = [str(pyflyte), "--additional-distribution", f"file://{fk_bundle}", "--dest-dir", str(fk_dest), "--",
             "pyflyte-execute", "--inputs", str(inputs), "--output-prefix", str(fk_out), "--raw-output-data-prefix",
             str(work / "fk-raw"), "--checkpoint-path", "{{.checkpointOutputPrefix}}", "--prev-checkpoint", '""',
             "--resolver", FLYTEKIT_RESOLVER, "--", "task-module", "flyte_fast_task", "task-name", "echo"]  # fmt: skip
-    results.append(
-        measure("flytekit pyflyte-fast-execute (extract)", argv, runs,
-                _checker(fk_out, fk_dest, fresh_dest=True, recreate=True), cwd=str(cwd), env=env)  # fmt: skip
+    cases.append(
+        run.Case(
+            "flytekit pyflyte-fast-execute (extract)",
+            argv,
+            _checker(fk_out, fk_dest, fresh_dest=True, recreate=True),
+            cwd=str(cwd),
+            env=env,
+        )  # fmt: skip
     )
-    return results
+    return run.measure_interleaved(cases, runs)  # in turns: load on a shared machine falls on every side
 
 
 def report_fast_execute(results: list[Any]) -> dict[str, Any]:
@@ -180,7 +186,7 @@ def main() -> int:
     parser.add_argument("--flytekit-venv", default=str(ROOT / ".venv-flytekit"), type=Path)
     parser.add_argument("--runs", type=int, default=9)
     ns = parser.parse_args()
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
     _bench_run().compile_sources()
     with tempfile.TemporaryDirectory(prefix="taskbox-bench-fx-") as tmp:

@@ -39,18 +39,20 @@ TASKS = 1000
 
 
 def _one_run(work: Path, tasks: int) -> dict[str, Any]:
-    import httptesting  # noqa: PLC0415
-    import httpx  # noqa: PLC0415
-    from helpers import simple  # noqa: PLC0415
+    import httptesting
+    import httpx
 
-    from taskbox.context import ExecutionContext  # noqa: PLC0415
-    from taskbox.executors.base import validate_config  # noqa: PLC0415
-    from taskbox.executors.http import HTTPExecutor  # noqa: PLC0415
+    from helpers import simple
+    from taskbox.context import ExecutionContext
+    from taskbox.executors.base import validate_config
+    from taskbox.executors.http import HTTPExecutor
 
     server = httptesting.start()
     try:
         os.environ["TASKBOX_HTTP_ALLOW"] = "127.0.0.1"
-        config = validate_config(HTTPExecutor, {"url": server.base + "/json", "outputs": {"id": "/id", "name": "/name"}})
+        config = validate_config(
+            HTTPExecutor, {"url": server.base + "/json", "outputs": {"id": "/id", "name": "/name"}}
+        )
         types = {"id": simple("INTEGER"), "name": simple("STRING")}
         context = ExecutionContext(str(work / "out"), str(work / "raw"), str(work / "wd"), output_types=types)
         executor = HTTPExecutor()
@@ -69,9 +71,15 @@ def _one_run(work: Path, tasks: int) -> dict[str, Any]:
                 assert doc["id"] == 42
         before = server.connections
         paged = validate_config(
-            HTTPExecutor, {"url": server.base + "/pages/link", "pagination": {"next": "link", "items_pointer": "/items", "output": "all"}}
+            HTTPExecutor,
+            {
+                "url": server.base + "/pages/link",
+                "pagination": {"next": "link", "items_pointer": "/items", "output": "all"},
+            },
         )
-        ctx = ExecutionContext(str(work / "out"), str(work / "raw"), str(work / "wd"), output_types={"all": simple("STRUCT")})
+        ctx = ExecutionContext(
+            str(work / "out"), str(work / "raw"), str(work / "wd"), output_types={"all": simple("STRUCT")}
+        )
         executor.execute(ctx, paged, {})
         pages_connections = server.connections - before
     finally:

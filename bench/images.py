@@ -27,7 +27,7 @@ EXPECTED_ROWS = 10
 
 
 def _bench_run() -> Any:
-    import run  # noqa: PLC0415
+    import run
 
     return run
 

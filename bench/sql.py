@@ -1,7 +1,7 @@
 """SQL benchmark: a query to Parquet by taskbox's executors and by flytekit's, side by side.
 
 Datasets: an ``items`` table (id, name, score, created, flag) of 1,000,000 rows, in a SQLite file and in
-a throwaway PostgreSQL 15 server (tests/sql/servers.py, on 127.0.0.1). Each case selects the first N
+a throwaway PostgreSQL 15 server (tests/sql/dbservers.py, on 127.0.0.1). Each case selects the first N
 rows (N = 100,000 and 1,000,000, a bound input) into a StructuredDataset: taskbox with
 ``taskbox execute`` (``sqlite`` / ``sql`` executors), flytekit with ``pyflyte-execute`` and its
 ``SQLite3TaskExecutor`` / ``SQLAlchemyTaskExecutor`` (flytekitplugins-sqlalchemy, psycopg2) on the same
@@ -9,6 +9,10 @@ template. Every run is a fresh process; each run's Parquet row count is checked.
 
 Targets: taskbox at least 3x faster than flytekit (time ratio <= 0.33) and its peak RSS flat in the
 row count (the 1M-row run within 1.5x of the 100k-row run).
+
+The common small query (:func:`bench_small_query`, ``bench/run.py --only sql-small``): flytekit's
+``SQLite3Task`` template with ``compressed=True`` reading 1,000 rows of a zipped 100k-row file, where
+fixed costs (imports, extraction, the file check) dominate; target at most 1/4 of flytekit's time.
 
 Use from bench/run.py::
 
@@ -38,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def _bench_run() -> Any:
     """bench/run.py (``measure``, ``Measurement``, ``report``), imported on use so run.py can import this module."""
-    import run  # noqa: PLC0415
+    import run
 
     return run
 
@@ -55,7 +59,8 @@ def _servers() -> Any:
     name = "taskbox_sql_test_servers"
     module = sys.modules.get(name)
     if module is None:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "sql" / "servers.py")
+        sys.path.insert(0, str(ROOT / "tests"))  # dbservers imports free_port from tests/servers.py
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "sql" / "dbservers.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -165,7 +170,15 @@ def _case(
     env: dict[str, str],
     tail: list[str],
 ) -> Any:
-    case = work / name.replace(" ", "-").replace("/", "-")
+    case, argv, prefix, raw = _prepare(work, name, template, n, argv_head, tail)
+    return _bench_run().measure(name, argv, runs, _parquet_checker(prefix, raw, n), cwd=str(case), env=env)
+
+
+def _prepare(
+    work: Path, name: str, template: bytes, n: int, argv_head: list[str], tail: list[str]
+) -> tuple[Path, list[str], Path, Path]:
+    """Write a case's task.pb and inputs.pb under ``work``; return its directory, argv, prefix and raw dir."""
+    case = work / "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
     case.mkdir(parents=True, exist_ok=True)
     (case / "task.pb").write_bytes(template)
     (case / "inputs.pb").write_bytes(_inputs(n))
@@ -184,7 +197,7 @@ def _case(
         str(case / "task.pb"),
         *tail[1:],
     ]
-    return _bench_run().measure(name, argv, runs, _parquet_checker(prefix, raw, n), cwd=str(case), env=env)
+    return case, argv, prefix, raw
 
 
 def bench_sql(work: Path, flytekit_venv: Path, runs: int, rows: Sequence[int] = DEFAULT_ROWS) -> list[Any]:
@@ -262,6 +275,82 @@ def bench_sql(work: Path, flytekit_venv: Path, runs: int, rows: Sequence[int] = 
     finally:
         server.stop()
     return results
+
+
+SMALL_TABLE_ROWS = 100_000
+SMALL_QUERY_ROWS = 1_000
+SMALL_TIME_TARGET = 1 / 4  # the common small query: at most a quarter of flytekit's time (issue 15 item 8)
+
+
+def make_zipped_sqlite(work: Path, rows: int) -> Path:
+    """The ``items`` table with ``rows`` rows in a SQLite file, zipped (flytekit's ``compressed=True``)."""
+    import zipfile
+
+    db = Path(make_sqlite(work / "small-items.db", rows))
+    archive = work / "small-items.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.write(db, arcname="items.db")
+    db.unlink()
+    return archive
+
+
+def bench_small_query(work: Path, flytekit_venv: Path, runs: int, baseline_src: Path | None = None) -> list[Any]:
+    """flytekit's ``SQLite3Task`` template reading 1,000 rows from a zipped 100k-row database, both sides in turns.
+
+    Every run is a fresh process; taskbox's download cache (``TASKBOX_CACHE_DIR``) persists across runs, as
+    it does across task starts in one container, so the archive is extracted and checked once per version.
+    ``baseline_src``: another checkout's ``src`` measured in the same turns (before/after).
+    """
+    run = _bench_run()
+    pyflyte = flytekit_venv / "bin" / "pyflyte-execute"
+    if not pyflyte.exists():
+        raise SystemExit(f"{pyflyte} is missing: run `make flytekit-venv`")
+    taskbox = str(Path(sys.executable).with_name("taskbox"))
+    work.mkdir(parents=True, exist_ok=True)
+    archive = make_zipped_sqlite(work, SMALL_TABLE_ROWS)
+    template = _template("sqlite", {"query_template": QUERY, "uri": str(archive), "compressed": True}, [])
+    env = dict(
+        os.environ,
+        FLYTE_INTERNAL_EXECUTION_ID="bench",
+        FLYTE_INTERNAL_EXECUTION_PROJECT="p",
+        FLYTE_INTERNAL_EXECUTION_DOMAIN="d",
+    )
+    sides = [
+        ("taskbox sqlite small", [taskbox, "execute"], ["taskbox.template"], {"TASKBOX_CACHE_DIR": str(work / "cache")})
+    ]
+    if baseline_src is not None:
+        sides.append(
+            (
+                "taskbox sqlite small (baseline)",
+                [taskbox, "execute"],
+                ["taskbox.template"],
+                {"TASKBOX_CACHE_DIR": str(work / "cache-baseline"), "PYTHONPATH": str(baseline_src)},
+            )
+        )
+    sides.append(
+        (
+            "flytekit sqlite small",
+            [str(pyflyte)],
+            [FLYTEKIT_RESOLVER, "flytekit.extras.sqlite3.task.SQLite3TaskExecutor"],
+            {},
+        )
+    )
+    cases = []
+    for name, head, tail, extra_env in sides:
+        case, argv, prefix, raw = _prepare(work, name, template, SMALL_QUERY_ROWS, head, tail)
+        cases.append(
+            run.Case(name, argv, _parquet_checker(prefix, raw, SMALL_QUERY_ROWS), str(case), {**env, **extra_env})
+        )
+    return run.measure_interleaved(cases, runs)
+
+
+def report_small_query(results: list[Any]) -> dict[str, Any]:
+    """Print the small-query table and its target (taskbox at most a quarter of flytekit's time)."""
+    return _bench_run().report(
+        f"SQL sqlite: {SMALL_QUERY_ROWS:,} rows from a zipped {SMALL_TABLE_ROWS:,}-row database (SQLite3Task template)",
+        results,
+        ("taskbox sqlite small", "flytekit sqlite small", SMALL_TIME_TARGET),
+    )
 
 
 def report_sql(results: list[Any]) -> list[dict[str, Any]]:

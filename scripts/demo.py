@@ -47,16 +47,26 @@ def main() -> int:
     (OUT / "inputs.pb").write_bytes(python_to_literal_map(values, inputs, ctx).SerializeToString())
 
     args = [
-        str(Path(sys.executable).with_name("taskbox")), "execute",
-        "--inputs", str(OUT / "inputs.pb"),
-        "--output-prefix", str(OUT / "outputs"),
-        "--raw-output-data-prefix", str(OUT / "raw"),
-        "--resolver", "taskbox.template", "--", str(OUT / "task.pb"), "sqlite",
+        str(Path(sys.executable).with_name("taskbox")),
+        "execute",
+        "--inputs",
+        str(OUT / "inputs.pb"),
+        "--output-prefix",
+        str(OUT / "outputs"),
+        "--raw-output-data-prefix",
+        str(OUT / "raw"),
+        "--resolver",
+        "taskbox.template",
+        "--",
+        str(OUT / "task.pb"),
+        "sqlite",
     ]
     print("$ " + " ".join(args[1:]).replace(str(ROOT) + "/", ""))
     proc = subprocess.run(args, check=False)
     if proc.returncode != 0 or not (OUT / "outputs" / "outputs.pb").exists():
-        print(f"demo failed (exit {proc.returncode}); see {OUT / 'outputs'} (taskbox inspect error.pb)", file=sys.stderr)
+        print(
+            f"demo failed (exit {proc.returncode}); see {OUT / 'outputs'} (taskbox inspect error.pb)", file=sys.stderr
+        )
         return 1
     from flyteidl.core import literals_pb2
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes a Docker engine available for the image targets and tests, the way the test machines need it
-# (shared/docs/test-environment.md, point 1):
+# (docs/test-environment.md, point 1):
 #   * installs Debian's `docker.io` and `debootstrap` when missing (as root with apt-get; otherwise it
 #     names the packages and the command that installs them);
 #   * starts `dockerd --bridge=none --iptables=false --ip-masq=false` in the background when no engine

@@ -2,7 +2,7 @@
 # Install the loopback test servers (moto's S3 server and the GCS emulator) into their own venv.
 #
 # Why a separate venv: moto[server] pulls a botocore newer than the one aiobotocore (s3fs) pins, which
-# breaks s3fs in the project venv (shared/docs/test-environment.md, point 4). The two servers get along
+# breaks s3fs in the project venv (docs/test-environment.md, point 4). The two servers get along
 # with each other, so one venv holds both. Tests start them as subprocesses from this venv
 # (tests/servers.py), bound to 127.0.0.1 only.
 #

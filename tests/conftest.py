@@ -40,15 +40,21 @@ Servers are installed by scripts/install-test-servers.sh into ``.venv-servers`` 
 ``$TASKBOX_SERVERS_VENV``). If that venv is missing, the first server fixture runs the script once;
 set ``TASKBOX_SERVERS_AUTO_INSTALL=0`` to turn that off, and the tests then fail (never skip) with the
 install hint.
+
+Parallel runs (``make test``: pytest-xdist, ``--dist loadgroup``): session fixtures start once per worker,
+each server on a free port of its own. :data:`XDIST_GROUPS` keeps the tests that must not compete on one
+worker; each worker ships its reliability ledger to the controller, which prints one merged table.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -76,8 +82,6 @@ _SCRUBBED_ENV = (
 
 
 def _reset_storage() -> None:
-    import sys  # noqa: PLC0415
-
     remote = sys.modules.get("taskbox.storage.remote")
     if remote is not None:
         remote.reset_filesystems()
@@ -170,11 +174,81 @@ def fresh_filesystems() -> Iterator[None]:
     _reset_storage()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the reliability suite's ledger (tests/reliability/ledger.py) when any of its tests ran."""
-    import sys  # noqa: PLC0415
+# --- pytest-xdist (``make test`` runs the suite on several worker processes) -----------------------------
 
-    ledger_module = sys.modules.get("reliability.ledger")
+#: Tests that must not run at the same time as each other: under ``--dist loadgroup`` each group is one unit
+#: of work, run on one xdist worker (the other workers go on with the rest). ``images``: the image tests
+#: share the session's variant builds (one build per variant; docker builds are CPU- and disk-heavy).
+#: ``bounds``: tests that measure peak memory, kill runs at chosen moments or fill a disk run one after
+#: another, so that they do not compete with each other for memory, CPU time and disk.
+#: Keys are node-id prefixes (paths relative to the repository root).
+XDIST_GROUPS: dict[str, str] = {
+    "tests/images/": "images",
+    "tests/reliability/test_resource_bounds.py": "bounds",
+    "tests/reliability/test_kill_random.py": "bounds",
+    "tests/reliability/test_kill_rerun.py": "bounds",
+    "tests/reliability/test_disk_full.py": "bounds",
+}
+_LEDGER_KEY = "taskbox_reliability_ledger"
+
+
+def xdist_group_of(nodeid: str) -> str | None:
+    """The :data:`XDIST_GROUPS` group of a test's node id, or None when it may run anywhere."""
+    for prefix, group in XDIST_GROUPS.items():
+        if nodeid.startswith(prefix):
+            return group
+    return None
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook (controller side): absent without pytest-xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadgroup`` with :data:`XDIST_GROUPS` as the groups, read from the node ids.
+
+    Why not ``@pytest.mark.xdist_group``: xdist 3.8 tags a grouped test by rewriting ``item._nodeid``, which
+    pytest 9 no longer reads, so the marks are silently ignored. Grouping by node id needs no marks.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class _Scheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid) or super()._split_scope(nodeid)
+
+    return _Scheduling(config, log)
+
+
+def _ledger_module() -> ModuleType | None:
+    """tests/reliability/ledger.py if a test imported it (the summary is printed only then)."""
+    return sys.modules.get("reliability.ledger")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: hand this worker's ledger rows to the controller (see pytest_testnodedown)."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    ledger_module = _ledger_module()
+    if workeroutput is not None and ledger_module is not None:
+        workeroutput[_LEDGER_KEY] = ledger_module.LEDGER.export()
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent (and never called) without pytest-xdist
+def pytest_testnodedown(node: object, error: object) -> None:
+    """On the xdist controller: merge a finished worker's ledger rows into the controller's ledger."""
+    data = getattr(node, "workeroutput", {}).get(_LEDGER_KEY)
+    if data:
+        from reliability.ledger import LEDGER
+
+        LEDGER.merge(data)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the reliability suite's ledger (tests/reliability/ledger.py) when any of its tests ran.
+
+    Under xdist this runs on the controller only, with every worker's rows merged.
+    """
+    if hasattr(terminalreporter.config, "workeroutput"):
+        return
+    ledger_module = _ledger_module()
     if ledger_module is None:
         return
     table = ledger_module.LEDGER.table()

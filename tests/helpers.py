@@ -76,7 +76,19 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 def execute_args(inputs: str, prefix: str, template: str, executor: str | None = None, *extra: str) -> list[str]:
     """The container args a Flyte template carries, with taskbox's resolver."""
-    args = [TASKBOX, "execute", "--inputs", inputs, "--output-prefix", prefix, *extra, "--resolver", "taskbox.template", "--", template]
+    args = [
+        TASKBOX,
+        "execute",
+        "--inputs",
+        inputs,
+        "--output-prefix",
+        prefix,
+        *extra,
+        "--resolver",
+        "taskbox.template",
+        "--",
+        template,
+    ]
     if executor:
         args.append(executor)
     return args

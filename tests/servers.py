@@ -3,7 +3,7 @@
 Why: storage code is only trustworthy against servers that speak the real protocols (signing, XML and
 JSON error bodies, multipart uploads, connection handling), not mocks of the client library. moto and
 gcp-storage-emulator run as subprocesses from their own virtual environment, because moto[server]
-needs a botocore newer than the one s3fs's aiobotocore pins (shared/docs/test-environment.md, 4).
+needs a botocore newer than the one s3fs's aiobotocore pins (docs/test-environment.md, 4).
 The fault proxy that goes between a client and these servers lives in tests/faultproxy.py; its names
 are re-exported here (``servers.FaultProxy``, ``servers.FailFirst``...) for the tests that use them so.
 
@@ -303,7 +303,7 @@ class S3Server:
 
     def client(self, service: str = "s3", **credentials: str) -> Any:
         """A botocore client for this server (default credentials: the session's)."""
-        import botocore.session  # noqa: PLC0415 - only tests that inspect the server need it
+        import botocore.session  # lazy: only tests that inspect the server need it
 
         return botocore.session.get_session().create_client(
             service,

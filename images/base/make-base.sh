@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the local base image the tests and offline builds use instead of a registry's Python image
-# (shared/docs/test-environment.md, point 2): a debootstrap of Debian bookworm (minbase) with python3,
+# (docs/test-environment.md, point 2): a debootstrap of Debian bookworm (minbase) with python3,
 # python3-venv and ca-certificates, turned into an image with `docker import`.
 #
 # Usage: images/base/make-base.sh [IMAGE]      (default: taskbox-base:bookworm; env BASE_IMAGE also works)

@@ -1,7 +1,5 @@
 """``python -m taskbox`` is ``taskbox``."""
 
-import sys
+from taskbox.entrypoint.cli import console_main
 
-from taskbox.entrypoint.cli import main
-
-sys.exit(main())
+console_main()

@@ -116,9 +116,9 @@ class Checkpoint:
         """
         dest = self._require_dest()
         if hasattr(checkpoint, "read"):
-            self.write(checkpoint.read())  # type: ignore[union-attr]
+            self.write(checkpoint.read())
             return
-        local = os.fspath(checkpoint)  # type: ignore[arg-type]
+        local = os.fspath(checkpoint)
         if os.path.isdir(local):
             storage.upload(local, dest, recursive=True)
         elif os.path.isfile(local):

@@ -24,6 +24,7 @@ from collections import namedtuple
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from taskbox import settings
 from taskbox.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -51,7 +52,29 @@ def _pick(env: Mapping[str, str], names: tuple[str, str]) -> str:
 
 # collections.namedtuple rather than typing.NamedTuple: the latter compiles every string annotation
 # (``from __future__ import annotations``) into a ForwardRef at import, a cost paid at every task start.
-class ExecutionIdentity(namedtuple("ExecutionIdentity", _EXECUTION_VARS, defaults=("",) * len(_EXECUTION_VARS))):
+# The type checker reads the NamedTuple twins below (same fields, same defaults).
+if TYPE_CHECKING:
+    from typing import NamedTuple
+
+    class _ExecutionFields(NamedTuple):
+        project: str = ""
+        domain: str = ""
+        name: str = ""
+        workflow: str = ""
+        launch_plan: str = ""
+
+    class _TaskFields(NamedTuple):
+        project: str = ""
+        domain: str = ""
+        name: str = ""
+        version: str = ""
+
+else:
+    _ExecutionFields = namedtuple("ExecutionIdentity", _EXECUTION_VARS, defaults=("",) * len(_EXECUTION_VARS))
+    _TaskFields = namedtuple("TaskIdentity", _TASK_VARS, defaults=("",) * len(_TASK_VARS))
+
+
+class ExecutionIdentity(_ExecutionFields):
     """Which workflow execution this run belongs to.
 
     Fields (strings, ``""`` when unknown): ``project``, ``domain``, ``name``, ``workflow``, ``launch_plan``.
@@ -60,7 +83,7 @@ class ExecutionIdentity(namedtuple("ExecutionIdentity", _EXECUTION_VARS, default
     __slots__ = ()
 
 
-class TaskIdentity(namedtuple("TaskIdentity", _TASK_VARS, defaults=("",) * len(_TASK_VARS))):
+class TaskIdentity(_TaskFields):
     """Which registered task version is running: ``project``, ``domain``, ``name``, ``version``."""
 
     __slots__ = ()
@@ -142,7 +165,7 @@ class ExecutionContext:
         :class:`taskbox.checkpoints.Checkpoint`.
         """
         if self._checkpoint is None:
-            from taskbox.checkpoints import Checkpoint  # noqa: PLC0415 - only tasks that checkpoint pay for it
+            from taskbox.checkpoints import Checkpoint  # lazy: only tasks that checkpoint pay for it
 
             self._checkpoint = Checkpoint(self.checkpoint_path, self.prev_checkpoint, working_dir=self.working_dir)
         return self._checkpoint
@@ -164,8 +187,13 @@ class ExecutionContext:
         template: Any = None,
         cancelled: threading.Event | None = None,
     ) -> ExecutionContext:
-        """Build a context from Flyte's environment variables and the entrypoint's paths."""
+        """Build a context from Flyte's environment variables and the entrypoint's paths.
+
+        Raises:
+            ConfigError: A registered setting is malformed (:func:`taskbox.settings.validate`).
+        """
         env = os.environ if environ is None else environ
+        settings.validate(env)
         secrets = SecretStore(env)
         # Masked from the start, even where code reads them past the store (a plugin, a library).
         secrets.preload(getattr(getattr(template, "security_context", None), "secrets", ()))
@@ -227,7 +255,7 @@ def enter_context(context: ExecutionContext) -> _State:
     Returns:
         What :func:`exit_context` needs to restore the previous state.
     """
-    global _process_current  # noqa: PLW0603 - the one process-wide slot, see above
+    global _process_current
     previous = _process_current
     _process_current = context
     return _current.set(context), previous
@@ -235,7 +263,7 @@ def enter_context(context: ExecutionContext) -> _State:
 
 def exit_context(state: _State) -> None:
     """Undo :func:`enter_context`."""
-    global _process_current  # noqa: PLW0603
+    global _process_current
     token, previous = state
     _current.reset(token)
     _process_current = previous

@@ -7,7 +7,8 @@ is transient, an executor knows a syntax error is the user's) is the only place 
 so every error class carries its mapping as class attributes and the entrypoint never guesses.
 
 Invariants:
-    * The tree is shallow: ``TaskboxError`` -> ``UserError`` (origin USER) / ``PlatformError`` (origin SYSTEM) -> a few leaves.
+    * The tree is shallow: ``TaskboxError`` -> ``UserError`` (origin USER) / ``PlatformError`` (origin SYSTEM)
+      -> a few leaves.
     * Every class has a stable ``code`` (``"USER:..."`` or ``"SYSTEM:..."``), an ``origin`` and a
       ``recoverable`` flag; an instance may override them for one failure (``code=``, ``recoverable=``).
     * Third-party exceptions are translated at the boundary that raised them (storage, executors,

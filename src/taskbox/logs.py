@@ -9,9 +9,9 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
+from taskbox import settings
 from taskbox.redaction import RedactingFilter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -33,5 +33,5 @@ def configure(level: str | None = None, formatter: logging.Formatter | None = No
     handler.addFilter(RedactingFilter())
     handler._taskbox = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    name = (level or os.environ.get("TASKBOX_LOG_LEVEL") or "INFO").upper()
+    name = (level or settings.string("TASKBOX_LOG_LEVEL", "INFO")).upper()
     root.setLevel(getattr(logging, name, logging.INFO))

@@ -21,15 +21,19 @@ Invariants:
       text (a match that starts or ends inside an escape masks the whole escape). Text without ``\`` or
       ``%`` costs one search of the plain forms (one literal alternation), as before.
     * Redaction comes before truncation: code that cuts text for a message cuts the redacted text
-      (:func:`taskbox.http.errors.body_excerpt`, the entrypoint's bounded error message), so a cut can
+      (:func:`taskbox.net.errors.body_excerpt`, the entrypoint's bounded error message), so a cut can
       never leave a secret's prefix.
     * Registration is thread-safe and cheap; :func:`redact` is a no-op until a secret is registered.
+    * URLs are scrubbed without any registration: :func:`redact_uri` (one URI) and :func:`redact_urls`
+      (URLs inside free text) mask userinfo and the values of the query parameters named in
+      :data:`CREDENTIAL_PARAMS` (case-insensitive), the one list of them (storage uses these functions).
 """
 
 from __future__ import annotations
 
 import base64
 import bisect
+import functools
 import logging
 import re
 import threading
@@ -47,7 +51,7 @@ _LAYERS = 2
 
 
 def _forms(value: str) -> set[str]:
-    from urllib.parse import quote_plus  # noqa: PLC0415 - only once a secret is read
+    from urllib.parse import quote_plus  # lazy: only once a secret is read
 
     raw = value.encode()
     forms = {value, quote_plus(value, safe=""), base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
@@ -183,6 +187,75 @@ def redact(text: str) -> str:
         if "\\" not in source and "%" not in source:
             break
     return _mask_spans(text, spans) if spans else text
+
+
+#: Query parameters whose values are credentials (signed-URL signatures, tokens, keys, passwords);
+#: matched case-insensitively, by the whole name.
+CREDENTIAL_PARAMS = (
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "signature",
+    "sig",
+    "token",
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "api_key",
+    "apikey",
+    "key",
+    "secret",
+    "password",
+    "client_secret",
+    "x-goog-signature",
+    "x-goog-credential",
+    "awsaccesskeyid",
+)
+
+
+@functools.cache
+def _url_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """(a whole credential parameter name, userinfo in text, a credential parameter in text), compiled once."""
+    names = "|".join(re.escape(name) for name in CREDENTIAL_PARAMS)
+    return (
+        re.compile(rf"(?i)^(?:{names})$"),
+        re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@"),
+        re.compile(rf"(?i)([?&;](?:{names})=)[^&\s'\"]+"),
+    )
+
+
+def redact_urls(text: str) -> str:
+    """Return ``text`` with the userinfo and credential query parameters of every URL in it masked.
+
+    Example: ``"GET https://u:pw@h/o?X-Amz-Signature=abc&v=1"`` -> ``"GET https://***@h/o?X-Amz-Signature=***&v=1"``.
+    """
+    _, userinfo, param = _url_patterns()
+    return param.sub(r"\1***", userinfo.sub(r"\1***@", text))
+
+
+def redact_uri(uri: str) -> str:
+    """Return ``uri`` without its userinfo and the values of its credential query parameters.
+
+    A URI without either comes back unchanged (the same string); one that does not parse is scrubbed
+    as text (:func:`redact_urls`).
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit  # lazy: only once a URL is shown
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return redact_urls(uri)
+    secret_name = _url_patterns()[0]
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(secret_name.match(k) for k, _ in pairs):
+        query = urlencode([(k, MASK if secret_name.match(k) else v) for k, v in pairs], safe="*")
+    if netloc == parts.netloc and query == parts.query:
+        return uri
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def clear() -> None:

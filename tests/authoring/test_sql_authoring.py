@@ -11,13 +11,13 @@ from flyteidl.core import tasks_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 
-import sqltesting  # noqa: E402
+import sqltesting
 
-from helpers import TASKBOX, encode_inputs, put, read_outputs, run, simple  # noqa: E402
-from taskbox.authoring import SQLiteTask, SQLTask, TaskFailed  # noqa: E402
-from taskbox.authoring.sql import SQL_IMAGE, SQLITE_IMAGE  # noqa: E402
-from taskbox.errors import ConfigError  # noqa: E402
-from taskbox.literals import StructuredDataset  # noqa: E402
+from helpers import TASKBOX, encode_inputs, put, read_outputs, run, simple
+from taskbox.authoring import SQLiteTask, SQLTask, TaskFailed
+from taskbox.authoring.sql import SQL_IMAGE, SQLITE_IMAGE
+from taskbox.errors import ConfigError
+from taskbox.literals import StructuredDataset
 
 QUERY = "SELECT id, name\nFROM items -- kept on its own line\nWHERE id <= {{ .inputs.n }}\nORDER BY id"
 
@@ -128,9 +128,10 @@ def test_sql_task_requests_its_secrets_and_keeps_passwords_out():
     custom = template.custom
     assert custom["read_only"] is True
     assert custom["secret_connect_args"]["password"]["group"] == "db"
-    with pytest.raises(Exception, match="secret_connect_args"):
+    with pytest.raises(ConfigError, match="secret_connect_args") as info:
         SQLTask("bad", "SELECT 1", uri="postgresql://reader:hunter22@db/sales")
-    with pytest.raises(Exception, match="secret_connect_args"):
+    assert "hunter22" not in str(info.value)
+    with pytest.raises(ConfigError, match="secret_connect_args"):
         SQLTask("bad", "SELECT 1", uri="postgresql://reader@db/sales", connect_args={"password": "x"})
 
 
@@ -150,9 +151,12 @@ def test_sql_task_runs_against_postgres(tmp_path, monkeypatch):
 
 
 def test_config_errors_surface_when_the_task_is_defined(db):
-    with pytest.raises(Exception, match="timeout_seconds"):
+    """A bad config is taskbox's typed ``USER:InvalidConfig`` at definition time, as it is in the container."""
+    with pytest.raises(ConfigError, match="timeout_seconds") as info:
         SQLiteTask("bad", "SELECT 1", uri=db, timeout_seconds=-1)
-    assert issubclass(ConfigError, Exception)
+    assert info.value.code == "USER:InvalidConfig" and not info.value.recoverable
+    with pytest.raises(ConfigError, match="no_such_option"):
+        SQLTask("bad", "SELECT 1", uri="postgresql://reader@db/sales", no_such_option=1)
 
 
 def test_importing_authoring_and_the_registry_stays_light():

@@ -75,7 +75,7 @@ def nothing(a: int) -> None:
 
 
 @taskbox.task
-def unannotated_return(a: int):  # noqa: ANN201 - no return annotation on purpose
+def unannotated_return(a: int):
     return None
 
 
@@ -141,7 +141,7 @@ def test_defaults_make_inputs_optional():
     assert params["maybe"].default == literals_pb2.Literal(scalar=literals_pb2.Scalar(none_type=literals_pb2.Void()))
 
 
-def _undecorated(a: int, b) -> int:  # noqa: ANN001 - missing hint on purpose
+def _undecorated(a: int, b) -> int:
     return a
 
 
@@ -170,7 +170,7 @@ def _undecorated(a: int, b) -> int:  # noqa: ANN001 - missing hint on purpose
 )
 def test_bad_signatures_fail_at_decoration(source, error, match):
     namespace: dict = {}
-    exec(source, namespace)  # noqa: S102 - builds the function under test
+    exec(source, namespace)
     with pytest.raises(error, match=match):
         taskbox.task(namespace["f"])
 
@@ -287,7 +287,7 @@ def test_tasks_that_cannot_be_named_in_container_args_refuse_to_build_templates(
     with pytest.raises(ConfigError, match="define the function at module level"):
         inner.run(a=1)
     namespace = {"__name__": "__main__", "taskbox": taskbox}
-    exec("@taskbox.task\ndef main_task(a: int) -> int:\n    return a\n", namespace)  # noqa: S102
+    exec("@taskbox.task\ndef main_task(a: int) -> int:\n    return a\n", namespace)
     with pytest.raises(ConfigError, match="defined in __main__"):
         namespace["main_task"].template()
     with pytest.raises(ConfigError, match="bundle must be a non-empty URI"):

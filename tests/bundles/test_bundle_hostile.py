@@ -1,8 +1,8 @@
 """Every hostile archive of reliability-security.md section 1 is rejected, and nothing leaks out.
 
 Each case builds its archive in the test, puts a sentinel file next to the destination, and checks:
-``BundleRejected`` (USER, non-recoverable, also in the ``error.pb`` document), the sentinel unchanged, no destination, no staging or
-download leftovers, and nothing else created outside the destination.
+``BundleRejected`` (USER, non-recoverable, also in the ``error.pb`` document), the sentinel unchanged, no
+destination, no staging or download leftovers, and nothing else created outside the destination.
 """
 
 from __future__ import annotations

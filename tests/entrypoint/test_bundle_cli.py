@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import TASKBOX, run, subprocess_env
 
+from helpers import TASKBOX, run, subprocess_env
 from taskbox import storage
 from taskbox.bundles import bundle_name, pack
 

@@ -35,8 +35,18 @@ def test_missing_required_flag_is_a_usage_error():
 
 def test_placeholder_for_required_flag_is_a_usage_error():
     proc = subprocess.run(
-        [sys.executable, "-m", "taskbox", "execute", "--inputs", "{{.input}}", "--output-prefix", "/tmp/o",
-         "--resolver", "taskbox.template"],
+        [
+            sys.executable,
+            "-m",
+            "taskbox",
+            "execute",
+            "--inputs",
+            "{{.input}}",
+            "--output-prefix",
+            "/tmp/o",
+            "--resolver",
+            "taskbox.template",
+        ],
         capture_output=True,
         text=True,
     )
@@ -50,9 +60,18 @@ def test_unknown_command():
 
 
 FLYTE_ARGS = [
-    "--inputs", "s3://b/in/inputs.pb", "--output-prefix", "s3://b/out/0",
-    "--raw-output-data-prefix", "s3://b/raw", "--checkpoint-path", "{{.checkpointOutputPrefix}}",
-    "--prev-checkpoint", '""', "--resolver", "taskbox.template",
+    "--inputs",
+    "s3://b/in/inputs.pb",
+    "--output-prefix",
+    "s3://b/out/0",
+    "--raw-output-data-prefix",
+    "s3://b/raw",
+    "--checkpoint-path",
+    "{{.checkpointOutputPrefix}}",
+    "--prev-checkpoint",
+    '""',
+    "--resolver",
+    "taskbox.template",
 ]
 
 
@@ -71,8 +90,18 @@ def test_fast_path_parses_flytes_serialized_args_like_argparse():
     [
         ["--inputs=a", "--output-prefix=b", "--resolver=r", "--fail-on-error"],
         ["--inputs", "a", "--inputs", "b", "--output-prefix", "o", "--resolver", "r"],  # last one wins
-        ["--resolver", "r", "--dynamic-addl-distro", "s3://x", "--dynamic-dest-dir", ".", "--inputs", "i",
-         "--output-prefix", "o"],
+        [
+            "--resolver",
+            "r",
+            "--dynamic-addl-distro",
+            "s3://x",
+            "--dynamic-dest-dir",
+            ".",
+            "--inputs",
+            "i",
+            "--output-prefix",
+            "o",
+        ],
         ["--inputs", "", "--output-prefix", "o", "--resolver", "r"],
     ],
 )

@@ -29,7 +29,7 @@ def _read_error(path):
 def test_error_document_fields(tmp_path, exc, code, kind, origin):
     try:
         raise exc
-    except Exception as raised:
+    except Exception as raised:  # noqa: BLE001 - the parametrised errors include plain exceptions
         uri = commit.commit_error(str(tmp_path), raised)
     assert uri == str(tmp_path / "error.pb")
     error = _read_error(tmp_path / "error.pb")

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 
 import pytest
 from flyteidl.core import errors_pb2, execution_pb2
@@ -47,7 +46,7 @@ ECHO_VALUES = {
     "text": "héllo\n𝄞 'quoted' \"x\"",
     "ratio": 0.1,
     "flag": True,
-    "when": dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc),
+    "when": dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC),
     "span": dt.timedelta(days=1, microseconds=7),
     "xs": [1, 2, 3],
     "named": {"a": ["x"], "b": []},
@@ -64,8 +63,9 @@ def _echo_run(base: str, **env: str) -> tuple[subprocess.CompletedProcess[str], 
     return proc, prefix
 
 
-def test_echo_on_local_storage(tmp_path):
-    proc, prefix = _echo_run(str(tmp_path))
+def test_echo_on_each_storage(storage_base):
+    """Local, S3 (moto) and GCS (emulator): the ``storage_base`` fixture of tests/conftest.py."""
+    proc, prefix = _echo_run(storage_base)
     assert proc.returncode == 0, proc.stderr
     assert commit_files(prefix) == {"outputs.pb"}
     assert read_outputs(prefix, ECHO_TYPES) == ECHO_VALUES
@@ -77,35 +77,33 @@ def test_echo_with_file_uris(tmp_path):
     assert read_outputs(prefix, ECHO_TYPES) == ECHO_VALUES
 
 
-@pytest.mark.servers
-def test_echo_on_s3(s3_server):
-    proc, prefix = _echo_run(s3_server.uri(f"echo-{uuid.uuid4().hex}"))
-    assert proc.returncode == 0, proc.stderr
-    assert commit_files(prefix) == {"outputs.pb"}
-    assert read_outputs(prefix, ECHO_TYPES) == ECHO_VALUES
-
-
-@pytest.mark.servers
-def test_echo_on_gcs(gcs_server):
-    proc, prefix = _echo_run(gcs_server.uri(f"echo-{uuid.uuid4().hex}"))
-    assert proc.returncode == 0, proc.stderr
-    assert commit_files(prefix) == {"outputs.pb"}
-    assert read_outputs(prefix, ECHO_TYPES) == ECHO_VALUES
-
-
 def test_flytekit_style_args_with_placeholders(tmp_path):
     """The args flytekit serializes for template tasks, with the placeholders propeller left alone."""
     types = {"x": simple("INTEGER")}
     template = put(str(tmp_path / "task.pb"), make_template("echo", types, types).SerializeToString())
     inputs = put(str(tmp_path / "inputs.pb"), encode_inputs({"x": 7}, types))
     prefix = str(tmp_path / "out")
-    proc = run([
-        str(execute_args("", "", "")[0]), "execute", "--inputs", inputs, "--output-prefix", prefix,
-        "--raw-output-data-prefix", "{{.rawOutputDataPrefix}}", "--checkpoint-path", "{{.checkpointOutputPrefix}}",
-        "--prev-checkpoint", '""',
-        "--resolver", "flytekit.core.python_customized_container_task.default_task_template_resolver",
-        "--", template, "taskbox.executors.echo.EchoExecutor",
-    ])
+    proc = run(
+        [
+            str(execute_args("", "", "")[0]),
+            "execute",
+            "--inputs",
+            inputs,
+            "--output-prefix",
+            prefix,
+            "--raw-output-data-prefix",
+            "{{.rawOutputDataPrefix}}",
+            "--checkpoint-path",
+            "{{.checkpointOutputPrefix}}",
+            "--prev-checkpoint",
+            '""',
+            "--resolver",
+            "flytekit.core.python_customized_container_task.default_task_template_resolver",
+            "--",
+            template,
+            "taskbox.executors.echo.EchoExecutor",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     assert read_outputs(prefix, types) == {"x": 7}
 
@@ -141,7 +139,9 @@ def _failing_case(tmp_path, case):
     elif case == "mistyped-input":
         inputs_bytes = encode_inputs({"x": "one"}, {"x": simple("STRING")})
     elif case == "missing-output":
-        template_bytes = make_template("echo", types, {"x": simple("INTEGER"), "y": simple("STRING")}).SerializeToString()
+        template_bytes = make_template(
+            "echo", types, {"x": simple("INTEGER"), "y": simple("STRING")}
+        ).SerializeToString()
     elif case in ("user-failure", "untranslated-failure"):
         kind = "user" if case == "user-failure" else "bug"
         template_bytes = make_template("test-fail", {"kind": simple("STRING")}, {}).SerializeToString()
@@ -229,7 +229,9 @@ def test_rerun_into_same_prefix_leaves_only_its_own_commit(tmp_path):
 
 def test_sigterm_during_a_run(tmp_path):
     marker = tmp_path / "running"
-    template = make_template("test-sleep", {}, {"slept": simple("FLOAT")}, custom={"seconds": 60, "marker": str(marker)})
+    template = make_template(
+        "test-sleep", {}, {"slept": simple("FLOAT")}, custom={"seconds": 60, "marker": str(marker)}
+    )
     put(str(tmp_path / "task.pb"), template.SerializeToString())
     put(str(tmp_path / "inputs.pb"), b"")
     proc = subprocess.Popen(

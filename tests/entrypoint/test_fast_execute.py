@@ -17,8 +17,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import servers
 from flyteidl.core import errors_pb2, execution_pb2
+
+import servers
 from helpers import (
     TASKBOX,
     commit_files,
@@ -31,7 +32,6 @@ from helpers import (
     subprocess_env,
     write_tar,
 )
-
 from taskbox import storage
 from taskbox.bundles import extract, upload_bundle
 from taskbox.entrypoint import fast_execute
@@ -39,7 +39,7 @@ from taskbox.entrypoint.fast_execute import BUNDLES_DIR, UsageError, bundle_dir,
 from taskbox.errors import ConfigError
 
 INT = {"x": simple("INTEGER")}
-EXECUTOR = '''
+EXECUTOR = """
 from taskbox.executors.base import Executor
 
 
@@ -60,7 +60,7 @@ class WhereAmI(Executor):
         import sys
 
         return {"cwd": os.getcwd(), "first": sys.path[0], "pythonpath": os.environ.get("PYTHONPATH", "")}
-'''
+"""
 SENTINEL = b"do not touch\n"
 
 
@@ -102,7 +102,9 @@ def assert_error(prefix, code, origin, recoverable):
     assert commit_files(prefix) == {"error.pb"}
     error = read_error(prefix)
     assert error.code == code, error.message
-    assert error.origin == (execution_pb2.ExecutionError.USER if origin == "USER" else execution_pb2.ExecutionError.SYSTEM)
+    assert error.origin == (
+        execution_pb2.ExecutionError.USER if origin == "USER" else execution_pb2.ExecutionError.SYSTEM
+    )
     kind = errors_pb2.ContainerError.RECOVERABLE if recoverable else errors_pb2.ContainerError.NON_RECOVERABLE
     assert error.kind == kind
     return error
@@ -116,8 +118,24 @@ def downloads(proc) -> int:
 
 
 def test_parse_flytekit_shape():
-    parsed = parse_args(["--additional-distribution", "s3://b/x.tar.gz", "--dest-dir", ".", "--",
-                         "pyflyte-execute", "--inputs", "i", "--output-prefix", "o", "--resolver", "r", "--", "a"])  # fmt: skip
+    parsed = parse_args(
+        [
+            "--additional-distribution",
+            "s3://b/x.tar.gz",
+            "--dest-dir",
+            ".",
+            "--",
+            "pyflyte-execute",
+            "--inputs",
+            "i",
+            "--output-prefix",
+            "o",
+            "--resolver",
+            "r",
+            "--",
+            "a",
+        ]
+    )
     assert (parsed.distribution, parsed.dest_dir) == ("s3://b/x.tar.gz", ".")
     assert parsed.execute_argv == ["--inputs", "i", "--output-prefix", "o", "--resolver", "r", "--", "a"]
 
@@ -281,8 +299,13 @@ def test_bundle_from_s3_extracted_by_two_processes_at_once(tmp_path, task, sourc
     with servers.FaultProxy(s3_server.endpoint) as proxy:  # counts what reaches the server
         env = subprocess_env(AWS_ENDPOINT_URL=proxy.endpoint)
         procs = [
-            subprocess.Popen(fast_args(bundle, dest, task[0], str(tmp_path / f"out{i}"), task[1]),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+            subprocess.Popen(
+                fast_args(bundle, dest, task[0], str(tmp_path / f"out{i}"), task[1]),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )  # fmt: skip
             for i in range(2)
         ]
         results = [p.communicate(timeout=120) for p in procs]
@@ -363,11 +386,13 @@ def _members(*members, **options):
 HOSTILE = {
     "dotdot": _members(({"name": "ok.py"}, b"x"), ({"name": "../../../sentinel.txt"}, b"overwritten")),
     "absolute": _members(({"name": "/tmp/taskbox-absolute-escape.txt"}, b"x")),
-    "symlink-then-through": _members(({"name": "link", "type": tarfile.SYMTYPE, "linkname": "/"}, None),
-                                     ({"name": "link/x"}, b"x")),  # fmt: skip
+    "symlink-then-through": _members(
+        ({"name": "link", "type": tarfile.SYMTYPE, "linkname": "/"}, None), ({"name": "link/x"}, b"x")
+    ),  # fmt: skip
     "hardlink": _members(({"name": "h", "type": tarfile.LNKTYPE, "linkname": "../../../sentinel.txt"}, None)),
-    "duplicate-then-symlink": _members(({"name": "a.py"}, b"x"),
-                                       ({"name": "a.py", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, None)),  # fmt: skip
+    "duplicate-then-symlink": _members(
+        ({"name": "a.py"}, b"x"), ({"name": "a.py", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, None)
+    ),  # fmt: skip
     "fifo": _members(({"name": "pipe", "type": tarfile.FIFOTYPE}, None)),
     "char-device": _members(({"name": "null", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}, None)),
     "setuid": _members(({"name": "suid", "mode": 0o4755}, b"#!/bin/sh\n")),

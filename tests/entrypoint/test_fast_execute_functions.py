@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import servers
 from flyteidl.core import errors_pb2, execution_pb2
-from helpers import ROOT, TASKBOX, encode_inputs, put, read_error, read_literal_map, subprocess_env, write_tar
 
+import servers
+from helpers import ROOT, TASKBOX, encode_inputs, put, read_error, read_literal_map, subprocess_env, write_tar
 from taskbox import storage
 from taskbox.bundles import bundle_name, pack
 from taskbox.entrypoint.fast_execute import BUNDLES_DIR, bundle_dir
@@ -133,7 +133,10 @@ def test_async_function(bundle_uri, at):
 
 
 def test_dataclass_in_file_out(bundle_uri, at):
-    put(at.inputs, encode_inputs({"order": Order("widget", 3, 2.5), "currency": "EUR"}, {"order": Order, "currency": str}))
+    put(
+        at.inputs,
+        encode_inputs({"order": Order("widget", 3, 2.5), "currency": "EUR"}, {"order": Order, "currency": str}),
+    )
     run_task(container_args(bundle_uri, at, "write_invoice"), at)
     blob = outputs(at.output_prefix)["o0"].scalar.blob
     assert blob.uri.startswith(at.raw + "/"), blob.uri
@@ -188,7 +191,9 @@ def test_the_decorators_own_container_args_run_as_propeller_fills_them(bundle_ur
 
 def test_pyflyte_fast_execute_shaped_args(bundle_uri, at):
     put(at.inputs, encode_inputs({"a": 5, "b": 6}, {"a": int, "b": int}))
-    args = container_args(bundle_uri, at, "add", prev_checkpoint="{{.prevCheckpointPrefix}}", inner=("pyflyte-execute",))
+    args = container_args(
+        bundle_uri, at, "add", prev_checkpoint="{{.prevCheckpointPrefix}}", inner=("pyflyte-execute",)
+    )
     resolver = args.index("--resolver")  # where pyflyte-fast-execute inserts its two flags
     args[resolver:resolver] = ["--dynamic-addl-distro", bundle_uri, "--dynamic-dest-dir", str(at.dest)]
     args[1] = "pyflyte-fast-execute"  # flytekit's command name is an alias (an image's ENTRYPOINT is taskbox)

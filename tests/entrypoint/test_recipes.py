@@ -191,7 +191,7 @@ def test_aws_batch_job_definition(tmp_path: Path, s3_base: str):
 
 def test_flyte_task_definition(sandbox: Sandbox, tmp_path: Path):
     namespace: dict[str, object] = {}
-    exec(compile(sandbox.local(recipes()["flyte"][1]), "recipes.md:flyte", "exec"), namespace)  # noqa: S102
+    exec(compile(sandbox.local(recipes()["flyte"][1]), "recipes.md:flyte", "exec"), namespace)
     template = namespace["template"]
     assert_sqlite_image(template.container.image)
     args = list(template.container.args)

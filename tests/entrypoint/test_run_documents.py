@@ -155,7 +155,9 @@ def test_template_custom_number_too_large_for_a_double_is_a_template_error(tmp_p
 def test_config_number_too_large_for_a_double_is_a_config_error():
     with pytest.raises(ConfigError):
         runspec.build_template(
-            "http", {"url": "https://example.test/", "method": "POST", "json_body": {"x": 10**400}}, None,
+            "http",
+            {"url": "https://example.test/", "method": "POST", "json_body": {"x": 10**400}},
+            None,
             runspec.RawInputs(),
         )
 

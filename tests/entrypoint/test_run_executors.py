@@ -13,11 +13,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
 
-import httptesting  # noqa: E402
-import sqltesting  # noqa: E402
+import httptesting
+import sqltesting
 
-from helpers import TASKBOX, read_outputs, run, simple  # noqa: E402
-from taskbox.literals import StructuredDataset, TypeEngine  # noqa: E402
+from helpers import TASKBOX, read_outputs, run, simple
+from taskbox.literals import StructuredDataset, TypeEngine
 
 SECRET_ENV = "_FSEC_DB_PASSWORD"
 

@@ -112,9 +112,9 @@ def test_sigterm_outside_the_task_is_only_recorded(guard: TerminationGuard) -> N
 
 def test_sigterm_during_a_sqlite_statement_is_terminated_not_a_timeout(guard: TerminationGuard, tmp_path: Path) -> None:
     """The handler may raise inside SQLite's progress callback, where sqlite3 swallows the exception."""
-    import sqlite3  # noqa: PLC0415
+    import sqlite3
 
-    from taskbox.sql.sqlite import open_read_only  # noqa: PLC0415
+    from taskbox.sql.sqlite import open_read_only
 
     db = tmp_path / "empty.db"
     with sqlite3.connect(db) as conn:
@@ -147,9 +147,9 @@ def test_sigterm_while_a_sqlite_statement_is_prepared_is_terminated_not_a_denial
     Without the cancelled event as the trace, a SIGTERM would end as a USER read-only violation
     (seen once in CI: the signal arrived while the statement was still being prepared).
     """
-    import sqlite3  # noqa: PLC0415
+    import sqlite3
 
-    from taskbox.sql import sqlite as tb_sqlite  # noqa: PLC0415
+    from taskbox.sql import sqlite as tb_sqlite
 
     db = tmp_path / "t.db"
     with sqlite3.connect(db) as conn:

@@ -18,7 +18,7 @@ from helpers import encode_inputs, execute_args, make_template, put, read_error,
 from taskbox import storage
 from taskbox.checkpoints import DATA_FILE
 from taskbox.context import ExecutionContext
-from taskbox.errors import PluginInvalid, Terminated
+from taskbox.errors import PlatformError, PluginInvalid, Terminated
 from taskbox.executors import registry
 from taskbox.executors.jobloop import fingerprint
 from taskbox.executors.jobs import (
@@ -52,9 +52,15 @@ def context(tmp_path, checkpoint="cp", prev=None, attempt=0, cancelled=None):
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     cp = str(tmp_path / checkpoint) if checkpoint else None
-    return ExecutionContext(str(tmp_path / "out"), str(tmp_path / "raw"), str(work), checkpoint_path=cp,
-                            prev_checkpoint=str(tmp_path / prev) if prev else None, attempt=attempt,
-                            cancelled=cancelled)
+    return ExecutionContext(
+        str(tmp_path / "out"),
+        str(tmp_path / "raw"),
+        str(work),
+        checkpoint_path=cp,
+        prev_checkpoint=str(tmp_path / prev) if prev else None,
+        attempt=attempt,
+        cancelled=cancelled,
+    )
 
 
 def record(tmp_path, checkpoint="cp"):
@@ -206,7 +212,7 @@ def test_too_many_poll_failures_end_the_run_and_delete_the_job(tmp_path, service
         write_job(service, job_ids(service)[0], "flaky")
 
     threading.Thread(target=flaky, daemon=True).start()
-    with pytest.raises(Exception, match="briefly unavailable"):
+    with pytest.raises(PlatformError, match="briefly unavailable"):
         run(tmp_path, config(service, max_poll_failures=2))
     assert len(job_ids(service, "deleted")) == 1 and record(tmp_path)["state"] == "cancelled"
 
@@ -355,10 +361,17 @@ def test_sigterm_during_create_still_deletes_the_submitted_job(tmp_path, service
     template = put(str(tmp_path / "task.pb"), tpl.SerializeToString())
     inputs = put(str(tmp_path / "inputs.pb"), encode_inputs({}, {}))
     prefix = str(tmp_path / "out")
-    args = execute_args(inputs, prefix, template, "taskbox_testplugins.filejobs:FileJobExecutor",
-                        "--checkpoint-path", str(tmp_path / "cp"))
-    proc = subprocess.Popen(args, env=subprocess_env(TASKBOX_TERM_GRACE_S="8"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    args = execute_args(
+        inputs,
+        prefix,
+        template,
+        "taskbox_testplugins.filejobs:FileJobExecutor",
+        "--checkpoint-path",
+        str(tmp_path / "cp"),
+    )
+    proc = subprocess.Popen(
+        args, env=subprocess_env(TASKBOX_TERM_GRACE_S="8"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 30
     while not job_ids(service):
         assert time.monotonic() < deadline and proc.poll() is None
@@ -386,9 +399,15 @@ def test_sigterm_during_create_still_deletes_the_submitted_job(tmp_path, service
 
 def seed(tmp_path, checkpoint, cfg, state, job_id, created_at=None):
     """Write a job record as an earlier run would have."""
-    rec = {"kind": "taskbox.job", "version": 1, "task_type": "test-filejob",
-           "config_sha256": fingerprint("test-filejob", cfg), "state": state,
-           "created_at": created_at or time.time(), "handle": {"job_id": job_id, "version": 1}}
+    rec = {
+        "kind": "taskbox.job",
+        "version": 1,
+        "task_type": "test-filejob",
+        "config_sha256": fingerprint("test-filejob", cfg),
+        "state": state,
+        "created_at": created_at or time.time(),
+        "handle": {"job_id": job_id, "version": 1},
+    }
     storage.write_bytes(storage.join(str(tmp_path / checkpoint), DATA_FILE), json.dumps(rec).encode())
 
 

@@ -121,3 +121,126 @@ def test_cli_lists_executors_with_schemas():
     assert infos["test-sleep"]["config_schema"]["properties"]["seconds"]["type"] == "number"
     assert infos["test-sleep"]["source"] == "plugin (taskbox-testplugins)"
     assert infos["test-broken"]["status"].startswith("unavailable: executor plugin")
+
+
+# ------------------------------------------------------------------ registering from code (fsspec's model)
+
+
+@pytest.fixture
+def registered():
+    """Restore the code registrations after the test."""
+    saved = dict(registry._registered)
+    yield
+    registry._registered.clear()
+    registry._registered.update(saved)
+
+
+class Shout(EchoExecutor):
+    task_type = "test-code-shout"
+
+
+def test_register_a_class_from_code_finds_it_by_name_and_task_type(registered):
+    assert registry.register("code-shout", Shout) is Shout
+    assert registry.load("code-shout") is Shout
+    assert registry.for_task_type("test-code-shout") is Shout
+    assert "code-shout" in registry.names()
+    info = {i.name: i for i in registry.describe()}["code-shout"]
+    assert (info.source, info.status, info.task_types) == ("registered", "available", ("test-code-shout",))
+    registry.unregister("code-shout")
+    with pytest.raises(ExecutorNotFound):
+        registry.load("code-shout")
+
+
+def test_register_by_import_path(registered):
+    from taskbox_testplugins.executors import FailingExecutor
+
+    assert registry.register("code-fail", "taskbox_testplugins.executors:FailingExecutor") is FailingExecutor
+    assert registry.load("code-fail") is FailingExecutor
+
+
+def test_register_validates_now_like_an_entry_point_plugin(registered):
+    class NoExecute(EchoExecutor.__base__):
+        task_type = "test-code-broken"
+
+    class InstanceConventions(EchoExecutor):
+        task_type = "test-code-broken"
+
+        def infer_outputs(self, config, inputs, declared):
+            return {}
+
+    with pytest.raises(PluginInvalid, match="does not implement"):
+        registry.register("code-broken", NoExecute)
+    with pytest.raises(PluginInvalid, match="infer_outputs must be a classmethod"):
+        registry.register("code-broken", InstanceConventions)
+    with pytest.raises(PluginInvalid, match="not a subclass"):
+        registry.register("code-broken", "taskbox_testplugins.executors:NotAnExecutor")
+    with pytest.raises(ExecutorNotFound, match="no module named"):
+        registry.register("code-broken", "taskbox_testplugins.no_such_module:X")
+    for bad_name in ("", "a:b", None):
+        with pytest.raises(ValueError, match="non-empty string"):
+            registry.register(bad_name, Shout)
+    assert "code-broken" not in registry.names()
+
+
+def test_register_does_not_clobber_unless_asked(registered):
+    class MyEcho(EchoExecutor):
+        pass
+
+    with pytest.raises(ValueError, match="'echo' is already known"):
+        registry.register("echo", MyEcho)
+    with pytest.raises(ValueError, match="task type 'echo' is served by executor 'echo'"):
+        registry.register("my-echo", MyEcho)
+    registry.register("code-shout", Shout)
+    with pytest.raises(ValueError, match="'code-shout' is already known"):
+        registry.register("code-shout", Shout)
+    assert registry.load("echo") is EchoExecutor
+    registry.register("my-echo", MyEcho, clobber=True)
+    assert registry.for_task_type("echo") is MyEcho and registry.load("echo") is EchoExecutor
+    registry.register("echo", MyEcho, clobber=True)
+    assert registry.load("echo") is MyEcho
+
+
+def test_registered_executor_runs_in_process(registered, tmp_path):
+    from helpers import make_template, simple
+    from taskbox.authoring import run_template
+
+    registry.register("code-shout", Shout)
+    types = {"word": simple("STRING")}
+    template = make_template("test-code-shout", types, types)
+    assert run_template(template, {"word": "hi"}, workdir=str(tmp_path)) == {"word": "hi"}
+
+
+# ------------------------------------------------------------------ checks that hold under python -O
+
+
+def test_no_module_level_assert_in_the_package():
+    """A module-level ``assert`` is a check that ``python -O`` removes: the registry's sort check is a real one."""
+    import ast
+    from pathlib import Path
+
+    import taskbox
+
+    offenders = []
+    for path in sorted(Path(taskbox.__file__).parent.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assert):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+
+
+def test_unsorted_builtins_are_refused():
+    table = tuple(reversed(registry.BUILTINS))
+    with pytest.raises(RuntimeError, match="sorted by name"):
+        registry._check_sorted(table)
+    registry._check_sorted(registry.BUILTINS)
+
+
+def test_no_entry_point_in_pyproject_is_shadowed_by_a_builtin():
+    """Built-ins are found first, so an entry point of the same name is never loaded: declare none."""
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text()).get("project", {}).get("entry-points", {})
+    shadowed = set(declared.get(registry.ENTRY_POINT_GROUP, {})) & set(registry._BY_NAME)
+    assert shadowed == set()

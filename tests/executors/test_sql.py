@@ -12,12 +12,12 @@ from flyteidl.core import errors_pb2, execution_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 
-import sqltesting  # noqa: E402
-from sqltesting import DATASET, SECRET_VALUE, simple  # noqa: E402
+import sqltesting
+from sqltesting import DATASET, SECRET_VALUE, simple
 
-from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_error, read_outputs, run  # noqa: E402
-from taskbox import storage  # noqa: E402
-from taskbox.authoring import TaskFailed, run_template  # noqa: E402
+from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_error, read_outputs, run
+from taskbox import storage
+from taskbox.authoring import TaskFailed, run_template
 
 USER, SYSTEM = execution_pb2.ExecutionError.USER, execution_pb2.ExecutionError.SYSTEM
 RECOVERABLE, NON_RECOVERABLE = errors_pb2.ContainerError.RECOVERABLE, errors_pb2.ContainerError.NON_RECOVERABLE
@@ -440,6 +440,7 @@ def test_sqlite_url_read_only_touches_no_file(tmp_path):
 def test_sqlite_session_denies_attach_even_when_unclassified(tmp_path):
     """The authorizer stops VACUUM INTO at the engine too (defence in depth behind the classifier)."""
     from sqlalchemy import create_engine
+    from sqlalchemy.exc import DatabaseError
 
     from taskbox.sql.dialects import begin_session
 
@@ -447,7 +448,7 @@ def test_sqlite_session_denies_attach_even_when_unclassified(tmp_path):
     engine = create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         begin_session(conn, "sqlite", read_only=True, timeout_s=10, is_mariadb=False)
-        with pytest.raises(Exception, match="not authorized|authorization denied"):
+        with pytest.raises(DatabaseError, match="not authorized|authorization denied"):
             conn.exec_driver_sql(f"VACUUM INTO '{tmp_path / 'copy.db'}'")
     engine.dispose()
     assert not (tmp_path / "copy.db").exists()

@@ -20,12 +20,12 @@ from flyteidl.core import errors_pb2, execution_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 
-import sqltesting  # noqa: E402
-from sqltesting import DATASET, SECRET_VALUE, simple  # noqa: E402
+import sqltesting
+from sqltesting import DATASET, SECRET_VALUE, simple
 
-from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_error, read_outputs, run  # noqa: E402
-from taskbox import storage  # noqa: E402
-from taskbox.authoring import TaskFailed, run_template  # noqa: E402
+from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_error, read_outputs, run
+from taskbox import storage
+from taskbox.authoring import TaskFailed, run_template
 
 USER, SYSTEM = execution_pb2.ExecutionError.USER, execution_pb2.ExecutionError.SYSTEM
 RECOVERABLE, NON_RECOVERABLE = errors_pb2.ContainerError.RECOVERABLE, errors_pb2.ContainerError.NON_RECOVERABLE

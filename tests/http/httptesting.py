@@ -39,7 +39,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # quiet
         pass
 
-    def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None, ctype: str = "application/json") -> None:
+    def _reply(
+        self, status: int, body: bytes, headers: dict[str, str] | None = None, ctype: str = "application/json"
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -58,14 +60,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         server.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
         segs = parts.path.strip("/").split("/")
         echo = json.dumps(
-            {"method": self.command, "path": parts.path, "raw_path": self.path, "query": query,
-             "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body.decode("utf-8", "replace")}
+            {
+                "method": self.command,
+                "path": parts.path,
+                "raw_path": self.path,
+                "query": query,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body": body.decode("utf-8", "replace"),
+            }
         ).encode()
         if segs[0] == "status":
             self._reply(int(segs[1]), json.dumps(dict(self.headers)).encode())
         elif segs[0] == "escaped":
             text = json.dumps(dict(self.headers))
-            escaped = "".join(c if c.isalnum() or c in '{}":, ' else ("\\/" if c == "/" else f"\\u{ord(c):04X}") for c in text)
+            escaped = "".join(
+                c if c.isalnum() or c in '{}":, ' else ("\\/" if c == "/" else f"\\u{ord(c):04X}") for c in text
+            )
             self._reply(int(segs[1]), escaped.encode())
         elif segs[0] == "flaky":
             n, key = int(segs[1]), segs[2]
@@ -82,11 +92,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._reply(200, json.dumps({"items": PAGE_ITEMS[page]}).encode(), headers)
         elif segs[0] == "pages" and segs[1] == "cursor":
             page = int(query.get("cursor") or "1")
-            self._reply(200, json.dumps({"data": {"items": PAGE_ITEMS[page]}, "next": str(page + 1) if page < 3 else None}).encode())
+            self._reply(
+                200,
+                json.dumps({"data": {"items": PAGE_ITEMS[page]}, "next": str(page + 1) if page < 3 else None}).encode(),
+            )
         elif segs[0] == "big":
             self._reply(200, b"x" * int(query["n"]), ctype="application/octet-stream")
         elif segs[0] == "gzip":
-            self._reply(200, gzip.compress(b"\0" * int(query["n"])), {"Content-Encoding": "gzip"}, "application/octet-stream")
+            self._reply(
+                200, gzip.compress(b"\0" * int(query["n"])), {"Content-Encoding": "gzip"}, "application/octet-stream"
+            )
         elif segs[0] == "slow":
             time.sleep(float(query.get("s", "1")))
             self._reply(200, echo)

@@ -55,7 +55,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with server.lock:
             server.seen.append((self.command, self.path, dict(self.headers)))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         server: JobServer = self.server  # type: ignore[assignment]
         self._record()
         body = self._body() or {}
@@ -75,7 +75,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             server.release.wait(60)
         self._reply(200 if known else 201, {"job": {"id": job_id, **(body.get("fields") or {})}})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         server: JobServer = self.server  # type: ignore[assignment]
         self._record()
         parts = self.path.strip("/").split("/")
@@ -93,7 +93,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             doc["console"] = f"{server.base}/console/{job['id']}"
         self._reply(200, doc)
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         server: JobServer = self.server  # type: ignore[assignment]
         self._record()
         parts = self.path.strip("/").split("/")

@@ -59,33 +59,70 @@ def test_json_body_values_are_json_values(tmp_path, server):
     custom = {
         "method": "POST",
         "url": server.base + "/echo",
-        "json_body": {"count": "{{ .inputs.n }}", "name": "{{ .inputs.s }}", "ids": "{{ .inputs.ids }}",
-                      "label": "id-{{ .inputs.n }}", "fixed": [1, True, None]},
+        "json_body": {
+            "count": "{{ .inputs.n }}",
+            "name": "{{ .inputs.s }}",
+            "ids": "{{ .inputs.ids }}",
+            "label": "id-{{ .inputs.n }}",
+            "fixed": [1, True, None],
+        },
         "body_output": "body",
     }
     out = run_http(
-        tmp_path, custom, {"n": INT, "s": STR, "ids": list_of(INT)}, {"body": STR},
+        tmp_path,
+        custom,
+        {"n": INT, "s": STR, "ids": list_of(INT)},
+        {"body": STR},
         {"n": 3, "s": '", "admin": true, "x": "', "ids": [1, 2]},
     )
     sent = json.loads(echoed(out)["body"])
-    assert sent == {"count": 3, "name": '", "admin": true, "x": "', "ids": [1, 2], "label": "id-3", "fixed": [1, True, None]}
+    assert sent == {
+        "count": 3,
+        "name": '", "admin": true, "x": "',
+        "ids": [1, 2],
+        "label": "id-3",
+        "fixed": [1, True, None],
+    }
     assert echoed(out)["headers"]["content-type"] == "application/json"
 
 
 def test_form_body(tmp_path, server):
-    custom = {"method": "POST", "url": server.base + "/echo", "form_body": {"a": "{{ .inputs.s }}", "b": 2},
-              "outputs": {"body": "/body"}}
+    custom = {
+        "method": "POST",
+        "url": server.base + "/echo",
+        "form_body": {"a": "{{ .inputs.s }}", "b": 2},
+        "outputs": {"body": "/body"},
+    }
     out = run_http(tmp_path, custom, {"s": STR}, {"body": STR}, {"s": "x&y=z"})
     assert sorted(out["body"].split("&")) == ["a=x%26y%3Dz", "b=2"]
 
 
 def test_json_pointers_convert_to_declared_types(tmp_path, server):
-    custom = {"url": server.base + "/json",
-              "outputs": {"id": "/id", "price": "/nested/price", "ok": "/nested/ok", "tags": "/tags", "slash": "/a~1b",
-                          "doc": ""},
-              "headers_output": "headers"}
-    out = run_http(tmp_path, custom, outputs={"id": INT, "price": FLOAT, "ok": BOOL, "tags": list_of(STR),
-                                               "slash": STR, "doc": STRUCT, "headers": STRUCT})
+    custom = {
+        "url": server.base + "/json",
+        "outputs": {
+            "id": "/id",
+            "price": "/nested/price",
+            "ok": "/nested/ok",
+            "tags": "/tags",
+            "slash": "/a~1b",
+            "doc": "",
+        },
+        "headers_output": "headers",
+    }
+    out = run_http(
+        tmp_path,
+        custom,
+        outputs={
+            "id": INT,
+            "price": FLOAT,
+            "ok": BOOL,
+            "tags": list_of(STR),
+            "slash": STR,
+            "doc": STRUCT,
+            "headers": STRUCT,
+        },
+    )
     assert (out["id"], out["price"], out["ok"], out["tags"], out["slash"]) == (42, 9.5, True, ["a", "b"], "slash")
     assert out["doc"]["name"] == "widget"
     assert out["headers"]["content-type"] == "application/json"
@@ -127,8 +164,13 @@ def test_post_not_retried_without_idempotency_key(tmp_path, server):
 
 
 def test_post_retried_with_idempotency_key_sending_the_same_key(tmp_path, server):
-    custom = {"method": "POST", "url": server.base + "/flaky/2/e", "json_body": {"a": 1},
-              "retry": {"idempotency_key_header": "Idempotency-Key"}, "status_output": "s"}
+    custom = {
+        "method": "POST",
+        "url": server.base + "/flaky/2/e",
+        "json_body": {"a": 1},
+        "retry": {"idempotency_key_header": "Idempotency-Key"},
+        "status_output": "s",
+    }
     assert run_http(tmp_path, custom, outputs={"s": INT}) == {"s": 200}
     keys = {r["headers"]["Idempotency-Key"] for r in server.requests}
     assert len(server.requests) == 3 and len(keys) == 1
@@ -154,8 +196,11 @@ def test_4xx_is_user_non_recoverable(tmp_path, server, status):
 
 
 def test_expected_status_configurable(tmp_path, server):
-    out = run_http(tmp_path, {"url": f"{server.base}/status/404", "expected_status": [404], "status_output": "s"},
-                   outputs={"s": INT})
+    out = run_http(
+        tmp_path,
+        {"url": f"{server.base}/status/404", "expected_status": [404], "status_output": "s"},
+        outputs={"s": INT},
+    )
     assert out == {"s": 404}
 
 
@@ -172,22 +217,35 @@ def test_connection_refused_is_system_recoverable(tmp_path):
 
 
 def test_pagination_by_link_header(tmp_path, server):
-    custom = {"url": server.base + "/pages/link", "pagination": {"next": "link", "items_pointer": "/items", "output": "all"}}
+    custom = {
+        "url": server.base + "/pages/link",
+        "pagination": {"next": "link", "items_pointer": "/items", "output": "all"},
+    }
     out = run_http(tmp_path, custom, outputs={"all": list_of(STRUCT)})
     assert [i["n"] for i in out["all"]] == [1, 2, 3, 4, 5]
     assert len(server.requests) == 3
 
 
 def test_pagination_by_cursor_to_structured_dataset(tmp_path, server):
-    custom = {"url": server.base + "/pages/cursor", "query": {"limit": 2},
-              "pagination": {"next": "cursor", "items_pointer": "/data/items", "cursor_pointer": "/next", "output": "rows"}}
+    custom = {
+        "url": server.base + "/pages/cursor",
+        "query": {"limit": 2},
+        "pagination": {"next": "cursor", "items_pointer": "/data/items", "cursor_pointer": "/next", "output": "rows"},
+    }
     out = run_http(tmp_path, custom, outputs={"rows": DATASET})
     assert out["rows"].to_arrow().to_pylist() == [{"n": i} for i in range(1, 6)]
-    assert [r["path"] for r in server.requests] == ["/pages/cursor?limit=2", "/pages/cursor?limit=2&cursor=2", "/pages/cursor?limit=2&cursor=3"]
+    assert [r["path"] for r in server.requests] == [
+        "/pages/cursor?limit=2",
+        "/pages/cursor?limit=2&cursor=2",
+        "/pages/cursor?limit=2&cursor=3",
+    ]
 
 
 def test_pagination_page_limit(tmp_path, server):
-    custom = {"url": server.base + "/pages/link", "pagination": {"next": "link", "items_pointer": "/items", "output": "all", "max_pages": 2}}
+    custom = {
+        "url": server.base + "/pages/link",
+        "pagination": {"next": "link", "items_pointer": "/items", "output": "all", "max_pages": 2},
+    }
     with pytest.raises(TaskFailed) as err:
         run_http(tmp_path, custom, outputs={"all": list_of(STRUCT)})
     assert err.value.origin == "USER" and "max_pages" in err.value.message
@@ -227,9 +285,13 @@ def test_redirects_off_by_default(tmp_path, server):
 
 def test_cross_origin_redirect_drops_secret_headers(tmp_path, server, other_server, monkeypatch):
     monkeypatch.setenv("_FSEC_API_KEY", "s3cr3t-key-value")
-    custom = {"url": f"{server.base}/redirect?to={other_server.base}/echo", "follow_redirects": True,
-              "headers": {"X-Plain": "p"}, "secret_headers": {"X-Api-Key": {"group": "api", "key": "key"}},
-              "outputs": {"headers": "/headers"}}
+    custom = {
+        "url": f"{server.base}/redirect?to={other_server.base}/echo",
+        "follow_redirects": True,
+        "headers": {"X-Plain": "p"},
+        "secret_headers": {"X-Api-Key": {"group": "api", "key": "key"}},
+        "outputs": {"headers": "/headers"},
+    }
     out = run_http(tmp_path, custom, outputs={"headers": STRUCT})
     assert server.requests[0]["headers"]["X-Api-Key"] == "s3cr3t-key-value"
     assert "x-api-key" not in out["headers"] and out["headers"]["x-plain"] == "p"
@@ -242,20 +304,35 @@ def test_cross_origin_redirect_drops_secret_headers(tmp_path, server, other_serv
 
 def test_redirect_loop_stops(tmp_path, server):
     with pytest.raises(TaskFailed) as err:
-        run_http(tmp_path, {"url": server.base + "/redirect?to=/redirect%3Fto%3D/echo", "follow_redirects": True,
-                            "max_redirects": 1})
+        run_http(
+            tmp_path,
+            {"url": server.base + "/redirect?to=/redirect%3Fto%3D/echo", "follow_redirects": True, "max_redirects": 1},
+        )
     assert err.value.code == "USER:TooManyRedirects"
 
 
 def test_bearer_and_basic_auth_from_secrets(tmp_path, server, monkeypatch):
     monkeypatch.setenv("_FSEC_API_TOKEN", "tok-123456")
-    out = run_http(tmp_path, {"url": server.base + "/echo", "auth": {"type": "bearer", "token": {"group": "api", "key": "token"}},
-                              "outputs": {"auth": "/headers/authorization"}}, outputs={"auth": STR})
+    out = run_http(
+        tmp_path,
+        {
+            "url": server.base + "/echo",
+            "auth": {"type": "bearer", "token": {"group": "api", "key": "token"}},
+            "outputs": {"auth": "/headers/authorization"},
+        },
+        outputs={"auth": STR},
+    )
     assert server.requests[-1]["headers"]["Authorization"] == "Bearer tok-123456"
     assert out["auth"] == "Bearer ***"  # outputs are redacted
-    out = run_http(tmp_path, {"url": server.base + "/echo",
-                              "auth": {"type": "basic", "username": "u", "password": {"group": "api", "key": "token"}},
-                              "outputs": {"auth": "/headers/authorization"}}, outputs={"auth": STR})
+    out = run_http(
+        tmp_path,
+        {
+            "url": server.base + "/echo",
+            "auth": {"type": "basic", "username": "u", "password": {"group": "api", "key": "token"}},
+            "outputs": {"auth": "/headers/authorization"},
+        },
+        outputs={"auth": STR},
+    )
     import base64
 
     assert server.requests[-1]["headers"]["Authorization"] == "Basic " + base64.b64encode(b"u:tok-123456").decode()
@@ -271,12 +348,24 @@ def test_invalid_config_is_user_error(tmp_path, server):
 def test_authoring_http_task(tmp_path, server):
     from taskbox.authoring import HTTPTask
 
-    task = HTTPTask("get_item", server.base + "/items/{{ .inputs.id }}", inputs={"id": str},
-                    outputs={"path": str, "status": int}, output_pointers={"path": "/path"}, status_output="status",
-                    secret_headers={"X-Key": {"group": "g", "key": "k"}})
+    task = HTTPTask(
+        "get_item",
+        server.base + "/items/{{ .inputs.id }}",
+        inputs={"id": str},
+        outputs={"path": str, "status": int},
+        output_pointers={"path": "/path"},
+        status_output="status",
+        secret_headers={"X-Key": {"group": "g", "key": "k"}},
+    )
     tpl = task.to_template(version="v1")
     assert tpl.type == "http" and tpl.container.args[-1] == "http"
     assert [s.group for s in tpl.security_context.secrets] == ["g"]
-    task = HTTPTask("get_item", server.base + "/items/{{ .inputs.id }}", inputs={"id": str},
-                    outputs={"path": str, "status": int}, output_pointers={"path": "/path"}, status_output="status")
+    task = HTTPTask(
+        "get_item",
+        server.base + "/items/{{ .inputs.id }}",
+        inputs={"id": str},
+        outputs={"path": str, "status": int},
+        output_pointers={"path": "/path"},
+        status_output="status",
+    )
     assert task.run(workdir=str(tmp_path / "w"), id="a b") == {"path": "/items/a%20b", "status": 200}

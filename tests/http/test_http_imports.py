@@ -5,6 +5,8 @@ import sys
 
 
 def test_registry_and_executor_do_not_import_httpx():
-    code = ("import sys, taskbox.executors.registry, taskbox.executors.http, taskbox.authoring; "
-            "assert 'httpx' not in sys.modules, 'httpx imported'")
+    code = (
+        "import sys, taskbox.executors.registry, taskbox.executors.http, taskbox.authoring; "
+        "assert 'httpx' not in sys.modules, 'httpx imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -57,16 +57,25 @@ def run_job(tmp_path, custom, inputs=None, outputs=None, values=None):
 
 def test_job_runs_to_success_with_outputs_from_the_status(tmp_path, jobs):
     spec = {"polls": 2, "result": {"rows": 7, "table": "t_{{ .inputs.day }}"}, "day": "{{ .inputs.day }}"}
-    out = run_job(tmp_path, job_custom(jobs, spec, outputs={"rows": "/result/rows", "table": "/result/table"}),
-                  {"day": STR}, {"rows": INT, "table": STR}, {"day": "2026-11-22"})
+    out = run_job(
+        tmp_path,
+        job_custom(jobs, spec, outputs={"rows": "/result/rows", "table": "/result/table"}),
+        {"day": STR},
+        {"rows": INT, "table": STR},
+        {"day": "2026-11-22"},
+    )
     assert out == {"rows": 7, "table": "t_2026-11-22"}
     assert len(jobs.submissions) == 1 and jobs.submissions[0]["body"]["day"] == "2026-11-22"
     assert jobs.polls["job-1"] == 3 and jobs.cancels == []
 
 
 def test_outputs_from_a_result_url(tmp_path, jobs):
-    custom = job_custom(jobs, {"polls": 0, "result": [1, 2, 3]}, result_url=jobs.base + "/jobs/{{ .job.id }}/result",
-                        outputs={"n": "/result/2"})
+    custom = job_custom(
+        jobs,
+        {"polls": 0, "result": [1, 2, 3]},
+        result_url=jobs.base + "/jobs/{{ .job.id }}/result",
+        outputs={"n": "/result/2"},
+    )
     assert run_job(tmp_path, custom, outputs={"n": INT}) == {"n": 3}
 
 
@@ -81,8 +90,9 @@ def test_failed_job_is_a_user_error_with_the_service_message(tmp_path, jobs):
 
 
 def test_state_mapping_and_retryable_failure(tmp_path, jobs):
-    custom = job_custom(jobs, {"polls": 0, "outcome": "BOOM", "message": "node lost"},
-                        states={"boom": "RETRYABLE_FAILURE"})
+    custom = job_custom(
+        jobs, {"polls": 0, "outcome": "BOOM", "message": "node lost"}, states={"boom": "RETRYABLE_FAILURE"}
+    )
     with pytest.raises(TaskFailed) as info:
         run_job(tmp_path, custom)
     assert (info.value.code, info.value.origin, info.value.recoverable) == ("SYSTEM:JobFailed", "SYSTEM", True)
@@ -135,8 +145,11 @@ def test_ssrf_guard_applies_to_the_cancel_url(tmp_path, jobs):
 
 def test_secret_header_is_sent_on_every_request_and_never_shown(tmp_path, jobs, monkeypatch):
     monkeypatch.setenv("_FSEC_JOBAPI_TOKEN", "s3cr3t-token-value")
-    custom = job_custom(jobs, {"polls": 1, "outcome": "failed", "message": "bad token s3cr3t-token-value"},
-                        secret_headers={"X-Api-Key": {"group": "jobapi", "key": "token"}})
+    custom = job_custom(
+        jobs,
+        {"polls": 1, "outcome": "failed", "message": "bad token s3cr3t-token-value"},
+        secret_headers={"X-Api-Key": {"group": "jobapi", "key": "token"}},
+    )
     with pytest.raises(TaskFailed) as info:
         run_job(tmp_path, custom)
     assert jobs.submissions[0]["headers"]["X-Api-Key"] == "s3cr3t-token-value"
@@ -161,8 +174,13 @@ def test_config_validation(change, match):
 
 
 def test_config_from_struct_floats_and_version():
-    custom = {"version": 1.0, "submit": {"url": "http://h/jobs", "expected_status": [201.0]},
-              "status_url": "http://h/jobs/{{ .job.id }}", "max_poll_failures": 3.0, "states": {"DONE": "succeeded"}}
+    custom = {
+        "version": 1.0,
+        "submit": {"url": "http://h/jobs", "expected_status": [201.0]},
+        "status_url": "http://h/jobs/{{ .job.id }}",
+        "max_poll_failures": 3.0,
+        "states": {"DONE": "succeeded"},
+    }
     config = validate_config(HTTPJobExecutor, custom)
     assert (config.version, config.max_poll_failures, config.submit.expected_status) == (1, 3, [201])
     assert config.phase_of("Done").value == "SUCCEEDED"
@@ -357,8 +375,19 @@ def test_taskbox_run_gets_the_same_loop(tmp_path, jobs):
     custom = job_custom(jobs, {"polls": 1, "result": {"rows": 3}}, outputs={"rows": "/result/rows"})
     custom["interface"] = {"outputs": {"rows": "int"}}
     (tmp_path / "job.json").write_text(json.dumps(custom))
-    args = [TASKBOX, "run", "--executor", "http-job", "--config", str(tmp_path / "job.json"),
-            "--outputs", str(tmp_path / "out"), "--checkpoint-path", str(tmp_path / "cp"), "-q"]
+    args = [
+        TASKBOX,
+        "run",
+        "--executor",
+        "http-job",
+        "--config",
+        str(tmp_path / "job.json"),
+        "--outputs",
+        str(tmp_path / "out"),
+        "--checkpoint-path",
+        str(tmp_path / "cp"),
+        "-q",
+    ]
     for _ in range(2):  # the second run finds the finished job in the checkpoint and re-reads it
         proc = run(args)
         assert proc.returncode == 0, proc.stderr

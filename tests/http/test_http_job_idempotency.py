@@ -47,7 +47,7 @@ def test_sigkill_between_submit_and_checkpoint_then_rerun_makes_one_job(tmp_path
 
 
 def test_the_key_header_name_is_configurable_and_can_be_off(tmp_path, jobs):
-    from test_http_job import run_job  # noqa: PLC0415
+    from test_http_job import run_job
 
     run_job(tmp_path, job_custom(jobs, {"polls": 0}, idempotency_key_header="X-Request-Key"))
     run_job(tmp_path, job_custom(jobs, {"polls": 0}, idempotency_key_header=None))
@@ -57,8 +57,13 @@ def test_the_key_header_name_is_configurable_and_can_be_off(tmp_path, jobs):
 
 
 def _context(tmp_path, **env):
-    base = {"FLYTE_INTERNAL_EXECUTION_PROJECT": "p", "FLYTE_INTERNAL_EXECUTION_DOMAIN": "d",
-            "FLYTE_INTERNAL_EXECUTION_ID": "exec-1", "FLYTE_INTERNAL_TASK_NAME": "t", "FLYTE_ATTEMPT_NUMBER": "0"}  # fmt: skip
+    base = {
+        "FLYTE_INTERNAL_EXECUTION_PROJECT": "p",
+        "FLYTE_INTERNAL_EXECUTION_DOMAIN": "d",
+        "FLYTE_INTERNAL_EXECUTION_ID": "exec-1",
+        "FLYTE_INTERNAL_TASK_NAME": "t",
+        "FLYTE_ATTEMPT_NUMBER": "0",
+    }
     base.update(env)
     return ExecutionContext.from_env(output_prefix="s3://b/metadata/n0/data/0", raw_output_prefix="s3://b/raw",
                                      working_dir=str(tmp_path / "w"), checkpoint_path=str(tmp_path / "cp"),
@@ -80,7 +85,7 @@ def test_submit_key_is_stable_for_the_same_attempt_and_differs_otherwise(tmp_pat
 
 def test_submit_key_changes_when_the_attempt_replaces_a_recorded_job(tmp_path):
     """A cancelled/failed/gone job recorded in this attempt's checkpoint is replaced by a NEW job: new key."""
-    from taskbox.executors.jobloop import RECORD_KIND  # noqa: PLC0415
+    from taskbox.executors.jobloop import RECORD_KIND
 
     config = validate_config(HTTPJobExecutor, CONFIG)
     context = _context(tmp_path)

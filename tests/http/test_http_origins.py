@@ -89,7 +89,7 @@ def test_secret_origins_are_validated(origin):
 
 
 def test_origin_of_normalises_scheme_host_and_default_port():
-    from taskbox.http.client import origin_of  # noqa: PLC0415
+    from taskbox.http.client import origin_of
 
     assert origin_of("HTTP://Example.COM/x") == origin_of("http://example.com:80/y") == ("http", "example.com", 80)
     assert origin_of("https://example.com") != origin_of("http://example.com")
@@ -167,7 +167,8 @@ def test_a_job_id_that_is_not_one_segment_is_refused(tmp_path, job_id):
 
 
 @pytest.mark.parametrize(
-    "host", ["%31%32%37.0.0.1", "127.0.0.1%20", "exa%20mple.test", "a..b.test", "-a.test", "a-.test", "x" * 64 + ".test"]
+    "host",
+    ["%31%32%37.0.0.1", "127.0.0.1%20", "exa%20mple.test", "a..b.test", "-a.test", "a-.test", "x" * 64 + ".test"],
 )
 def test_a_malformed_host_is_a_user_error_not_retried(tmp_path, server, host):
     port = server.server_address[1]
@@ -211,10 +212,10 @@ def test_an_unsendable_secret_value_is_a_user_error_without_the_value(tmp_path, 
 
 def test_unsendable_requests_of_the_boundary_map(server):
     """Each exception class httpx/h11/idna raise for a request that can never be sent maps to a USER error."""
-    import httpx  # noqa: PLC0415
-    import idna  # noqa: PLC0415
+    import httpx
+    import idna
 
-    from taskbox.http.errors import RequestNotSendable, never_sendable  # noqa: PLC0415
+    from taskbox.net.errors import RequestNotSendable, never_sendable
 
     for exc in (httpx.InvalidURL("x"), httpx.UnsupportedProtocol("x"), httpx.LocalProtocolError("x"),
                 UnicodeEncodeError("ascii", "é", 0, 1, "no"), idna.IDNAError("x")):  # fmt: skip

@@ -17,21 +17,21 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
 
-import httptesting  # noqa: E402
-import sqltesting  # noqa: E402
+import httptesting
+import sqltesting
 
-from helpers import commit_files, encode_inputs, make_template, put, read_error, read_outputs, simple  # noqa: E402
-from taskbox import storage  # noqa: E402
-from taskbox.authoring import SQLiteTask, SQLTask  # noqa: E402
-from taskbox.authoring.base import CONTAINER_ARGS_PREFIX  # noqa: E402
-from taskbox.images import build as sdk  # noqa: E402
+from helpers import commit_files, encode_inputs, make_template, put, read_error, read_outputs, simple
+from taskbox import storage
+from taskbox.authoring import SQLiteTask, SQLTask
+from taskbox.authoring.base import CONTAINER_ARGS_PREFIX
+from taskbox.images import build as sdk
 
 STR, INT, FLOAT, STRUCT = simple("STRING"), simple("INTEGER"), simple("FLOAT"), simple("STRUCT")
 
 
 @pytest.fixture(scope="module")
 def pg_db() -> Any:
-    """The session's throwaway PostgreSQL (tests/sql/servers.py) with the ``items`` table seeded."""
+    """The session's throwaway PostgreSQL (tests/sql/dbservers.py) with the ``items`` table seeded."""
     server = sqltesting.server("postgres")
     sqltesting.seed(server)
     return server

@@ -14,12 +14,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 
-import sqltesting  # noqa: E402
+import sqltesting
 
-from helpers import ROOT, TASKBOX, commit_files, encode_inputs, put, read_literal_map, subprocess_env  # noqa: E402
-from taskbox import storage  # noqa: E402
-from taskbox.images import build as sdk  # noqa: E402
-from taskbox.literals import ConversionContext, literal_map_to_python  # noqa: E402
+from helpers import ROOT, TASKBOX, commit_files, encode_inputs, put, read_literal_map, subprocess_env
+from taskbox import storage
+from taskbox.images import build as sdk
+from taskbox.literals import ConversionContext, literal_map_to_python
 
 pytestmark = pytest.mark.servers
 

@@ -1,6 +1,6 @@
 """taskbox mirrors of the Python types used by tests/golden/make_fixtures.py (same names and fields)."""
 
-# ruff: noqa: UP006, UP007, UP035, UP045 - typing.List/Optional/Union spelled out on purpose
+# ruff: noqa: UP006, UP035, UP045 - typing.List/Optional/Union spelled out on purpose
 
 from __future__ import annotations
 

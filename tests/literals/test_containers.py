@@ -1,4 +1,4 @@
-# ruff: noqa: UP006, UP007, UP035, UP045 - typing.List/Optional/Union spelled out on purpose
+# ruff: noqa: UP006, UP035, UP045 - typing.List/Optional/Union spelled out on purpose
 from __future__ import annotations
 
 import datetime

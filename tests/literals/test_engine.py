@@ -1,4 +1,4 @@
-# ruff: noqa: UP007, UP045 - typing.Optional/Union spelled out on purpose
+# ruff: noqa: UP045 - typing.Optional/Union spelled out on purpose
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import msgpack
 import pytest
 from flyteidl.core import literals_pb2, types_pb2
 
-from taskbox.errors import InputError, OutputError
+from taskbox.errors import InputError, OutputError, UnsupportedType
 from taskbox.literals import TypeEngine
 from taskbox.literals.engine import dynamic_enum
 
@@ -237,7 +237,7 @@ def test_enum_errors_list_the_allowed_values():
         TypeEngine.to_literal("blue", Color)
     with pytest.raises(InputError, match=r"'blue' is not one of \['red', 'green'\]"):
         TypeEngine.to_python_value(TypeEngine.to_literal("blue", str), Color)
-    with pytest.raises(Exception, match="string values"):
+    with pytest.raises(UnsupportedType, match="string values"):
         TypeEngine.to_literal_type(Number)
 
 

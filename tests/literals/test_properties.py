@@ -260,7 +260,7 @@ COLUMNS = {
     )
 )
 def test_structured_dataset_round_trip_through_parquet(columns):
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     table = pa.table({
         "int64": pa.array(columns["int64"], pa.int64()),

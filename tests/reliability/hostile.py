@@ -152,7 +152,7 @@ def nested_lists(depth: int) -> bytes:
 
 def nested_struct(depth: int) -> bytes:
     """``inputs.pb`` whose ``doc`` is a generic Struct ``{"a": {"a": ...}}`` nested ``depth`` levels."""
-    from google.protobuf import struct_pb2  # noqa: PLC0415
+    from google.protobuf import struct_pb2
 
     fields, struct_value = _field(struct_pb2.Struct, "fields"), _field(struct_pb2.Value, "struct_value")
     data = b""
@@ -199,7 +199,7 @@ def offloaded(uri: str) -> literals_pb2.Literal:
 
 
 def lit_of(value: Any, python_type: Any) -> literals_pb2.Literal:
-    from taskbox.literals import TypeEngine  # noqa: PLC0415
+    from taskbox.literals import TypeEngine
 
     return TypeEngine.to_literal(value, python_type)
 

@@ -40,14 +40,14 @@ from flyteidl.core import errors_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 
-import sqltesting  # noqa: E402
-from sqltesting import DATASET, simple  # noqa: E402
+import sqltesting
+from sqltesting import DATASET, simple
 
-from faultproxy import FaultProxy  # noqa: E402
-from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_outputs, subprocess_env  # noqa: E402
-from reliability.ledger import LEDGER, LOST, judge, recoverable_system  # noqa: E402
-from taskbox import storage  # noqa: E402
-from taskbox.storage.local import to_path as local_path  # noqa: E402
+from faultproxy import FaultProxy
+from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_outputs, subprocess_env
+from reliability.ledger import LEDGER, LOST, judge, recoverable_system
+from taskbox import storage
+from taskbox.storage.local import to_path as local_path
 
 INPUT_TYPES = {"max_id": simple("INTEGER")}
 OUTPUT_TYPES = {"results": DATASET}

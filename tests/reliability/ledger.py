@@ -3,7 +3,8 @@
 Why: issue 8 asks for figures, not only green tests. Each test of ``tests/reliability`` judges the prefix a
 run left behind with :func:`judge` and records the verdict in :data:`LEDGER`; ``tests/conftest.py`` prints
 the table at the end of the session (``pytest_terminal_summary``) and, when ``TASKBOX_RELIABILITY_SUMMARY``
-names a file, writes it there as JSON.
+names a file, writes it there as JSON. Under pytest-xdist (``make test``) each worker counts in its own
+ledger and the controller prints the merged table once (:meth:`Ledger.export` / :meth:`Ledger.merge`).
 
 Invariant: a verdict is one of three. ``outputs`` (only ``outputs.pb`` is committed and the outputs equal a
 fault-free run's), ``error`` (only ``error.pb`` is committed and it is the expected kind of error), or
@@ -94,11 +95,29 @@ class Ledger:
         out.extend(fmt.format(*line) for line in lines)
         return "\n".join(out)
 
+    def export(self) -> dict[str, Any]:
+        """The counters and lost details as plain data (JSON-able; what :meth:`write_json` writes).
+
+        Under pytest-xdist each worker process has its own ledger: ``tests/conftest.py`` ships each
+        worker's export to the controller, which :meth:`merge` s them into one table.
+        """
+        with self._lock:
+            families = {name: asdict(row) for name, row in self._rows.items()}
+            return {"families": families, "lost": list(self.lost_details)}
+
+    def merge(self, data: dict[str, Any]) -> None:
+        """Add the counters of another ledger's :meth:`export` (a family seen first keeps its place)."""
+        with self._lock:
+            for name, counts in data.get("families", {}).items():
+                row = self._rows.setdefault(name, Row())
+                for field in ("faults", "runs", "outputs", "errors", "lost"):
+                    setattr(row, field, getattr(row, field) + int(counts.get(field, 0)))
+            self.lost_details.extend(data.get("lost", []))
+
     def write_json(self, path: str) -> None:
         """Write the counters (and the details of any lost run) to ``path``."""
-        data: dict[str, Any] = {name: asdict(row) for name, row in self.rows().items()}
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump({"families": data, "lost": self.lost_details}, fh, indent=2)
+            json.dump(self.export(), fh, indent=2)
 
 
 LEDGER = Ledger()

@@ -39,7 +39,7 @@ from reliability.ledger import ERROR, LEDGER, LOST, judge
 if str(ROOT / "tests" / "http") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests" / "http"))
 
-import httptesting  # noqa: E402
+import httptesting
 
 pytestmark = pytest.mark.timeout(120)
 

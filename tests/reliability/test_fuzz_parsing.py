@@ -184,7 +184,7 @@ def area(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     self_ref = literals_pb2.Literal()
     self_ref.offloaded_metadata.uri = str(root / "self.pb")
     put(str(root / "self.pb"), self_ref.SerializeToString())
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     values = [
         -(2**63), -0.0, "h\U0001d11e\x00", True, dt.datetime(2026, 1, 2, tzinfo=dt.UTC), dt.timedelta(microseconds=-1),
@@ -351,7 +351,7 @@ def literals(draw: Any, uris: list[str], depth: int = 0) -> literals_pb2.Literal
     elif kind == "generic":
         scalar.generic.update(draw(st.dictionaries(st.text(max_size=4), STRUCT_JSON, max_size=3)))
     elif kind == "binary":
-        import msgpack  # noqa: PLC0415
+        import msgpack
 
         payload = draw(st.one_of(st.binary(max_size=24), JSONISH.map(lambda v: msgpack.packb(v, use_bin_type=True))))
         scalar.binary.value, scalar.binary.tag = payload, draw(TAGS)

@@ -118,8 +118,13 @@ RUN_CASES: dict[str, tuple[Callable[[Path], list[str]], str, tuple[str, ...]]] =
             "--executor",
             "http",
             "--config",
-            _file("config.json", json.dumps({"url": "https://x.test/", "method": "POST"})[:-1]
-                  + ', "json_body": {"x": ' + BEYOND_DOUBLE + "}}")(tmp),
+            _file(
+                "config.json",
+                json.dumps({"url": "https://x.test/", "method": "POST"})[:-1]
+                + ', "json_body": {"x": '
+                + BEYOND_DOUBLE
+                + "}}",
+            )(tmp),
         ],  # fmt: skip
         "USER:InvalidConfig",
         ("JSON cannot carry",),
@@ -131,23 +136,43 @@ RUN_CASES: dict[str, tuple[Callable[[Path], list[str]], str, tuple[str, ...]]] =
     ),
     "float-input-1e999-in-json": (
         lambda tmp: [
-            "--template", _template(TYPED_TEMPLATE)(tmp), "--input", "d=1", "--input", "doc={}",
-            "--inputs", _file("inputs.json", '{"f": 1e999}')(tmp),
+            "--template",
+            _template(TYPED_TEMPLATE)(tmp),
+            "--input",
+            "d=1",
+            "--input",
+            "doc={}",
+            "--inputs",
+            _file("inputs.json", '{"f": 1e999}')(tmp),
         ],  # fmt: skip
         "USER:InvalidInput",
         ("input 'f'", "finite"),
     ),
     "float-input-integer-beyond-a-double": (
         lambda tmp: [
-            "--template", _template(TYPED_TEMPLATE)(tmp), "--input", "d=1", "--input", "doc={}",
-            "--input", f"f={BEYOND_DOUBLE}",
+            "--template",
+            _template(TYPED_TEMPLATE)(tmp),
+            "--input",
+            "d=1",
+            "--input",
+            "doc={}",
+            "--input",
+            f"f={BEYOND_DOUBLE}",
         ],  # fmt: skip
         "USER:InvalidInput",
         ("input 'f'", "too large"),
     ),
     "duration-input-past-timedelta": (
-        lambda tmp: ["--template", _template(TYPED_TEMPLATE)(tmp), "--input", "f=1", "--input", "doc={}",
-                     "--input", "d=1e20"],  # fmt: skip
+        lambda tmp: [
+            "--template",
+            _template(TYPED_TEMPLATE)(tmp),
+            "--input",
+            "f=1",
+            "--input",
+            "doc={}",
+            "--input",
+            "d=1e20",
+        ],  # fmt: skip
         "USER:InvalidInput",
         ("input 'd'", "out of range"),
     ),
@@ -158,8 +183,14 @@ RUN_CASES: dict[str, tuple[Callable[[Path], list[str]], str, tuple[str, ...]]] =
     ),
     "struct-input-holding-infinity": (
         lambda tmp: [
-            "--template", _template(TYPED_TEMPLATE)(tmp), "--input", "f=1", "--input", "d=1",
-            "--inputs", _file("inputs.json", '{"doc": {"a": [1, 1e999]}}')(tmp),
+            "--template",
+            _template(TYPED_TEMPLATE)(tmp),
+            "--input",
+            "f=1",
+            "--input",
+            "d=1",
+            "--inputs",
+            _file("inputs.json", '{"doc": {"a": [1, 1e999]}}')(tmp),
         ],  # fmt: skip
         "USER:InvalidInput",
         ("input 'doc'", "infinity"),
@@ -168,8 +199,9 @@ RUN_CASES: dict[str, tuple[Callable[[Path], list[str]], str, tuple[str, ...]]] =
 RUN_CASES["template-http-timeout-past-the-clocks"] = (  # validated before any request: no packet is sent
     lambda tmp: [
         "--template",
-        _template({"type": "http", "custom": {"url": "https://x.test/", "method": "GET",
-                                              "read_timeout_s": 1e300}})(tmp),  # fmt: skip
+        _template({"type": "http", "custom": {"url": "https://x.test/", "method": "GET", "read_timeout_s": 1e300}})(
+            tmp
+        ),  # fmt: skip
     ],
     "USER:InvalidConfig",
     ("read_timeout_s", "out of range"),
@@ -177,9 +209,17 @@ RUN_CASES["template-http-timeout-past-the-clocks"] = (  # validated before any r
 for _depth in (150, 500):  # past protobuf's 100 levels (the template could not be read back); past the stack
     RUN_CASES[f"config-json-nested-{_depth}-deep"] = (
         lambda tmp, depth=_depth: [
-            "--executor", "http", "--config",
-            _file("config.json", '{"url": "https://x.test/", "method": "POST", "json_body": '
-                  + '{"a": ' * depth + "1" + "}" * depth + "}")(tmp),
+            "--executor",
+            "http",
+            "--config",
+            _file(
+                "config.json",
+                '{"url": "https://x.test/", "method": "POST", "json_body": '
+                + '{"a": ' * depth
+                + "1"
+                + "}" * depth
+                + "}",
+            )(tmp),
         ],  # fmt: skip
         "USER:InvalidConfig",
         ("nested too deeply",),

@@ -516,8 +516,14 @@ def test_self_signed_tls_is_refused_unless_its_ca_is_given(tmp_path):
         inputs = str(put_bytes(tmp_path / "inputs.pb", b""))
         refused = str(tmp_path / "refused")
         proc = run(execute_args(inputs, refused, str(template)), TASKBOX_HTTP_ALLOW="127.0.0.1/32")
-        error = expect_error("hostile HTTP", proc, refused, "USER:TLSVerificationFailed",
-                             ("CERTIFICATE_VERIFY_FAILED", "self-signed", "SSL_CERT_FILE"), recoverable=False)  # fmt: skip
+        error = expect_error(
+            "hostile HTTP",
+            proc,
+            refused,
+            "USER:TLSVerificationFailed",
+            ("CERTIFICATE_VERIFY_FAILED", "self-signed", "SSL_CERT_FILE"),
+            recoverable=False,
+        )
         assert cert not in error.message
         assert "retry 1/" not in proc.stderr
         trusted = str(tmp_path / "trusted")

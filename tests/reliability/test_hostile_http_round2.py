@@ -71,7 +71,9 @@ def test_secret_never_reaches_the_origin_a_redirect_and_its_pages_lead_to(tmp_pa
                   "secret_headers": KEY, "pagination": pagination}  # fmt: skip
         outputs = {"items": list_of(STRUCT)}
         proc, prefix = _execute(tmp_path, "http", custom, outputs=outputs, _FSEC_API_KEY=SECRET)
-        _record_outputs(prefix, proc, lambda: [i["n"] for i in read_outputs(prefix, outputs)["items"]] == [1, 2, 3, 4, 5])
+        _record_outputs(
+            prefix, proc, lambda: [i["n"] for i in read_outputs(prefix, outputs)["items"]] == [1, 2, 3, 4, 5]
+        )
         assert [r["headers"].get("X-Api-Key") for r in a.requests] == [SECRET]
         assert len(b.requests) == 3 and all("X-Api-Key" not in r["headers"] for r in b.requests)
 
@@ -111,8 +113,11 @@ def _forms_of(secret: str) -> list[str]:
 @pytest.mark.parametrize("route", ["escaped/401", "status/401"])
 def test_a_401_echoing_the_token_in_any_encoding_leaks_nothing(tmp_path, route):
     with httptesting.running() as server:
-        custom = {"url": f"{server.base}/{route}", "secret_headers": KEY,
-                  "auth": {"type": "basic", "username": "user", "password": {"group": "api", "key": "key"}}}  # fmt: skip
+        custom = {
+            "url": f"{server.base}/{route}",
+            "secret_headers": KEY,
+            "auth": {"type": "basic", "username": "user", "password": {"group": "api", "key": "key"}},
+        }
         proc, prefix = _execute(tmp_path, "http", custom, _FSEC_API_KEY=SECRET)
         error = expect_error(FAMILY, proc, prefix, "USER:HTTPStatus", ("401",))
     basic = base64.b64encode(f"user:{SECRET}".encode()).decode()
@@ -145,11 +150,21 @@ NEVER_SENDABLE = {
     "trailing-space-in-host": ({"url": "http://127.0.0.1 :{port}/echo"}, {}, "USER:InvalidConfig"),
     "label-over-63": ({"url": "http://" + "a" * 64 + ".test:{port}/"}, {}, "USER:InvalidConfig"),
     "non-ascii-header-in-config": ({"url": "{base}/echo", "headers": {"X-Name": "café"}}, {}, "USER:InvalidConfig"),
-    "crlf-header-in-config": ({"url": "{base}/echo", "headers": {"X-Name": "a\r\nX-Evil: 1"}}, {}, "USER:InvalidConfig"),
+    "crlf-header-in-config": (
+        {"url": "{base}/echo", "headers": {"X-Name": "a\r\nX-Evil: 1"}},
+        {},
+        "USER:InvalidConfig",
+    ),
     "non-ascii-header-from-input": (
-        {"url": "{base}/echo", "headers": {"X-Name": "{{ .inputs.n }}"}}, {"n": "café"}, "USER:InvalidInput"),
+        {"url": "{base}/echo", "headers": {"X-Name": "{{ .inputs.n }}"}},
+        {"n": "café"},
+        "USER:InvalidInput",
+    ),
     "crlf-header-from-input": (
-        {"url": "{base}/echo", "headers": {"X-Name": "{{ .inputs.n }}"}}, {"n": "a\r\nX-Evil: 1"}, "USER:InvalidInput"),
+        {"url": "{base}/echo", "headers": {"X-Name": "{{ .inputs.n }}"}},
+        {"n": "a\r\nX-Evil: 1"},
+        "USER:InvalidInput",
+    ),
 }
 
 

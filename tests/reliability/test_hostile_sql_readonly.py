@@ -5,7 +5,7 @@ server's files and programs (PostgreSQL's ``lo_export``/``COPY ... TO``, MariaDB
 hidden in an executable comment), nor the file a ``sqlite://`` URL opens or ``VACUUM INTO`` creates. And a
 list input must not turn into more bind parameters than the driver takes (PostgreSQL: 65,535), which used
 to end in a retried ``SYSTEM:DatabaseUnavailable``. Each case runs ``taskbox execute`` in a subprocess
-against the throwaway servers (tests/sql/servers.py) as a role that *may* write server files, and is
+against the throwaway servers (tests/sql/dbservers.py) as a role that *may* write server files, and is
 judged by :func:`hostile.expect_error` (or the ledger's :func:`judge` for the list that must succeed),
 recorded under the ledger family ``hostile SQL (read-only)``. No case may leave a file behind.
 """

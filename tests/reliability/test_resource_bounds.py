@@ -68,7 +68,7 @@ from taskbox.storage.local import to_path
 if str(ROOT / "tests" / "http") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests" / "http"))
 
-import httptesting  # noqa: E402
+import httptesting
 
 MB = 1024 * 1024
 SQLITE_BYTES = (5 * 1024 if SOAK else 300) * MB

@@ -1,7 +1,7 @@
 """Fixtures for the SQL tests: throwaway PostgreSQL and MariaDB servers, and seeded tables.
 
 ``postgres_server`` / ``mariadb_server`` (session)
-    A running server (see tests/sql/servers.py), started on first use and shared with
+    A running server (see tests/sql/dbservers.py), started on first use and shared with
     tests/executors/test_sql.py; missing binaries fail with the ``make system-deps`` hint.
 
 ``pg_db`` / ``maria_db`` (session)

@@ -1,7 +1,7 @@
 """Helpers shared by the SQL tests (tests/sql, tests/executors/test_sql*.py, tests/authoring) and bench/sql.py.
 
-* :func:`server` - the shared PostgreSQL / MariaDB server (tests/sql/servers.py, loaded by path so
-  that ``import servers`` keeps meaning tests/servers.py);
+* :func:`server` - the shared PostgreSQL / MariaDB server (tests/sql/dbservers.py; tests/servers.py is
+  the storage servers');
 * :func:`seed` - the ``items`` and ``secrets`` tables every database test uses;
 * :func:`make_sqlite` - the same tables in a SQLite file;
 * literal types and templates for the executors.
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import importlib.util
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +25,10 @@ SECRET_VALUE = "top-secret-row"
 
 
 def servers_module() -> Any:
-    """tests/sql/servers.py as module ``taskbox_sql_test_servers`` (one copy per process)."""
-    name = "taskbox_sql_test_servers"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, HERE / "servers.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
+    """The module tests/sql/dbservers.py (beside this one, so on ``sys.path`` wherever this is imported)."""
+    import dbservers  # lazy: loaded by the tests that use a server only
+
+    return dbservers
 
 
 def server(kind: str) -> Any:

@@ -117,7 +117,7 @@ def test_rich_values_convert_without_pandas(tmp_path):
 
 
 def test_tuple_rows_convert_in_one_pass_exactly_as_column_by_column():
-    from taskbox.sql.results import _Schema  # noqa: PLC0415
+    from taskbox.sql.results import _Schema
 
     when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     rows = [
@@ -249,4 +249,6 @@ def test_only_columns_that_repeat_values_are_dictionary_encoded(tmp_path):
     encodings = _encodings(path)
     assert "RLE_DICTIONARY" in encodings["colour"] and "RLE_DICTIONARY" in encodings["nothing"]
     assert "RLE_DICTIONARY" not in encodings["id"] and "RLE_DICTIONARY" not in encodings["text"]
-    assert pq.read_table(path).to_pylist() == [dict(zip(["id", "text", "colour", "nothing"], r)) for r in rows]
+    assert pq.read_table(path).to_pylist() == [
+        dict(zip(["id", "text", "colour", "nothing"], r, strict=True)) for r in rows
+    ]

@@ -149,7 +149,9 @@ def test_a_type_change_after_the_first_rows_goes_back_to_sqlite3(tmp_path, no_ne
 
 # The sparse query's first rows come at once (the reference query returns, the child goes on reading) and then
 # none for a very long time; the endless count never yields a row (the reference query itself runs into the deadline).
-SPARSE = f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c WHERE x < 2000 OR x = {10**15}"
+SPARSE = (
+    f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c WHERE x < 2000 OR x = {10**15}"
+)
 
 
 @pytest.mark.parametrize("sql", [SPARSE, ENDLESS_COUNT], ids=["child-reading", "no-row-yet"])

@@ -21,11 +21,11 @@ import pytest
 import sqltesting
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
-from lying_http import Route, fixed, lying_server, repeated  # noqa: E402
+from lying_http import Route, fixed, lying_server, repeated
 
-from taskbox.http.errors import SsrfBlocked  # noqa: E402
-from taskbox.sql.errors import DatabaseRejected  # noqa: E402
-from taskbox.sql.sqlite import DatabaseCache, FetchLimits, cache_root, fetch_database  # noqa: E402
+from taskbox.net.errors import SsrfBlocked
+from taskbox.sql.errors import DatabaseRejected
+from taskbox.sql.sqlite import DatabaseCache, FetchLimits, cache_root, fetch_database
 
 NOBODY = 65534
 

@@ -64,7 +64,7 @@ def set_retries(monkeypatch: pytest.MonkeyPatch, retries: int, budget_s: float =
 
 
 @pytest.fixture
-def retry_env(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - returns a setter
+def retry_env(monkeypatch: pytest.MonkeyPatch):
     """``retry_env(retries, budget_s=60, base_s=0.01)`` sets the retry policy for this test."""
     return lambda retries, budget_s=60.0, base_s=0.01: set_retries(monkeypatch, retries, budget_s, base_s)
 

@@ -102,14 +102,14 @@ class LyingServer:
                     self.send_header("Connection", "close")
                 self.end_headers()
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 route = self._route()
                 if route is not None:
                     self._headers(route, route.head_length, False)
                     if route.head_length is None:
                         self.close_connection = True
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 route = self._route()
                 if route is None:
                     return

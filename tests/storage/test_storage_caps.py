@@ -17,12 +17,12 @@ from lying_http import Route, fixed, lying_server, repeated
 
 from taskbox import storage
 from taskbox.errors import StorageError, StorageNotFound, StorageTooLarge, StorageTransient
-from taskbox.http.errors import SsrfBlocked
+from taskbox.net.errors import SsrfBlocked
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
-from test_fuzz_parsing import loopback_only  # noqa: E402
-from test_http_guard import stub_resolver  # noqa: E402
+from test_fuzz_parsing import loopback_only
+from test_http_guard import stub_resolver
 
 CAP = 64 * 1024
 BIG = 32 * 1024 * 1024  # what the liar streams; far past the cap, small enough for a slow failure before the fix

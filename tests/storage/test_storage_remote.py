@@ -160,7 +160,7 @@ def test_service_specific_endpoint_wins(
 
 
 def test_gcs_options_from_env() -> None:
-    from gcsfs.core import GCSFileSystem  # noqa: PLC0415
+    from gcsfs.core import GCSFileSystem
 
     cls, options = remote._gcs_class_and_options({"STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"})
     assert cls is GCSFileSystem and options == {"token": "anon"}

@@ -183,7 +183,7 @@ def test_redact_uri_leaves_plain_uris_alone() -> None:
 
 
 def test_disk_full_keeps_its_code() -> None:
-    import errno  # noqa: PLC0415
+    import errno
 
     err = retry.to_storage_error(OSError(errno.ENOSPC, "No space left on device"), uri="s3://b/k", action="download")
     assert err.code == "SYSTEM:DiskFull"
@@ -230,7 +230,7 @@ class FakeClock:
         self.now += seconds
 
 
-def flaky(failures: list[BaseException], result: str = "ok"):  # noqa: ANN201
+def flaky(failures: list[BaseException], result: str = "ok"):
     calls = []
 
     def fn() -> str:

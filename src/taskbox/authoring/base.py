@@ -24,28 +24,17 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from taskbox import __version__
+from taskbox.entrypoint.cmdline import template_task_args
 from taskbox.errors import TaskboxError
 
-__all__ = ["DEFAULT_IMAGE_REGISTRY", "TaskFailed", "TemplateTask", "default_image", "run_template"]
+__all__ = ["DEFAULT_IMAGE_REGISTRY", "LocalRun", "TaskFailed", "TemplateTask", "default_image", "run_template"]
 
 #: Registry of taskbox's executor images (each variant's repository is in the image catalog).
 DEFAULT_IMAGE_REGISTRY = "ghcr.io/taskbox"
 
-#: Flyte's container placeholders (substituted by propeller).
-CONTAINER_ARGS_PREFIX = (
-    "taskbox",
-    "execute",
-    "--inputs",
-    "{{.input}}",
-    "--output-prefix",
-    "{{.outputPrefix}}",
-    "--raw-output-data-prefix",
-    "{{.rawOutputDataPrefix}}",
-    "--resolver",
-    "taskbox.template",
-    "--",
-    "{{.taskTemplatePath}}",
-)
+#: The args of a prebuilt-executor template, less the executor's name (built by
+#: :func:`taskbox.entrypoint.cmdline.template_task_args`).
+CONTAINER_ARGS_PREFIX = tuple(template_task_args(None))
 
 
 def default_image(variant: str) -> str:
@@ -54,7 +43,7 @@ def default_image(variant: str) -> str:
     ``<repository>:<version>-py<python>``, digest-pinned (``...@sha256:...``) once a release has recorded
     the digest; see :func:`taskbox.images.default_image`.
     """
-    from taskbox.images.catalog import default_image as catalog_image  # noqa: PLC0415
+    from taskbox.images.catalog import default_image as catalog_image
 
     return catalog_image(variant)
 
@@ -64,7 +53,7 @@ class TaskFailed(TaskboxError):
 
     def __init__(self, message: str, *, code: str, origin: str, recoverable: bool) -> None:
         super().__init__(message, code=code, recoverable=recoverable)
-        self.origin = origin  # type: ignore[misc]  # per-instance value of the ClassVar
+        self.origin = origin  # type: ignore[misc,assignment]  # per-instance value of the ClassVar
 
 
 class TemplateTask:
@@ -113,14 +102,14 @@ class TemplateTask:
 
     def container_args(self) -> list[str]:
         """Return the container args (``taskbox execute ... -- {{.taskTemplatePath}} NAME``)."""
-        return [*CONTAINER_ARGS_PREFIX, self.executor]
+        return template_task_args(self.executor)
 
     def to_template(self, *, project: str = "", domain: str = "", version: str = "") -> Any:
         """Build the ``flyteidl.core.tasks_pb2.TaskTemplate``."""
-        from flyteidl.core import identifier_pb2, interface_pb2, security_pb2, tasks_pb2  # noqa: PLC0415
-        from google.protobuf import struct_pb2  # noqa: PLC0415
+        from flyteidl.core import identifier_pb2, interface_pb2, security_pb2, tasks_pb2
+        from google.protobuf import struct_pb2
 
-        from taskbox.literals import TypeEngine  # noqa: PLC0415
+        from taskbox.literals import TypeEngine
 
         def variables(types: Mapping[str, Any]) -> Any:
             return interface_pb2.VariableMap(
@@ -172,7 +161,7 @@ class TemplateTask:
 
 
 def _retry(retries: int) -> Any:
-    from flyteidl.core import literals_pb2  # noqa: PLC0415
+    from flyteidl.core import literals_pb2
 
     return literals_pb2.RetryStrategy(retries=retries)
 
@@ -203,49 +192,100 @@ def run_template(
         TaskFailed: The entrypoint committed ``error.pb``.
 
     """
-    from flyteidl.core import errors_pb2, execution_pb2, literals_pb2  # noqa: PLC0415
+    from taskbox.literals import python_to_literal_map
 
-    from taskbox.entrypoint.execute import ExecuteOptions, execute  # noqa: PLC0415
-    from taskbox.entrypoint.signals import TerminationGuard  # noqa: PLC0415
-    from taskbox.literals import ConversionContext, literal_map_to_python, python_to_literal_map  # noqa: PLC0415
-
-    workdir = workdir or tempfile.mkdtemp(prefix="taskbox-run-")
-    os.makedirs(workdir, exist_ok=True)
-    raw = os.path.join(workdir, "raw")
-    ctx = ConversionContext(raw_output_prefix=raw, working_dir=os.path.join(workdir, "work"))
+    local = LocalRun(workdir)
     input_types = {n: v.type for n, v in template.interface.inputs.variables.items()}
     output_types = {n: v.type for n, v in template.interface.outputs.variables.items()}
-    template_path = os.path.join(workdir, "task.pb")
-    inputs_path = os.path.join(workdir, "inputs.pb")
-    with open(template_path, "wb") as fh:
-        fh.write(template.SerializeToString())
-    with open(inputs_path, "wb") as fh:
-        fh.write(python_to_literal_map(dict(inputs), input_types, ctx).SerializeToString())
-    prefix = os.path.join(workdir, "out")
-    args = [template_path] + ([executor] if executor else [])
-    options = ExecuteOptions(
-        inputs=inputs_path,
-        output_prefix=prefix,
-        resolver="taskbox.template",
-        resolver_args=args,
-        raw_output_prefix=raw,
+    template_path = local.write("task.pb", template.SerializeToString())
+    literal_map = python_to_literal_map(dict(inputs), input_types, local.ctx)
+    return local.execute(
+        "taskbox.template",
+        [template_path] + ([executor] if executor else []),
+        literal_map,
+        output_types,
         checkpoint_path=checkpoint_path,
         prev_checkpoint=prev_checkpoint,
     )
-    execute(options, TerminationGuard())
-    error_path = os.path.join(prefix, "error.pb")
-    if os.path.exists(error_path):
-        doc = errors_pb2.ErrorDocument()
-        with open(error_path, "rb") as fh:
-            doc.ParseFromString(fh.read())
-        err = doc.error
-        raise TaskFailed(
-            err.message,
-            code=err.code,
-            origin=execution_pb2.ExecutionError.ErrorKind.Name(err.origin),
-            recoverable=err.kind == errors_pb2.ContainerError.RECOVERABLE,
+
+
+class LocalRun:
+    """One in-process run through ``taskbox execute``: its files under ``workdir``, read back as Python values.
+
+    Why files: a local run must prove what the container will do, so it writes ``inputs.pb``, runs the
+    entrypoint's own pipeline (:func:`taskbox.entrypoint.execute.execute`), and reads the committed
+    ``outputs.pb`` or ``error.pb`` back, exactly as propeller would.
+
+    Args:
+        workdir: Local directory for the run's files (created if needed); a new temporary directory
+            (kept, since the outputs may point into it) if ``None``.
+
+    """
+
+    def __init__(self, workdir: str | None) -> None:
+        from taskbox.literals import ConversionContext
+
+        self.workdir = workdir or tempfile.mkdtemp(prefix="taskbox-run-")
+        os.makedirs(self.workdir, exist_ok=True)
+        self.raw = os.path.join(self.workdir, "raw")
+        self.prefix = os.path.join(self.workdir, "out")
+        self.ctx = ConversionContext(raw_output_prefix=self.raw, working_dir=os.path.join(self.workdir, "work"))
+
+    def write(self, name: str, data: bytes) -> str:
+        """Write ``data`` as ``workdir/name``; return its path."""
+        path = os.path.join(self.workdir, name)
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return path
+
+    def execute(
+        self,
+        resolver: str,
+        resolver_args: list[str],
+        inputs: Any,
+        output_types: Mapping[str, Any],
+        *,
+        checkpoint_path: str | None = None,
+        prev_checkpoint: str | None = None,
+    ) -> dict[str, Any]:
+        """Write ``inputs`` (a ``LiteralMap``) as ``inputs.pb``, run the entrypoint, read its commit back.
+
+        Returns:
+            Output values by name (converted by ``output_types``).
+
+        Raises:
+            TaskFailed: The entrypoint committed ``error.pb``.
+
+        """
+        from flyteidl.core import errors_pb2, execution_pb2, literals_pb2
+
+        from taskbox.entrypoint.execute import ExecuteOptions, execute
+        from taskbox.entrypoint.signals import TerminationGuard
+        from taskbox.literals import literal_map_to_python
+
+        options = ExecuteOptions(
+            inputs=self.write("inputs.pb", inputs.SerializeToString()),
+            output_prefix=self.prefix,
+            resolver=resolver,
+            resolver_args=resolver_args,
+            raw_output_prefix=self.raw,
+            checkpoint_path=checkpoint_path,
+            prev_checkpoint=prev_checkpoint,
         )
-    outputs = literals_pb2.LiteralMap()
-    with open(os.path.join(prefix, "outputs.pb"), "rb") as fh:
-        outputs.ParseFromString(fh.read())
-    return literal_map_to_python(outputs, output_types, ctx)
+        execute(options, TerminationGuard())
+        error_path = os.path.join(self.prefix, "error.pb")
+        if os.path.exists(error_path):
+            doc = errors_pb2.ErrorDocument()
+            with open(error_path, "rb") as fh:
+                doc.ParseFromString(fh.read())
+            err = doc.error
+            raise TaskFailed(
+                err.message,
+                code=err.code,
+                origin=execution_pb2.ExecutionError.ErrorKind.Name(err.origin),
+                recoverable=err.kind == errors_pb2.ContainerError.RECOVERABLE,
+            )
+        outputs = literals_pb2.LiteralMap()
+        with open(os.path.join(self.prefix, "outputs.pb"), "rb") as fh:
+            outputs.ParseFromString(fh.read())
+        return literal_map_to_python(outputs, output_types, self.ctx)

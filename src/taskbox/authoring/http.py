@@ -66,7 +66,7 @@ class HTTPTask(TemplateTask):
         retries: int = 0,
         **options: Any,
     ) -> None:
-        from taskbox.http.config import HTTPConfig  # noqa: PLC0415
+        from taskbox.http.config import HTTPConfig
 
         config = HTTPConfig(url=url, method=method, outputs=dict(output_pointers or {}), **options)
         secrets = [(r.group, r.key, r.group_version) for r in config.secret_refs()]

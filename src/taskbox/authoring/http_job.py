@@ -39,13 +39,11 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from taskbox.authoring.base import CONTAINER_ARGS_PREFIX, TemplateTask, run_template
+from taskbox.authoring.base import TemplateTask, run_template
 from taskbox.authoring.http import HTTP_IMAGE
+from taskbox.entrypoint.cmdline import CHECKPOINT_ARGS, template_task_args
 
 __all__ = ["CHECKPOINT_ARGS", "HTTPJobTask"]
-
-#: Flyte's checkpoint placeholders, inserted before ``--resolver``.
-CHECKPOINT_ARGS = ("--checkpoint-path", "{{.checkpointOutputPrefix}}", "--prev-checkpoint", "{{.prevCheckpointPrefix}}")
 
 
 class HTTPJobTask(TemplateTask):
@@ -91,7 +89,7 @@ class HTTPJobTask(TemplateTask):
         retries: int = 0,
         **options: Any,
     ) -> None:
-        from taskbox.http.jobconfig import HTTPJobConfig, SubmitRequest  # noqa: PLC0415
+        from taskbox.http.jobconfig import HTTPJobConfig, SubmitRequest
 
         submit = SubmitRequest(
             method=submit_method,
@@ -114,9 +112,7 @@ class HTTPJobTask(TemplateTask):
 
     def container_args(self) -> list[str]:
         """Return the container args, with the checkpoint placeholders the job's handle needs."""
-        args = list(CONTAINER_ARGS_PREFIX)
-        at = args.index("--resolver")
-        return [*args[:at], *CHECKPOINT_ARGS, *args[at:], self.executor]
+        return template_task_args(self.executor, checkpoints=True)
 
     def run(self, *, workdir: str | None = None, **inputs: Any) -> dict[str, Any]:
         """Run the job in this process; the handle is recorded in ``<workdir>/checkpoint``.

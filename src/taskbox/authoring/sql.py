@@ -35,7 +35,7 @@ __all__ = ["SQLITE_IMAGE", "SQL_IMAGE", "SQLTask", "SQLiteTask"]
 def _default_outputs(outputs: Mapping[str, Any] | None) -> dict[str, Any]:
     if outputs is not None:
         return dict(outputs)
-    from taskbox.literals import StructuredDataset  # noqa: PLC0415
+    from taskbox.literals import StructuredDataset
 
     return {"results": StructuredDataset}
 
@@ -76,15 +76,16 @@ class SQLiteTask(TemplateTask):
         retries: int = 0,
         **options: Any,
     ) -> None:
-        from taskbox.executors.sqlite import SQLiteConfig  # noqa: PLC0415
+        from taskbox.executors.base import validate_config
+        from taskbox.executors.sqlite import SQLiteExecutor
 
-        config = SQLiteConfig(
-            query_template=query_template,
-            uri=uri,
-            compressed=compressed,
-            identifiers=dict(identifiers or {}),
-            **options,
-        )
+        fields = {
+            "query_template": query_template,
+            "uri": uri,
+            "compressed": compressed,
+            "identifiers": dict(identifiers or {}),
+        }
+        config = validate_config(SQLiteExecutor, {**fields, **options})  # ConfigError, as in the container
         super().__init__(
             name,
             config=config,
@@ -134,17 +135,18 @@ class SQLTask(TemplateTask):
         retries: int = 0,
         **options: Any,
     ) -> None:
-        from taskbox.executors.sql import SQLConfig  # noqa: PLC0415
+        from taskbox.executors.base import validate_config
+        from taskbox.executors.sql import SQLExecutor
 
-        config = SQLConfig(
-            query_template=query_template,
-            uri=uri,
-            connect_args=dict(connect_args or {}),
-            secret_connect_args=dict(secret_connect_args) if secret_connect_args is not None else None,
-            read_only=read_only,
-            identifiers=dict(identifiers or {}),
-            **options,
-        )
+        fields = {
+            "query_template": query_template,
+            "uri": uri,
+            "connect_args": dict(connect_args or {}),
+            "secret_connect_args": dict(secret_connect_args) if secret_connect_args is not None else None,
+            "read_only": read_only,
+            "identifiers": dict(identifiers or {}),
+        }
+        config = validate_config(SQLExecutor, {**fields, **options})  # ConfigError, as in the container
         secrets = [(ref.group, ref.key, ref.group_version) for ref in (config.secret_connect_args or {}).values()]
         super().__init__(
             name,
@@ -158,7 +160,7 @@ class SQLTask(TemplateTask):
 
 
 def _image(variant: str) -> str:
-    from taskbox.authoring.base import default_image  # noqa: PLC0415
+    from taskbox.authoring.base import default_image
 
     return default_image(variant)
 

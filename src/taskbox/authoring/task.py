@@ -36,7 +36,7 @@ __all__ = ["TASK_TYPE", "Task", "default_task_image", "task"]
 
 #: ``TaskTemplate.type`` of function tasks (flytekit's, for python function tasks).
 TASK_TYPE = "python-task"
-#: The resolver the container args name.
+#: The resolver the container args name (:data:`taskbox.entrypoint.cmdline.FUNCTION_RESOLVER`).
 RESOLVER = "taskbox.function"
 
 #: Resource names accepted in ``requests``/``limits`` -> ``tasks_pb2.Resources.ResourceName`` names.
@@ -49,6 +49,10 @@ RESOURCE_NAMES = {
     "ephemeral_storage": "EPHEMERAL_STORAGE",
 }
 
+#: The decorated function's parameters and return type: ``Task[P, R]`` is called as the function is.
+P = typing.ParamSpec("P")
+R = typing.TypeVar("R")
+
 # Code-object flags (``inspect`` is not imported: it costs ~10 ms at every task start).
 _CO_VARARGS, _CO_VARKEYWORDS, _CO_COROUTINE = 0x04, 0x08, 0x80
 
@@ -59,33 +63,16 @@ def default_task_image() -> str | None:
     The image catalog's ``python`` variant (user tasks from bundles) for the installed taskbox version,
     digest-pinned once a release recorded the digest.
     """
-    from taskbox.authoring.base import default_image  # noqa: PLC0415
+    from taskbox.authoring.base import default_image
 
     return default_image("python")
 
 
-def _execute_args() -> list[str]:
-    return [
-        "taskbox",
-        "execute",
-        "--inputs",
-        "{{.input}}",
-        "--output-prefix",
-        "{{.outputPrefix}}",
-        "--raw-output-data-prefix",
-        "{{.rawOutputDataPrefix}}",
-        "--checkpoint-path",
-        "{{.checkpointOutputPrefix}}",
-        "--prev-checkpoint",
-        "{{.prevCheckpointPrefix}}",
-        "--resolver",
-        RESOLVER,
-        "--",
-    ]
-
-
-class Task:
+class Task(typing.Generic[P, R]):
     """A ``@taskbox.task`` function: callable as before, plus its Flyte interface, template and runner.
+
+    ``Task[P, R]`` keeps the function's signature for type checkers: ``add(1, "x")`` is flagged as it
+    would be without the decorator, and ``add(1, 2)`` is an ``int`` for ``def add(a: int, b: int) -> int``.
 
     Build it with :func:`task`. Attributes (read-only by convention):
 
@@ -106,9 +93,13 @@ class Task:
         cache_version: Flyte cache (discovery) version; ``None`` disables caching.
     """
 
+    #: Lets the ``taskbox.function`` resolver recognise a task without importing this module
+    #: (:data:`taskbox.entrypoint.function.TASK_MARKER`).
+    __taskbox_task__ = True
+
     def __init__(
         self,
-        function: Callable[..., Any],
+        function: Callable[P, R],
         *,
         name: str | None = None,
         retries: int = 0,
@@ -144,7 +135,7 @@ class Task:
 
     # ------------------------------------------------------------------ plain Python
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the function itself (a coroutine for ``async def``), exactly as without the decorator."""
         return self.function(*args, **kwargs)
 
@@ -201,14 +192,14 @@ class Task:
 
     def literal_types(self, which: str = "inputs") -> dict[str, Any]:
         """Input (or ``"outputs"``) name -> ``LiteralType``, as flytekit declares them."""
-        from taskbox.literals import TypeEngine  # noqa: PLC0415
+        from taskbox.literals import TypeEngine
 
         hints = self.inputs if which == "inputs" else self.outputs
         return {n: TypeEngine.to_literal_type(t) for n, t in hints.items()}
 
     def interface(self) -> Any:
         """Build the ``flyteidl.core.interface_pb2.TypedInterface`` (inputs and outputs as variables)."""
-        from flyteidl.core import interface_pb2  # noqa: PLC0415
+        from flyteidl.core import interface_pb2
 
         def variables(types: Mapping[str, Any]) -> Any:
             return interface_pb2.VariableMap(
@@ -224,10 +215,10 @@ class Task:
 
         ``Optional`` inputs defaulting to ``None`` get a plain ``none_type`` literal, as flytekit writes.
         """
-        from flyteidl.core import interface_pb2, literals_pb2  # noqa: PLC0415
+        from flyteidl.core import interface_pb2, literals_pb2
 
-        from taskbox.literals import TypeEngine  # noqa: PLC0415
-        from taskbox.literals.engine import is_union, strip_annotated  # noqa: PLC0415
+        from taskbox.literals import TypeEngine
+        from taskbox.literals.engine import is_union, strip_annotated
 
         types = self.literal_types("inputs")
         params = {}
@@ -255,15 +246,10 @@ class Task:
             dest_dir: The directory under which fast-execute installs the bundle
                 (``DIR/.taskbox-bundles/<key>/``, then first on ``sys.path``).
         """
+        from taskbox.entrypoint.cmdline import function_task_args
+
         self._require_importable()
-        args = [*_execute_args(), "task-module", self.module, "task-name", self.function_name]
-        if bundle is None:
-            return args
-        if not isinstance(bundle, str) or not bundle:
-            raise ConfigError(f"bundle must be a non-empty URI, got {bundle!r}")
-        if not isinstance(dest_dir, str) or not dest_dir:
-            raise ConfigError(f"dest_dir must be a non-empty path, got {dest_dir!r}")
-        return ["taskbox", "fast-execute", "--additional-distribution", bundle, "--dest-dir", dest_dir, "--", *args]
+        return function_task_args(self.module, self.function_name, bundle=bundle, dest_dir=dest_dir)
 
     def template(
         self,
@@ -288,7 +274,7 @@ class Task:
         Raises:
             ConfigError: The task cannot be named in container args (nested function, ``__main__``).
         """
-        from flyteidl.core import identifier_pb2, literals_pb2, security_pb2, tasks_pb2  # noqa: PLC0415
+        from flyteidl.core import identifier_pb2, literals_pb2, security_pb2, tasks_pb2
 
         args = self.container_args(bundle=bundle, dest_dir=dest_dir)
         image = image if image is not None else default_task_image()
@@ -367,7 +353,7 @@ class Task:
             checkpoint_path: ``--checkpoint-path`` for this run (any storage URI).
             prev_checkpoint: ``--prev-checkpoint`` for this run.
         """
-        from taskbox.authoring.local import run_function_task  # noqa: PLC0415
+        from taskbox.authoring.local import run_function_task
 
         self._require_importable(in_process=True)
         return self.result_of(
@@ -387,7 +373,7 @@ class Task:
                 "tasks by module and name, so define the function at module level"
             )
         if in_process:
-            import sys  # noqa: PLC0415
+            import sys
 
             if getattr(sys.modules.get(self.module), self.function_name, None) is not self:
                 raise ConfigError(
@@ -401,8 +387,9 @@ class Task:
             )
 
 
+@typing.overload
 def task(
-    function: Callable[..., Any] | None = None,
+    function: Callable[P, R],
     *,
     name: str | None = None,
     retries: int = 0,
@@ -411,7 +398,34 @@ def task(
     limits: Mapping[str, str | int | float] | None = None,
     secrets: Sequence[str | Sequence[str | None]] | None = None,
     cache_version: str | None = None,
-) -> Any:
+) -> Task[P, R]: ...
+
+
+@typing.overload
+def task(
+    function: None = None,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    timeout: float | datetime.timedelta | None = None,
+    requests: Mapping[str, str | int | float] | None = None,
+    limits: Mapping[str, str | int | float] | None = None,
+    secrets: Sequence[str | Sequence[str | None]] | None = None,
+    cache_version: str | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(
+    function: Callable[P, R] | None = None,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    timeout: float | datetime.timedelta | None = None,
+    requests: Mapping[str, str | int | float] | None = None,
+    limits: Mapping[str, str | int | float] | None = None,
+    secrets: Sequence[str | Sequence[str | None]] | None = None,
+    cache_version: str | None = None,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a typed Python function a taskbox task; use bare (``@taskbox.task``) or with options.
 
     Args:
@@ -440,18 +454,20 @@ def task(
         >>> add(1, 2)
         3
     """
-    options = dict(
-        name=name,
-        retries=retries,
-        timeout=timeout,
-        requests=requests,
-        limits=limits,
-        secrets=secrets,
-        cache_version=cache_version,
-    )
-    if function is None:
-        return lambda f: Task(f, **options)  # type: ignore[arg-type]
-    return Task(function, **options)  # type: ignore[arg-type]
+
+    def make(f: Callable[P, R]) -> Task[P, R]:
+        return Task(
+            f,
+            name=name,
+            retries=retries,
+            timeout=timeout,
+            requests=requests,
+            limits=limits,
+            secrets=secrets,
+            cache_version=cache_version,
+        )
+
+    return make if function is None else make(function)
 
 
 # ---------------------------------------------------------------------- validation
@@ -511,11 +527,11 @@ def _check_secrets(secrets: Any) -> list[tuple[str, str | None, str | None]]:
 
 def _interface(function: Callable[..., Any], where: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], Any]:
     """Return inputs, defaults, outputs and the output shape (None, "single", "tuple" or a NamedTuple class)."""
-    from taskbox.literals import TypeEngine  # noqa: PLC0415
+    from taskbox.literals import TypeEngine
 
     try:
         hints = typing.get_type_hints(function, include_extras=True)
-    except Exception as exc:  # noqa: BLE001 - NameError, TypeError... from evaluating annotations
+    except Exception as exc:
         raise ConfigError(
             f"cannot resolve the type hints of {where!r}: {type(exc).__name__}: {exc} "
             "(types used in hints must be importable at runtime, not only under TYPE_CHECKING)"

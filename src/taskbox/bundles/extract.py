@@ -69,6 +69,8 @@ def _environment_failure(exc: BaseException) -> bool:
     must keep its own (SYSTEM, retryable) classification instead of becoming ``BundleRejected``.
     """
     return isinstance(exc, OSError) and exc.errno is not None
+
+
 log = logging.getLogger("taskbox")
 _FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
 
@@ -288,8 +290,8 @@ def _extract_into(path: str, staging: str, limits: Limits) -> None:
     except BundleRejected:
         raise
     except _FILTER_ERRORS as exc:
-        member = getattr(getattr(exc, "tarinfo", None), "name", None)
-        raise BundleRejected(member, f"refused by the data filter: {exc}") from None
+        refused = getattr(getattr(exc, "tarinfo", None), "name", None)
+        raise BundleRejected(refused, f"refused by the data filter: {exc}") from None
     except _TAR_ERRORS as exc:
         if _environment_failure(exc):
             raise

@@ -251,7 +251,7 @@ def pack(src_dir: str) -> bytes:
 
 def bundle_name(data: bytes) -> str:
     """Content-addressed object name of a bundle: ``<sha256 hex[:32]>.tar.gz``."""
-    import hashlib  # noqa: PLC0415 - OpenSSL costs 5-10 ms; fast-execute imports this module but never hashes
+    import hashlib  # lazy: OpenSSL costs 5-10 ms; fast-execute imports this module but never hashes
 
     return hashlib.sha256(data).hexdigest()[:32] + ".tar.gz"
 

@@ -53,8 +53,8 @@ def main(argv: list[str]) -> int:
     ns = parser.parse_args(argv)
     if not ns.list and not (ns.to or "").strip():
         parser.error("--to URI is required (or --list)")
-    from taskbox.bundles.pack import iter_files, pack, store_bundle  # noqa: PLC0415
-    from taskbox.errors import TaskboxError  # noqa: PLC0415
+    from taskbox.bundles.pack import iter_files, pack, store_bundle
+    from taskbox.errors import TaskboxError
 
     try:
         if ns.list:
@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
         data = pack(ns.src_dir)
         to = _destination(ns.to)
         if ns.dry_run:
-            from taskbox.bundles.pack import bundle_name  # noqa: PLC0415
+            from taskbox.bundles.pack import bundle_name
 
             print(storage.join(to, bundle_name(data)))
             print(f"taskbox bundle: dry run, {len(data)} bytes, nothing uploaded", file=sys.stderr)

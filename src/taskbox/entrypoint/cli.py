@@ -1,154 +1,31 @@
-"""The ``taskbox`` command line: ``execute`` (flag-compatible with ``pyflyte-execute``), ``fast-execute``, ``bundle``, ...
+"""The ``taskbox`` command: ``execute`` (flag-compatible with ``pyflyte-execute``), ``fast-execute``, ``run``, ...
 
 Why argparse: the entrypoint's start-up is paid at every task start; click or typer would add 0.1 s
-before the task even loads. Even argparse costs ~6 ms (gettext, locale, and shutil for the terminal
-width), so ``execute`` parses the well-formed flag list Flyte serializes with :func:`fast_parse` and
-hands anything else (help, abbreviations, errors, positional resolver args) to argparse, which stays
-the definition of the command line. A test checks that both agree wherever the fast path answers.
+before the task even loads. ``execute``'s flags are parsed by :mod:`taskbox.entrypoint.cmdline` (a fast
+hand parser for the flag list Flyte serializes, argparse for anything else); this module dispatches.
 
 Invariants:
     * The SIGTERM handler is installed before anything heavy is imported.
-    * Unsubstituted ``{{...}}`` placeholders, empty strings and the two-character string ``""`` mean
-      "absent" (pyflyte-execute's ``normalize_inputs``).
-    * Options come before ``--``; everything after the first ``--`` belongs to the resolver.
+    * Nothing imports this module but the console entry point: it sits at the top of ``entrypoint/``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Sequence
-from types import SimpleNamespace
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import argparse
+# The command line's parsing lives in cmdline; these names stay importable from here.
+from taskbox.entrypoint.cmdline import execute_options, fast_parse, normalize
+from taskbox.entrypoint.cmdline import execute_parser as _execute_parser
+from taskbox.entrypoint.cmdline import split_resolver_args as _split_resolver_args
 
-    from taskbox.entrypoint.execute import ExecuteOptions
-
-_PLACEHOLDER = re.compile(r"^\{\{.*\}\}$")
-_TRUTHY = {"1", "true", "yes", "on"}
-
-
-def normalize(value: str | None) -> str | None:
-    """Map Flyte's "absent" spellings to ``None``."""
-    if value is None:
-        return None
-    stripped = value.strip()
-    if not stripped or stripped == '""' or _PLACEHOLDER.match(stripped):
-        return None
-    return value
-
-
-def _split_resolver_args(argv: list[str]) -> tuple[list[str], list[str] | None]:
-    if "--" in argv:
-        i = argv.index("--")
-        return argv[:i], argv[i + 1 :]
-    return argv, None
-
-
-def _execute_parser() -> argparse.ArgumentParser:
-    import argparse  # noqa: PLC0415 - see the module docstring
-
-    p = argparse.ArgumentParser(
-        prog="taskbox execute",
-        description="Run one task under Flyte's container contract (pyflyte-execute's flags).",
-    )
-    p.add_argument("--inputs", required=True, help="URI of inputs.pb (a LiteralMap)")
-    p.add_argument("--output-prefix", required=True, help="where outputs.pb or error.pb is committed")
-    p.add_argument("--raw-output-data-prefix", dest="raw_output_prefix", help="where data blobs go")
-    p.add_argument("--checkpoint-path", help="where this attempt writes its checkpoint")
-    p.add_argument("--prev-checkpoint", help="the previous attempt's checkpoint")
-    p.add_argument("--resolver", required=True, help="taskbox.template, taskbox.function, or flytekit's alias")
-    p.add_argument("--fail-on-error", action="store_true", help="exit 1 after writing error.pb")
-    p.add_argument("--dynamic-addl-distro", help=argparse.SUPPRESS)  # pyflyte-fast-execute adds these
-    p.add_argument("--dynamic-dest-dir", help=argparse.SUPPRESS)
-    p.add_argument("resolver_args", nargs=argparse.REMAINDER, help="arguments for the resolver, after --")
-    return p
-
-
-_VALUE_FLAGS = {
-    "--inputs": "inputs",
-    "--output-prefix": "output_prefix",
-    "--raw-output-data-prefix": "raw_output_prefix",
-    "--checkpoint-path": "checkpoint_path",
-    "--prev-checkpoint": "prev_checkpoint",
-    "--resolver": "resolver",
-    "--dynamic-addl-distro": "dynamic_addl_distro",
-    "--dynamic-dest-dir": "dynamic_dest_dir",
-}
-_BOOL_FLAGS = {"--fail-on-error": "fail_on_error"}
-_REQUIRED = ("inputs", "output_prefix", "resolver")
-
-
-def fast_parse(options: list[str]) -> SimpleNamespace | None:
-    """Parse ``execute``'s options (the part before ``--``) without building an argparse parser.
-
-    Returns:
-        The attributes argparse would return, or ``None`` when the input is anything but a well-formed
-        list of exact long flags (then argparse must decide, and report errors).
-    """
-    values: dict[str, object] = dict.fromkeys(_VALUE_FLAGS.values())
-    values["fail_on_error"] = False
-    i = 0
-    while i < len(options):
-        name, eq, inline = options[i].partition("=")
-        if name in _VALUE_FLAGS:
-            if eq:
-                values[_VALUE_FLAGS[name]] = inline
-                i += 1
-                continue
-            if i + 1 >= len(options) or options[i + 1].startswith("-"):
-                return None
-            values[_VALUE_FLAGS[name]] = options[i + 1]
-            i += 2
-        elif name in _BOOL_FLAGS and not eq:
-            values[_BOOL_FLAGS[name]] = True
-            i += 1
-        else:
-            return None
-    if any(values[r] is None for r in _REQUIRED):
-        return None
-    values["resolver_args"] = []
-    return SimpleNamespace(**values)
-
-
-def execute_options(argv: list[str]) -> ExecuteOptions | None:
-    """Parse ``execute``'s arguments into :class:`~taskbox.entrypoint.execute.ExecuteOptions`.
-
-    Returns:
-        The options, or ``None`` (after saying why on stderr) when ``--inputs`` or ``--output-prefix``
-        hold no real value. argparse exits with code 2 on malformed arguments.
-    """
-    options, resolver_args = _split_resolver_args(argv)
-    ns = fast_parse(options) if resolver_args is not None else None
-    if ns is None:
-        ns = _execute_parser().parse_args(options)
-    if resolver_args is None:
-        resolver_args = ns.resolver_args
-    inputs, output_prefix = normalize(ns.inputs), normalize(ns.output_prefix)
-    if inputs is None or output_prefix is None:
-        print("taskbox execute: --inputs and --output-prefix need real values", file=sys.stderr)
-        return None
-
-    from taskbox.entrypoint.execute import ExecuteOptions  # noqa: PLC0415
-
-    return ExecuteOptions(
-        inputs=inputs,
-        output_prefix=output_prefix,
-        resolver=ns.resolver,
-        resolver_args=[a for a in resolver_args],
-        raw_output_prefix=normalize(ns.raw_output_prefix),
-        checkpoint_path=normalize(ns.checkpoint_path),
-        prev_checkpoint=normalize(ns.prev_checkpoint),
-        fail_on_error=ns.fail_on_error or os.environ.get("FLYTE_FAIL_ON_ERROR", "").lower() in _TRUTHY,
-    )
+__all__ = ["COMMANDS", "_execute_parser", "_split_resolver_args", "execute_options", "fast_parse", "main", "normalize"]
 
 
 def cmd_execute(argv: list[str]) -> int:
     """``taskbox execute``."""
-    from taskbox.entrypoint.signals import TerminationGuard  # noqa: PLC0415
+    from taskbox.entrypoint.signals import TerminationGuard
 
     guard = TerminationGuard()
     guard.install()
@@ -156,8 +33,8 @@ def cmd_execute(argv: list[str]) -> int:
     if opts is None:
         return 2
 
-    from taskbox import logs  # noqa: PLC0415
-    from taskbox.entrypoint.execute import execute  # noqa: PLC0415
+    from taskbox import logs
+    from taskbox.entrypoint.execute import execute
 
     logs.configure()
     return execute(opts, guard)
@@ -165,37 +42,37 @@ def cmd_execute(argv: list[str]) -> int:
 
 def cmd_fast_execute(argv: list[str]) -> int:
     """``taskbox fast-execute``: install a code bundle, then run ``execute`` in this process."""
-    from taskbox.entrypoint.fast_execute import main as fast_execute_main  # noqa: PLC0415
+    from taskbox.entrypoint.fast_execute import main as fast_execute_main
 
     return fast_execute_main(argv)
 
 
 def cmd_bundle(argv: list[str]) -> int:
     """``taskbox bundle``: pack a source tree and upload it, content-addressed."""
-    from taskbox.entrypoint.bundle import main as bundle_main  # noqa: PLC0415
+    from taskbox.entrypoint.bundle import main as bundle_main
 
     return bundle_main(argv)
 
 
 def cmd_run(argv: list[str]) -> int:
     """``taskbox run``: plain JSON/YAML inputs and outputs, exit codes for other orchestrators."""
-    from taskbox.entrypoint.run import main as run_main  # noqa: PLC0415
+    from taskbox.entrypoint.run import main as run_main
 
     return run_main(argv)
 
 
 def cmd_executors(argv: list[str]) -> int:
     """``taskbox executors``: list executors, their task types, status and config schema."""
-    import argparse  # noqa: PLC0415
+    import argparse
 
     p = argparse.ArgumentParser(prog="taskbox executors", description="List the executors this image can run.")
     p.add_argument("--json", action="store_true", help="print JSON (with each config's JSON schema)")
     ns = p.parse_args(argv)
-    from taskbox.executors.registry import describe  # noqa: PLC0415
+    from taskbox.executors.registry import describe
 
     infos = describe()
     if ns.json:
-        import json  # noqa: PLC0415
+        import json
 
         print(json.dumps([i._asdict() for i in infos], indent=2))
         return 0
@@ -227,17 +104,17 @@ def _guess_inspect_type(uri: str) -> str:
 
 def cmd_inspect(argv: list[str]) -> int:
     """``taskbox inspect``: decode a protobuf file written or read by the entrypoint."""
-    import argparse  # noqa: PLC0415
+    import argparse
 
     p = argparse.ArgumentParser(prog="taskbox inspect", description="Print a Flyte .pb file as JSON.")
     p.add_argument("uri", help="path or URI of the file")
     p.add_argument("--type", choices=sorted(_INSPECT_TYPES), help="message type (guessed from the file name)")
     ns = p.parse_args(argv)
-    import importlib  # noqa: PLC0415
+    import importlib
 
-    from google.protobuf.json_format import MessageToJson  # noqa: PLC0415
+    from google.protobuf.json_format import MessageToJson
 
-    from taskbox import storage  # noqa: PLC0415
+    from taskbox import storage
 
     module_name, cls_name = _INSPECT_TYPES[ns.type or _guess_inspect_type(ns.uri)]
     message = getattr(importlib.import_module(module_name), cls_name)()
@@ -248,7 +125,7 @@ def cmd_inspect(argv: list[str]) -> int:
 
 def cmd_version(argv: list[str]) -> int:
     """``taskbox version``."""
-    from taskbox import __version__  # noqa: PLC0415
+    from taskbox import __version__
 
     print(__version__)
     return 0
@@ -256,14 +133,14 @@ def cmd_version(argv: list[str]) -> int:
 
 def cmd_images(argv: list[str]) -> int:
     """``taskbox images``: the executor image catalog (see :mod:`taskbox.images.cli`)."""
-    from taskbox.images.cli import images_main  # noqa: PLC0415
+    from taskbox.images.cli import images_main
 
     return images_main(argv)
 
 
 def cmd_image(argv: list[str]) -> int:
     """``taskbox image build|sizes``: build and measure executor images (see :mod:`taskbox.images.cli`)."""
-    from taskbox.images.cli import image_main  # noqa: PLC0415
+    from taskbox.images.cli import image_main
 
     return image_main(argv)
 
@@ -303,5 +180,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return command[0](args[1:])
 
 
+def console_main() -> None:
+    """The ``taskbox`` console script: :func:`main`, then a quick exit when nothing else runs.
+
+    A task's process ends right after its commit. Tearing the interpreter down (module dictionaries,
+    the final collection) costs ~5-7 ms of a ~55 ms ``echo`` run, paid by every task start. So when the
+    main thread is alone, exit handlers run (logging flushes its handlers there) and the standard streams
+    are flushed as at a normal exit, then ``os._exit`` skips the teardown. With other non-daemon threads alive
+    (user code may have started some) the exit is the normal one, which waits for them.
+    """
+    code = main()
+    threading = sys.modules.get("threading")
+    if threading is not None and any(not t.daemon and t is not threading.main_thread() for t in threading.enumerate()):
+        sys.exit(code)  # a normal exit waits for non-daemon threads; daemon ones die either way
+    import atexit  # lazy: only at exit
+
+    atexit._run_exitfuncs()  # the handlers a normal exit runs (CPython's own entry for them)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: what a normal exit would also lose
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console_main()

@@ -57,7 +57,7 @@ def _worker_name() -> str:
 
 
 def _worker_error_file(worker: str) -> str:
-    import hashlib  # noqa: PLC0415 - only distributed workers pay for it
+    import hashlib  # lazy: only distributed workers pay for it
 
     return f"error-{hashlib.sha256(worker.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}.pb"
 
@@ -109,7 +109,7 @@ def describe(exc: BaseException) -> tuple[str, str, bool, str]:
 
 def error_document(exc: BaseException) -> errors_pb2.ErrorDocument:
     """Build Flyte's ``ErrorDocument`` for an exception."""
-    from flyteidl.core import errors_pb2  # noqa: PLC0415
+    from flyteidl.core import errors_pb2
 
     code, origin, recoverable, message = describe(exc)
     error = errors_pb2.ContainerError(
@@ -126,7 +126,7 @@ def error_document(exc: BaseException) -> errors_pb2.ErrorDocument:
 
 
 def _origin_enum(origin: str) -> int:
-    from flyteidl.core import execution_pb2  # noqa: PLC0415
+    from flyteidl.core import execution_pb2
 
     return execution_pb2.ExecutionError.USER if origin == "USER" else execution_pb2.ExecutionError.SYSTEM
 

@@ -60,13 +60,13 @@ def parse_document(text: str, *, yaml_ok: bool = True, what: str = "document") -
             raise ConfigError(f"{what} is not valid JSON: {exc}") from None
         json_error = exc
     try:
-        import yaml  # noqa: PLC0415 - only YAML documents pay for PyYAML
+        import yaml  # lazy: only YAML documents pay for PyYAML
     except ModuleNotFoundError:
         raise ConfigError(
             f"{what} is not JSON ({json_error}); reading YAML needs PyYAML: pip install 'taskbox[run]'"
         ) from None
     try:
-        return yaml.load(text, Loader=_bounded_loader())  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_bounded_loader())
     except _AliasBomb as exc:
         raise ConfigError(f"{what} {exc}") from None
     except yaml.YAMLError as exc:
@@ -133,10 +133,10 @@ _LOADER: Any = None
 
 def _bounded_loader() -> Any:
     """PyYAML's ``SafeLoader``, measuring alias expansion and translating scalars it cannot build."""
-    global _LOADER  # noqa: PLW0603 - built once, on the first YAML document
+    global _LOADER
     if _LOADER is not None:
         return _LOADER
-    import yaml  # noqa: PLC0415
+    import yaml
 
     class BoundedLoader(yaml.SafeLoader):
         aliases = 0

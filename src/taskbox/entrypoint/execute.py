@@ -1,8 +1,9 @@
 """``taskbox execute``: the run pipeline behind Flyte's container contract.
 
-Flow: load the task through its resolver -> read ``inputs.pb`` (a ``LiteralMap``, possibly 0 bytes) ->
-convert inputs by the declared interface -> run -> convert outputs by the declared interface (data
-blobs are uploaded here) -> commit ``outputs.pb``; on any failure commit ``error.pb`` instead.
+Flow (the shared pipeline, :mod:`taskbox.entrypoint.pipeline`): load the task through its resolver ->
+read ``inputs.pb`` (a ``LiteralMap``, possibly 0 bytes) -> convert inputs by the declared interface ->
+run -> convert outputs by the declared interface (data blobs are uploaded here) -> commit ``outputs.pb``;
+on any failure commit ``error.pb`` instead. This module holds ``execute``'s hooks and its commit.
 
 Invariants:
     * outputs.pb is the commit point: it is written last, once, and only when every output converted
@@ -21,18 +22,28 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from taskbox import redaction, storage
 from taskbox.entrypoint import commit
+from taskbox.entrypoint.cmdline import ExecuteOptions
+from taskbox.entrypoint.pipeline import Steps, make_working_dir, remove_working_dir, run_committed, run_steps
 from taskbox.entrypoint.protofiles import read_message
-from taskbox.entrypoint.resolvers import load_task
+from taskbox.entrypoint.resolvers import LoadedTask, load_task
 from taskbox.entrypoint.signals import EXIT_TERMINATED, TerminationGuard
 from taskbox.errors import InputError
+
+__all__ = [
+    "DEFAULT_MAX_INPUTS_BYTES",
+    "ExecuteOptions",
+    "execute",
+    "make_working_dir",
+    "read_encoded_inputs",
+    "read_inputs",
+    "remove_working_dir",
+]
 
 log = logging.getLogger("taskbox")
 
@@ -44,44 +55,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 
 
-class ExecuteOptions:
-    """The flags of ``taskbox execute`` (``pyflyte-execute``'s, after placeholder normalisation)."""
-
-    __slots__ = (
-        "checkpoint_path",
-        "fail_on_error",
-        "inputs",
-        "output_prefix",
-        "prev_checkpoint",
-        "raw_output_prefix",
-        "resolver",
-        "resolver_args",
-    )
-
-    def __init__(
-        self,
-        inputs: str,
-        output_prefix: str,
-        resolver: str,
-        resolver_args: Sequence[str] = (),
-        raw_output_prefix: str | None = None,
-        checkpoint_path: str | None = None,
-        prev_checkpoint: str | None = None,
-        fail_on_error: bool = False,
-    ) -> None:
-        self.inputs = inputs
-        self.output_prefix = output_prefix
-        self.resolver = resolver
-        self.resolver_args = list(resolver_args)
-        self.raw_output_prefix = raw_output_prefix
-        self.checkpoint_path = checkpoint_path
-        self.prev_checkpoint = prev_checkpoint
-        self.fail_on_error = fail_on_error
-
-
 def read_inputs(uri: str) -> Any:
     """Read ``inputs.pb`` as a ``LiteralMap`` (0 bytes is an empty map, as propeller may write)."""
-    from flyteidl.core import literals_pb2  # noqa: PLC0415
+    from flyteidl.core import literals_pb2
 
     return _read_inputs_as(uri, literals_pb2.LiteralMap())
 
@@ -105,7 +81,7 @@ def read_encoded_inputs(uri: str) -> dict[str, bytes]:
     are converted (see :mod:`taskbox.literals.wire`), not protobuf's ~13x for a ``LiteralMap`` of small
     literals.
     """
-    from taskbox.literals import wire  # noqa: PLC0415
+    from taskbox.literals import wire
 
     message = _read_inputs_as(uri, wire.split_map())
     encoded = dict(message.literals)
@@ -113,64 +89,26 @@ def read_encoded_inputs(uri: str) -> dict[str, bytes]:
     return encoded
 
 
-def _run(
-    opts: ExecuteOptions, working_dir: str, cancelled: threading.Event, prepare: Callable[[], object] | None
-) -> Any:
-    from taskbox.context import ExecutionContext  # noqa: PLC0415
-    from taskbox.literals import ConversionContext, offload_limits_from_env  # noqa: PLC0415
-    from taskbox.literals.maps import encoded_map_to_python, python_to_encoded_map  # noqa: PLC0415
-    from taskbox.literals.offload import offload_encoded  # noqa: PLC0415
+class _ExecuteSteps(Steps):
+    """``taskbox execute``'s hooks: the resolver and ``inputs.pb`` named on the command line."""
 
-    if prepare is not None:
-        prepare()
-    task = load_task(opts.resolver, opts.resolver_args, working_dir)
-    raw_prefix = opts.raw_output_prefix or storage.join(opts.output_prefix, "data")
-    conversion = ConversionContext(raw_output_prefix=raw_prefix, working_dir=working_dir)
-    # The input bytes are dropped input by input as they are converted (item 16: memory ~ file size).
-    inputs = encoded_map_to_python(
-        read_encoded_inputs(opts.inputs), task.input_types, conversion, optional=task.optional_inputs
-    )
-    context = ExecutionContext.from_env(
-        output_prefix=opts.output_prefix,
-        raw_output_prefix=raw_prefix,
-        working_dir=working_dir,
-        checkpoint_path=opts.checkpoint_path,
-        prev_checkpoint=opts.prev_checkpoint,
-        output_types=task.output_types,
-        template=task.template,
-        cancelled=cancelled,
-    )
-    log.info("running %s", task.name)
-    values = task.body(context, inputs)
-    del inputs
-    outputs = python_to_encoded_map(values, task.output_types, conversion)
-    del values
-    offload = offload_limits_from_env()
-    if offload is not None:
-        outputs = offload_encoded(outputs, opts.output_prefix, *offload, variables=task.output_types)
-    return outputs
+    def __init__(self, opts: ExecuteOptions, prepare: Callable[[], object] | None) -> None:
+        super().__init__(
+            opts.output_prefix, checkpoint_path=opts.checkpoint_path, prev_checkpoint=opts.prev_checkpoint, log=log
+        )
+        self.opts = opts
+        self.prepare = prepare
 
+    def load(self, working_dir: str) -> LoadedTask:
+        if self.prepare is not None:
+            self.prepare()
+        return load_task(self.opts.resolver, self.opts.resolver_args, working_dir)
 
-def make_working_dir() -> str:
-    """Create a private scratch directory under ``$TMPDIR`` (``tempfile`` costs ~6 ms to import)."""
-    base = os.environ.get("TMPDIR") or "/tmp"
-    while True:
-        path = os.path.join(base, f"taskbox-{os.urandom(6).hex()}")
-        try:
-            os.mkdir(path, 0o700)
-            return path
-        except FileExistsError:
-            continue
+    def raw_output_prefix(self) -> str:
+        return self.opts.raw_output_prefix or storage.join(self.opts.output_prefix, "data")
 
-
-def remove_working_dir(path: str) -> None:
-    """Remove the scratch directory; cheap when the run left it empty."""
-    try:
-        os.rmdir(path)
-    except OSError:
-        import shutil  # noqa: PLC0415
-
-        shutil.rmtree(path, ignore_errors=True)
+    def read_inputs(self, task: LoadedTask, conversion: Any) -> dict[str, bytes]:
+        return read_encoded_inputs(self.opts.inputs)
 
 
 def execute(opts: ExecuteOptions, guard: TerminationGuard, prepare: Callable[[], object] | None = None) -> int:
@@ -186,32 +124,28 @@ def execute(opts: ExecuteOptions, guard: TerminationGuard, prepare: Callable[[],
         The process exit code.
 
     """
-    working_dir = make_working_dir()
-    cancelled = threading.Event()
-    try:
-        try:
-            outcome: Any = guard.run(lambda: _run(opts, working_dir, cancelled, prepare), cancelled)
-            failure: BaseException | None = None
-        except BaseException as exc:  # noqa: BLE001 - every failure must end in error.pb
-            outcome, failure = None, exc
-        code = _commit(opts.output_prefix, outcome, failure)
-    finally:
-        remove_working_dir(working_dir)
+    steps = _ExecuteSteps(opts, prepare)
+    outcome = run_committed(
+        guard,
+        lambda working_dir, cancelled: run_steps(steps, working_dir, cancelled),
+        on_success=lambda outputs: _commit_outputs(opts.output_prefix, outputs),
+        on_failure=lambda failure: _commit_failure(opts.output_prefix, failure),
+    )
+    code: int = outcome.result
     if guard.received:
         return EXIT_TERMINATED
-    if code == EXIT_OK and failure is not None and opts.fail_on_error:
+    if code == EXIT_OK and outcome.run_failure is not None and opts.fail_on_error:
         return EXIT_FAILED
     return code
 
 
-def _commit(output_prefix: str, outputs: Any, failure: BaseException | None) -> int:
-    if failure is None:
-        try:
-            uri = commit.commit_outputs(output_prefix, outputs)
-            log.info("committed %s", uri)
-            return EXIT_OK
-        except BaseException as exc:  # noqa: BLE001 - a failed commit is reported like any failure
-            failure = exc
+def _commit_outputs(output_prefix: str, outputs: Any) -> int:
+    uri = commit.commit_outputs(output_prefix, outputs)
+    log.info("committed %s", uri)
+    return EXIT_OK
+
+
+def _commit_failure(output_prefix: str, failure: BaseException) -> int:
     code, origin, recoverable, message = commit.describe(failure)
     first_line = message.splitlines()[0] if message else ""
     print(

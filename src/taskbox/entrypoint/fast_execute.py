@@ -18,17 +18,17 @@ runs ``execute``; without ``--dest-dir`` the destination is the working director
 Invariants:
     * taskbox never deletes or overwrites what it did not create: the bundle is installed as
       ``DEST/.taskbox-bundles/<key>/`` where ``<key>`` is the first 32 hex digits of the SHA-256 of the
-      bundle URI. :func:`taskbox.bundles.extract.fetch_and_extract` owns only that directory and its
-      ``.<key>.*`` lock/staging/download siblings inside ``.taskbox-bundles``; files of the user's in
-      ``DEST`` (``--dest-dir .`` is common) are never touched.
+      bundle URI; the extraction (:mod:`taskbox.bundles.install`) owns only that directory and its
+      ``.<key>.*`` siblings inside ``.taskbox-bundles``; files of the user's in ``DEST`` are never touched.
     * A tree is used only when it carries the completion marker for this bundle's name. That is checked
-      first without importing the extraction code (a warm start costs a file read); a completed tree is
-      never removed by another process, so the unlocked check is safe.
+      here, without importing :mod:`taskbox.bundles` (a warm start costs a file read); a completed tree
+      is never removed by another process, so the unlocked check is safe.
     * Every failure of the fetch or the extraction (and SIGTERM during it) ends in ``error.pb`` under
       the inner command's ``--output-prefix``, through the same commit path as any task failure:
       ``BundleRejected`` is USER/non-recoverable, storage errors keep their SYSTEM classification.
     * The working directory is not changed (flytekit does not change it either). The bundle's root is
       put first on ``sys.path`` and on ``PYTHONPATH`` (for the task's own subprocesses).
+    * The command line is parsed by :mod:`taskbox.entrypoint.cmdline`.
 """
 
 from __future__ import annotations
@@ -36,11 +36,26 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable
 
-from taskbox.entrypoint.cli import normalize
+from taskbox.entrypoint.cmdline import FAST_EXECUTE_USAGE as USAGE
+from taskbox.entrypoint.cmdline import FastExecuteArgs, UsageError
+from taskbox.entrypoint.cmdline import parse_fast_execute as parse_args
 
-__all__ = ["BUNDLES_DIR", "UsageError", "bundle_dir", "install_bundle", "limits_from_env", "main", "parse_args"]
+# LIMIT_ENV and limits_from_env live in taskbox.bundles.install (loaded on first use: see __getattr__).
+__all__ = [
+    "BUNDLES_DIR",
+    "MARKER",
+    "USAGE",
+    "FastExecuteArgs",
+    "UsageError",
+    "activate",
+    "bundle_dir",
+    "bundle_preparer",
+    "install_bundle",
+    "main",
+    "parse_args",
+]
 
 log = logging.getLogger("taskbox")
 
@@ -50,131 +65,15 @@ BUNDLES_DIR = ".taskbox-bundles"
 #: (a test keeps the two equal).
 MARKER = ".taskbox-bundle-complete"
 _KEY_HEX_DIGITS = 32
-_MIB = 1024 * 1024
-
-#: Environment variable -> (:class:`taskbox.bundles.Limits` field, unit).
-LIMIT_ENV: dict[str, tuple[str, int]] = {
-    "TASKBOX_BUNDLE_MAX_MB": ("max_compressed", _MIB),
-    "TASKBOX_BUNDLE_MAX_EXTRACTED_MB": ("max_total", _MIB),
-    "TASKBOX_BUNDLE_MAX_FILES": ("max_members", 1),
-    "TASKBOX_BUNDLE_MAX_RATIO": ("max_ratio", 1),
-}
-
-USAGE = (
-    "usage: taskbox fast-execute [--additional-distribution URI] [--dest-dir DIR] -- "
-    "(taskbox execute | pyflyte-execute) ARGS..."
-)
-
-_VALUE_FLAGS = {
-    "--additional-distribution": "distribution",
-    "--dynamic-addl-distro": "distribution",
-    "--dest-dir": "dest_dir",
-    "--dynamic-dest-dir": "dest_dir",
-}
 
 
-class UsageError(ValueError):
-    """The command line of ``fast-execute`` is malformed (exit code 2, like argparse)."""
+def __getattr__(name: str) -> object:
+    """``LIMIT_ENV`` and ``limits_from_env``, from :mod:`taskbox.bundles.install` (their home) on first use."""
+    if name in ("LIMIT_ENV", "limits_from_env"):
+        from taskbox.bundles import install  # lazy: the extractor loads only when asked for
 
-
-class FastExecuteArgs:
-    """Parsed ``fast-execute`` arguments.
-
-    Attributes:
-        distribution: The bundle URI, or ``None`` when absent.
-        dest_dir: The destination directory, or ``None`` (the working directory).
-        execute_argv: The inner command's arguments, as ``taskbox execute`` takes them.
-    """
-
-    __slots__ = ("dest_dir", "distribution", "execute_argv")
-
-    def __init__(self, distribution: str | None, dest_dir: str | None, execute_argv: list[str]) -> None:
-        self.distribution = distribution
-        self.dest_dir = dest_dir
-        self.execute_argv = execute_argv
-
-
-def parse_args(argv: list[str]) -> FastExecuteArgs | None:
-    """Parse ``fast-execute``'s options and find the inner ``execute`` command.
-
-    Args:
-        argv: Everything after ``fast-execute``.
-
-    Returns:
-        The parsed arguments, or ``None`` when help was asked for.
-
-    Raises:
-        UsageError: Unknown option, missing value, or an inner command other than ``taskbox execute`` /
-            ``pyflyte-execute``.
-    """
-    values: dict[str, str | None] = {"distribution": None, "dest_dir": None}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in ("-h", "--help"):
-            return None
-        if arg == "--":
-            i += 1
-            break
-        if not arg.startswith("-"):
-            break  # click may have eaten the "--" (flytekit's UNPROCESSED arguments)
-        name, eq, inline = arg.partition("=")
-        if name not in _VALUE_FLAGS:
-            raise UsageError(f"unknown option {arg!r}")
-        if eq:
-            value, i = inline, i + 1
-        elif i + 1 < len(argv):
-            value, i = argv[i + 1], i + 2
-        else:
-            raise UsageError(f"{name} needs a value")
-        values[_VALUE_FLAGS[name]] = normalize(value)
-    return FastExecuteArgs(values["distribution"], values["dest_dir"], _execute_argv(argv[i:]))
-
-
-def _execute_argv(command: list[str]) -> list[str]:
-    """Strip the inner command's program name: ``taskbox execute`` or ``pyflyte-execute``."""
-    if not command:
-        raise UsageError("no command after the options (expected `taskbox execute ...` or `pyflyte-execute ...`)")
-    program = os.path.basename(command[0])
-    if program == "taskbox" and len(command) > 1 and command[1] == "execute":
-        return command[2:]
-    if program == "pyflyte-execute":
-        return command[1:]
-    raise UsageError(
-        f"cannot run {' '.join(command[:2])!r} in-process: fast-execute continues as `taskbox execute` "
-        "(or flytekit's `pyflyte-execute` arguments)"
-    )
-
-
-def limits_from_env(env: Mapping[str, str] | None = None) -> object:
-    """The extraction caps, with overrides from ``TASKBOX_BUNDLE_MAX_*`` (see :data:`LIMIT_ENV`).
-
-    Args:
-        env: The environment (``os.environ`` by default).
-
-    Returns:
-        A :class:`taskbox.bundles.Limits`.
-
-    Raises:
-        taskbox.errors.ConfigError: A variable is not a positive integer.
-    """
-    from taskbox.bundles.extract import Limits  # noqa: PLC0415 - only when a bundle is extracted
-    from taskbox.errors import ConfigError  # noqa: PLC0415
-
-    env = os.environ if env is None else env
-    overrides: dict[str, int] = {}
-    for var, (field, unit) in LIMIT_ENV.items():
-        raw = env.get(var, "").strip()
-        if not raw:
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value <= 0:
-            raise ConfigError(f"{var}={raw!r}: expected a positive integer")
-        overrides[field] = value * unit
-    return Limits(**overrides)
+        return getattr(install, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def bundle_dir(dest_dir: str, uri: str) -> str:
@@ -194,12 +93,12 @@ def bundle_dir(dest_dir: str, uri: str) -> str:
 def _sha256_hex(data: bytes) -> str:
     """SHA-256 hex digest without ``hashlib`` where possible: importing it loads OpenSSL (5-10 ms per start)."""
     try:
-        from _sha2 import sha256  # type: ignore[import-not-found]  # noqa: PLC0415 - CPython >= 3.12, built in
+        from _sha2 import sha256  # type: ignore[import-not-found]  # lazy: CPython >= 3.12, built in
     except ImportError:
         try:
-            from _sha256 import sha256  # type: ignore[import-not-found]  # noqa: PLC0415 - CPython 3.11
+            from _sha256 import sha256  # type: ignore[import-not-found]  # lazy: CPython 3.11
         except ImportError:
-            from hashlib import sha256  # noqa: PLC0415
+            from hashlib import sha256
     return sha256(data).hexdigest()
 
 
@@ -230,20 +129,16 @@ def install_bundle(uri: str, dest_dir: str) -> str:
     if _complete(target, uri):
         log.info("code bundle %s already extracted at %s", uri, target)
     else:
-        from taskbox.bundles.extract import fetch_and_extract  # noqa: PLC0415 - cold path only
-        from taskbox.storage import local  # noqa: PLC0415
+        from taskbox.bundles.install import extract_bundle  # lazy: cold path only
 
-        limits = limits_from_env()
-        with local.translate(target):  # an unwritable destination is a typed storage error
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            fetch_and_extract(uri, target, limits=limits)  # type: ignore[arg-type]
+        extract_bundle(uri, target)
     activate(target)
     return target
 
 
 def activate(root: str) -> None:
     """Put ``root`` first on ``sys.path`` and on ``PYTHONPATH`` (inherited by the task's subprocesses)."""
-    import importlib  # noqa: PLC0415 - already loaded by the interpreter; a local name only
+    import importlib  # lazy: already loaded by the interpreter; a local name only
 
     if root in sys.path:
         sys.path.remove(root)
@@ -253,13 +148,28 @@ def activate(root: str) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([root, current]) if current else root
 
 
+def bundle_preparer(distribution: str | None, dest_dir: str | None) -> Callable[[], str] | None:
+    """Return a callable that installs ``distribution`` under ``dest_dir`` (the cwd if ``None``), or ``None``.
+
+    The pipeline runs it under the SIGTERM guard, before the task loads, so its failures end in ``error.pb``.
+    """
+    if distribution is None:
+        return None
+    uri, dest = distribution, dest_dir or os.getcwd()
+
+    def prepare() -> str:
+        return install_bundle(uri, dest)
+
+    return prepare
+
+
 def main(argv: list[str]) -> int:
     """``taskbox fast-execute``.
 
     Returns:
         The exit code of the ``execute`` run (0 after ``error.pb``, as Flyte expects), 2 on usage errors.
     """
-    from taskbox.entrypoint.signals import TerminationGuard  # noqa: PLC0415
+    from taskbox.entrypoint.signals import TerminationGuard
 
     guard = TerminationGuard()
     guard.install()
@@ -271,21 +181,14 @@ def main(argv: list[str]) -> int:
     if parsed is None:
         print(USAGE)
         return 0
-    from taskbox.entrypoint.cli import execute_options  # noqa: PLC0415
+    from taskbox.entrypoint.cmdline import execute_options
 
     opts = execute_options(parsed.execute_argv)
     if opts is None:
         return 2
 
-    from taskbox import logs  # noqa: PLC0415
-    from taskbox.entrypoint.execute import execute  # noqa: PLC0415
+    from taskbox import logs
+    from taskbox.entrypoint.execute import execute
 
     logs.configure()
-    prepare = None
-    if parsed.distribution is not None:
-        uri, dest = parsed.distribution, parsed.dest_dir or os.getcwd()
-
-        def prepare() -> str:
-            return install_bundle(uri, dest)
-
-    return execute(opts, guard, prepare)
+    return execute(opts, guard, bundle_preparer(parsed.distribution, parsed.dest_dir))

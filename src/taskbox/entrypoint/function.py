@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["find_task", "load_function_task", "parse_args", "run_task"]
 
 _KEYS = ("task-module", "task-name")
+#: Class attribute that marks ``@taskbox.task`` objects (:class:`taskbox.authoring.task.Task` sets it): the
+#: entrypoint recognises a task without importing the authoring layer above it.
+TASK_MARKER = "__taskbox_task__"
 _TASKBOX_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -58,14 +61,12 @@ def parse_args(args: list[str]) -> tuple[str, str]:
     return pairs["task-module"], pairs["task-name"]
 
 
-def find_task(module_name: str, task_name: str) -> Task:
+def find_task(module_name: str, task_name: str) -> Task[..., Any]:
     """Import ``module_name`` and return its ``@taskbox.task`` called ``task_name``.
 
     Raises:
         TaskLoadError: The module is missing or fails to import, or the name is missing or not a task.
     """
-    from taskbox.authoring.task import Task  # noqa: PLC0415
-
     where = f"{module_name}.{task_name}"
     try:
         module = importlib.import_module(module_name)
@@ -91,8 +92,8 @@ def find_task(module_name: str, task_name: str) -> Task:
         raise TaskLoadError(
             f"cannot load task {where!r}: importing module {module_name!r} raised {type(exc).__name__}: {exc}"
         ) from exc.with_traceback(_user_frames(exc.__traceback__))
-    found = getattr(module, task_name, None)
-    if isinstance(found, Task):
+    found: Any = getattr(module, task_name, None)
+    if getattr(type(found), TASK_MARKER, False) is True:  # a Task, known without importing the authoring layer
         return found
     if found is None and not hasattr(module, task_name):
         raise TaskLoadError(f"cannot load task {where!r}: module {module_name!r} has no attribute {task_name!r}")
@@ -104,7 +105,7 @@ def find_task(module_name: str, task_name: str) -> Task:
     raise TaskLoadError(f"cannot load task {where!r}: it is a {type(found).__name__}, not a @taskbox.task function")
 
 
-def run_task(task: Task, context: ExecutionContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
+def run_task(task: Task[..., Any], context: ExecutionContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """Call the task's function with ``inputs`` under ``context``; return its outputs by name.
 
     Raises:
@@ -112,14 +113,14 @@ def run_task(task: Task, context: ExecutionContext, inputs: Mapping[str, Any]) -
         TaskboxError: The function raised a taskbox error, e.g. ``RecoverableError`` (passed through).
         OutputError: The return value does not have the declared shape.
     """
-    from taskbox.context import enter_context, exit_context  # noqa: PLC0415
+    from taskbox.context import enter_context, exit_context
 
     context.secrets.preload(task.secrets)  # masked even when the function reads them past the accessor
     state = enter_context(context)
     try:
         result = task.function(**inputs)
         if task.is_async or _is_coroutine(result):
-            import asyncio  # noqa: PLC0415 - only async tasks pay for it
+            import asyncio  # lazy: only async tasks pay for it
 
             result = asyncio.run(result)
     except TaskboxError as exc:
@@ -134,12 +135,13 @@ def run_task(task: Task, context: ExecutionContext, inputs: Mapping[str, Any]) -
     return task.outputs_of(result)
 
 
-def load_function_task(args: list[str], working_dir: str) -> LoadedTask:
+def load_function_task(args: list[str], working_dir: str, *, template: Any = None) -> LoadedTask:
     """Load a function task (the resolver's entry point).
 
     Args:
         args: ``["task-module", M, "task-name", N]``.
         working_dir: Unused; part of the resolver signature.
+        template: Unused (the function declares its own interface); part of the resolver signature.
     """
     module_name, task_name = parse_args(args)
     task = find_task(module_name, task_name)
@@ -159,9 +161,9 @@ def _is_coroutine(value: Any) -> bool:
 def _user_frames(tb: TracebackType | None) -> TracebackType | None:
     """Drop the leading frames that belong to taskbox, importlib or asyncio (the user's start after them)."""
     skip = [_TASKBOX_DIR, "<frozen importlib"]
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is not None and getattr(asyncio, "__file__", None):
-        skip.append(os.path.dirname(os.path.abspath(asyncio.__file__)))
+    asyncio_file = getattr(sys.modules.get("asyncio"), "__file__", None)
+    if asyncio_file:
+        skip.append(os.path.dirname(os.path.abspath(asyncio_file)))
     start = tb
     while start is not None and start.tb_next is not None:
         filename = start.tb_frame.f_code.co_filename

@@ -28,11 +28,11 @@ import datetime
 import json
 import math
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from taskbox.entrypoint.documents import parse_document
 from taskbox.errors import ConfigError, InputError, InputTooLarge, OutputError, StorageTooLarge, TaskboxError
+from taskbox.typespec import parse_type  # the type language (re-exported: existing callers)
 
 __all__ = [
     "infer_type",
@@ -66,7 +66,7 @@ def load_document(ref: str, *, what: str, error: type[TaskboxError] = ConfigErro
         ConfigError (or ``error``): Unreadable or malformed.
 
     """
-    from taskbox import storage  # noqa: PLC0415
+    from taskbox import storage
 
     stripped = ref.lstrip()
     if stripped.startswith(("{", "[")) or "\n" in ref:
@@ -85,100 +85,6 @@ def load_document(ref: str, *, what: str, error: type[TaskboxError] = ConfigErro
         return parse_document(text, yaml_ok=not ref.endswith(".json"), what=name)
     except ConfigError as exc:
         raise error(exc.message) from None
-
-
-# ------------------------------------------------------------------ the type language
-
-
-def _split_top(text: str, sep: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return parts
-
-
-def _python_type(spec: str) -> Any:  # noqa: C901 - one branch per type name
-    import typing  # noqa: PLC0415
-
-    from taskbox.literals import Directory, File, StructuredDataset  # noqa: PLC0415
-
-    spec = spec.strip()
-    if spec.endswith("?"):
-        return typing.Optional[_python_type(spec[:-1])]  # noqa: UP045
-    alternatives = _split_top(spec, "|")
-    if len(alternatives) > 1:
-        return typing.Union[tuple(_python_type(a) for a in alternatives)]  # noqa: UP007
-    name, bracket, rest = spec.partition("[")
-    name = name.strip().lower()
-    args = _split_top(rest[:-1], ",") if bracket and rest.endswith("]") else []
-    if bracket and not rest.endswith("]"):
-        raise ValueError(f"unbalanced brackets in {spec!r}")
-    simple = {
-        "int": int, "integer": int, "float": float, "str": str, "string": str, "bool": bool, "boolean": bool,
-        "datetime": datetime.datetime, "date": datetime.datetime, "duration": datetime.timedelta,
-        "timedelta": datetime.timedelta, "json": dict, "struct": dict, "none": type(None),
-    }  # fmt: skip
-    if name in simple and not args:
-        return simple[name]
-    if name in ("file", "dir", "directory"):
-        base = File if name == "file" else Directory
-        return base[args[0]] if args else base
-    if name in ("table", "dataset", "structureddataset") and not args:
-        return StructuredDataset
-    if name in ("list", "array") and len(args) == 1:
-        return list[_python_type(args[0])]  # type: ignore[misc]
-    if name in ("dict", "map") and len(args) in (1, 2):
-        if len(args) == 2 and args[0].strip().lower() not in ("str", "string"):
-            raise ValueError("map keys are strings")
-        return dict[str, _python_type(args[-1])]  # type: ignore[misc]
-    if name in ("optional",) and len(args) == 1:
-        return typing.Optional[_python_type(args[0])]  # noqa: UP045
-    if name == "enum" and args:
-        from taskbox.literals.engine import dynamic_enum  # noqa: PLC0415
-
-        return dynamic_enum(tuple(a.strip().strip("'\"") for a in args))
-    raise ValueError(f"unknown type {spec!r}")
-
-
-def parse_type(spec: Any) -> Any:
-    """Turn a declared type into a ``LiteralType``.
-
-    Args:
-        spec: A type-language string (``int``, ``float``, ``str``, ``bool``, ``datetime``, ``duration``,
-            ``json`` (a struct), ``file``, ``file[csv]``, ``dir``, ``table``, ``list[T]``, ``dict[str, T]``,
-            ``T?``/``optional[T]``, ``A | B``, ``enum[a, b]``), or a ``LiteralType`` in protobuf's JSON
-            mapping (a mapping such as ``{"simple": "INTEGER"}``).
-
-    Raises:
-        ConfigError: The spec is neither.
-
-    """
-    from flyteidl.core import types_pb2  # noqa: PLC0415
-
-    if isinstance(spec, types_pb2.LiteralType):
-        return spec
-    if isinstance(spec, Mapping):
-        from google.protobuf.json_format import ParseDict, ParseError  # noqa: PLC0415
-
-        try:
-            return ParseDict(dict(spec), types_pb2.LiteralType())
-        except ParseError as exc:
-            raise ConfigError(f"{spec!r} is not a LiteralType: {exc}") from None
-    if not isinstance(spec, str):
-        raise ConfigError(f"a type is a string such as 'int' or 'list[str]', got {spec!r}")
-    from taskbox.literals import TypeEngine  # noqa: PLC0415
-
-    try:
-        return TypeEngine.to_literal_type(_python_type(spec))
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"cannot read the type {spec!r}: {exc}") from None
 
 
 def infer_type(value: Any, name: str) -> Any:
@@ -201,7 +107,7 @@ def infer_type(value: Any, name: str) -> Any:
     if isinstance(value, dict):
         return parse_type("json")
     if isinstance(value, list) and value:
-        from flyteidl.core import types_pb2  # noqa: PLC0415
+        from flyteidl.core import types_pb2
 
         return types_pb2.LiteralType(collection_type=infer_type(value[0], name))
     raise InputError(
@@ -219,7 +125,7 @@ def text_to_plain(text: str, literal_type: Any | None) -> Any:
     text itself (so ``5`` is a number, ``abc`` and ``2026-01-01`` are strings).
     """
     if literal_type is not None and literal_type.WhichOneof("type") == "simple":
-        from flyteidl.core import types_pb2  # noqa: PLC0415
+        from flyteidl.core import types_pb2
 
         if literal_type.simple == types_pb2.STRING:
             return text
@@ -300,8 +206,8 @@ def _check_finite(value: Any) -> None:
             stack.extend(item)
 
 
-def _coerce_simple(value: Any, simple: int) -> Any:  # noqa: C901 - one branch per simple type
-    from flyteidl.core import types_pb2  # noqa: PLC0415
+def _coerce_simple(value: Any, simple: int) -> Any:
+    from flyteidl.core import types_pb2
 
     if simple == types_pb2.INTEGER:
         if isinstance(value, float) and value.is_integer():
@@ -342,7 +248,7 @@ def _coerce_simple(value: Any, simple: int) -> Any:  # noqa: C901 - one branch p
     raise ValueError(f"expected {types_pb2.SimpleType.Name(simple).lower()}, got {json.dumps(value, default=str)}")
 
 
-def _coerce(value: Any, lt: Any) -> Any:  # noqa: C901 - one branch per kind of LiteralType
+def _coerce(value: Any, lt: Any) -> Any:
     """Turn a plain value into the Python value the literal engine encodes as ``lt``."""
     kind = lt.WhichOneof("type")
     if kind == "simple":
@@ -370,14 +276,14 @@ def _coerce(value: Any, lt: Any) -> Any:  # noqa: C901 - one branch per kind of 
             raise ValueError(f"expected one of {list(lt.enum_type.values)}, got {json.dumps(value, default=str)}")
         return value
     if kind == "blob":
-        from taskbox.literals import TypeEngine  # noqa: PLC0415
+        from taskbox.literals import TypeEngine
 
         uri = value.get("path") if isinstance(value, dict) else value
         if not isinstance(uri, str) or not uri:
             raise ValueError(f"expected a path or URI, got {json.dumps(value, default=str)}")
         return TypeEngine.guess_python_type(lt)(uri=uri)
     if kind in ("structured_dataset_type", "schema"):
-        from taskbox.literals import StructuredDataset  # noqa: PLC0415
+        from taskbox.literals import StructuredDataset
 
         uri = value.get("uri") if isinstance(value, dict) else value
         if not isinstance(uri, str) or not uri:
@@ -396,8 +302,8 @@ def plain_to_literal(name: str, value: Any, literal_type: Any, ctx: Any) -> Any:
         InputError: The value does not fit (names the input and the type).
 
     """
-    from taskbox.literals import TypeEngine  # noqa: PLC0415
-    from taskbox.literals.typeinfo import describe_type  # noqa: PLC0415
+    from taskbox.literals import TypeEngine
+    from taskbox.literals.typeinfo import describe_type
 
     try:
         return TypeEngine.to_literal(_coerce(value, literal_type), literal_type=literal_type, ctx=ctx)
@@ -414,7 +320,7 @@ def _iso(value: datetime.datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _scalar_to_plain(scalar: Any) -> Any:  # noqa: C901 - one branch per scalar kind
+def _scalar_to_plain(scalar: Any) -> Any:
     kind = scalar.WhichOneof("value")
     if kind == "primitive":
         p = scalar.primitive
@@ -435,15 +341,15 @@ def _scalar_to_plain(scalar: Any) -> Any:  # noqa: C901 - one branch per scalar 
     if kind == "union":
         return literal_to_plain(scalar.union.value)
     if kind == "generic":
-        from google.protobuf.json_format import MessageToDict  # noqa: PLC0415
+        from google.protobuf.json_format import MessageToDict
 
         return MessageToDict(scalar.generic)
     if kind == "binary":
         if scalar.binary.tag == "msgpack":
-            import msgpack  # noqa: PLC0415
+            import msgpack
 
             return msgpack.unpackb(scalar.binary.value, strict_map_key=False)
-        import base64  # noqa: PLC0415
+        import base64
 
         return base64.b64encode(scalar.binary.value).decode()
     if kind == "error":
@@ -455,7 +361,7 @@ def literal_to_plain(literal: Any) -> Any:
     """Return a ``Literal`` as a JSON value (see the module's invariants for the forms)."""
     kind = literal.WhichOneof("value")
     if kind == "offloaded_metadata":
-        from taskbox.literals import offload  # noqa: PLC0415
+        from taskbox.literals import offload
 
         return literal_to_plain(offload.load_offloaded(literal))
     if kind == "collection":

@@ -7,10 +7,9 @@ do not parse become the caller's user-facing error instead of a protobuf ``Decod
 
 from __future__ import annotations
 
-import os
 from typing import Any, TypeVar
 
-from taskbox import storage
+from taskbox import settings, storage
 from taskbox.errors import InputTooLarge, StorageTooLarge, UserError
 
 M = TypeVar("M")
@@ -34,9 +33,9 @@ def read_message(uri: str, message: M, *, limit_env: str, default_limit: int, er
         InputTooLarge: The file is over the cap (refused before it is downloaded).
         UserError: ``error``, for bytes that do not parse.
     """
-    from google.protobuf.message import DecodeError  # noqa: PLC0415
+    from google.protobuf.message import DecodeError
 
-    limit = int(os.environ.get(limit_env, default_limit))
+    limit = settings.integer(limit_env, default_limit)
     try:
         data = storage.read_bytes(uri, max_size=limit)
     except StorageTooLarge as exc:

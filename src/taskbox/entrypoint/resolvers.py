@@ -22,7 +22,8 @@ from taskbox.errors import TemplateError
 if TYPE_CHECKING:
     from taskbox.context import ExecutionContext
 
-#: Resolver name -> ``"module:function"`` with signature ``(args, working_dir) -> LoadedTask``.
+#: Resolver name -> ``"module:function"`` with signature ``(args, working_dir, *, template=None) -> LoadedTask``;
+#: ``template`` is an already parsed ``TaskTemplate`` (``taskbox run`` has one), read instead of ``args[0]``.
 RESOLVERS: dict[str, str] = {
     "taskbox.function": "taskbox.entrypoint.function:load_function_task",
     "taskbox.template": "taskbox.entrypoint.template:load_template_task",
@@ -30,6 +31,11 @@ RESOLVERS: dict[str, str] = {
         "taskbox.entrypoint.template:load_template_task"
     ),
 }
+
+#: Resolvers whose first argument is the template's path (a parsed template can be handed to them instead).
+TEMPLATE_RESOLVERS = frozenset(
+    {"taskbox.template", "flytekit.core.python_customized_container_task.default_task_template_resolver"}
+)
 
 #: flytekit resolvers that load flytekit user code; taskbox cannot run those without flytekit.
 FLYTEKIT_CODE_RESOLVERS = frozenset(
@@ -75,8 +81,15 @@ class LoadedTask:
         self.optional_inputs = optional_inputs
 
 
-def load_task(resolver: str, args: Sequence[str], working_dir: str) -> LoadedTask:
+def load_task(resolver: str, args: Sequence[str], working_dir: str, *, template: Any = None) -> LoadedTask:
     """Load the task that ``resolver`` and its arguments describe.
+
+    Args:
+        resolver: The resolver's name (:data:`RESOLVERS`).
+        args: Its arguments.
+        working_dir: The run's scratch directory.
+        template: An already parsed ``TaskTemplate`` for a :data:`TEMPLATE_RESOLVERS` resolver (its
+            path argument is then not read): the template is parsed and validated once.
 
     Raises:
         TemplateError: Unknown resolver, or a flytekit user-code resolver.
@@ -94,4 +107,6 @@ def load_task(resolver: str, args: Sequence[str], working_dir: str) -> LoadedTas
         loader = getattr(importlib.import_module(module_name), attr)
     except ModuleNotFoundError as exc:
         raise TemplateError(f"resolver {resolver!r} is not available in this taskbox ({exc.name} missing)") from None
+    if template is not None:
+        return loader(list(args), working_dir, template=template)
     return loader(list(args), working_dir)

@@ -2,8 +2,9 @@
 
 Why: Flyte reads ``outputs.pb``/``error.pb`` and ignores the exit code; Argo Workflows, Kubeflow
 Pipelines, Airflow's KubernetesPodOperator, AWS Batch and ``docker run`` pass strings and files and decide
-success and retries by the exit code. ``taskbox run`` serves them with the same executors, resolvers,
-literal engine and commit protocol as ``taskbox execute``: inputs as JSON/YAML values (or ``.pb``), flags
+success and retries by the exit code. ``taskbox run`` serves them with the same pipeline
+(:mod:`taskbox.entrypoint.pipeline`), executors, resolvers, literal engine and commit protocol as
+``taskbox execute``: inputs as JSON/YAML values (or ``.pb``), flags
 or ``TASKBOX_INPUT_<NAME>``; outputs as ``outputs.pb``, ``outputs.json`` and one file per output (Flyte's
 copilot layout, so an Argo output parameter or Airflow's ``/airflow/xcom/return.json`` can point at them).
 
@@ -27,28 +28,31 @@ import logging
 import os
 import re
 import sys
-import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from taskbox import settings
 from taskbox.entrypoint import commit
-from taskbox.entrypoint.signals import EXIT_TERMINATED, TerminationGuard
+from taskbox.entrypoint.exitcodes import (
+    EXIT_CODES,
+    EXIT_OK,
+    EXIT_RECOVERABLE,
+    EXIT_SYSTEM,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    EXIT_USER,
+    exit_code,
+)
+from taskbox.entrypoint.pipeline import Steps, default_outputs_dir
+from taskbox.entrypoint.signals import TerminationGuard
+
+if TYPE_CHECKING:
+    from taskbox.entrypoint.resolvers import LoadedTask
+
+__all__ = ["ENV", "EXIT_CODES", "EXIT_OK", "EXIT_RECOVERABLE", "EXIT_SYSTEM", "EXIT_TERMINATED", "EXIT_USAGE",
+           "EXIT_USER", "STEPS", "default_outputs_dir", "exit_code", "main", "parse", "parser"]  # fmt: skip
 
 log = logging.getLogger("taskbox.run")
-
-EXIT_OK = 0
-EXIT_USER = 1
-EXIT_USAGE = 2
-EXIT_SYSTEM = 3
-EXIT_RECOVERABLE = 75
-EXIT_CODES = {
-    EXIT_OK: "success",
-    EXIT_USER: "user error (not recoverable)",
-    EXIT_USAGE: "malformed command line",
-    EXIT_SYSTEM: "system error, not recoverable",
-    EXIT_RECOVERABLE: "recoverable error: retry",
-    EXIT_TERMINATED: "terminated by SIGTERM (recoverable)",
-}
 
 #: Flag -> environment variable (a flag wins over its variable).
 ENV = {
@@ -73,19 +77,19 @@ ERROR_JSON = "error.json"
 RAW_DIR = "raw"
 _RESERVED = frozenset({commit.OUTPUTS_FILE, commit.ERROR_FILE, OUTPUTS_JSON, ERROR_JSON})
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
-_TRUTHY = {"1", "true", "yes", "on"}
+_TRUTHY = settings.TRUTHY
 STEPS = 5
 
 
 def _env(environ: Mapping[str, str], key: str) -> str | None:
-    from taskbox.entrypoint.cli import normalize  # noqa: PLC0415
+    from taskbox.entrypoint.cmdline import normalize
 
     return normalize(environ.get(ENV[key]))
 
 
 def parser(environ: Mapping[str, str]) -> Any:
     """Build the argparse parser of ``taskbox run``, its defaults taken from ``environ``."""
-    import argparse  # noqa: PLC0415
+    import argparse
 
     def env(key: str) -> str | None:
         return _env(environ, key)
@@ -136,91 +140,70 @@ def _split_list(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def exit_code(failure: BaseException) -> int:
-    """Return the exit code for a failure, by its origin and recoverability."""
-    from taskbox.errors import Terminated  # noqa: PLC0415
-
-    if isinstance(failure, Terminated):
-        return EXIT_TERMINATED
-    _, origin, recoverable, _ = commit.describe(failure)
-    if recoverable:
-        return EXIT_RECOVERABLE
-    return EXIT_USER if origin == "USER" else EXIT_SYSTEM
-
-
-class _Run:
-    """One run's state, shared by the pipeline (under the SIGTERM guard) and the commit."""
+class _Run(Steps):
+    """One run's hooks into the pipeline (:mod:`taskbox.entrypoint.pipeline`) and its plain-IO commit."""
 
     def __init__(self, ns: Any, environ: Mapping[str, str], formatter: Any) -> None:
-        from taskbox.entrypoint.runlog import Progress  # noqa: PLC0415
+        from taskbox.entrypoint.runlog import Progress
 
+        super().__init__(ns.outputs, checkpoint_path=ns.checkpoint_path, prev_checkpoint=ns.prev_checkpoint, log=log)
         self.ns = ns
         self.environ = environ
         self.formatter = formatter
         self.progress = Progress(STEPS, ns.progress_file)
         self.output_names: list[str] = []
         self.copies: list[tuple[str, str]] = []
+        self.spec: Any = None
+        self.raw: Any = None
 
-    def pipeline(self, working_dir: str, cancelled: threading.Event) -> Any:
-        from taskbox import storage  # noqa: PLC0415
-        from taskbox.context import ExecutionContext  # noqa: PLC0415
-        from taskbox.entrypoint import runspec  # noqa: PLC0415
-        from taskbox.entrypoint.resolvers import load_task  # noqa: PLC0415
-        from taskbox.literals import (  # noqa: PLC0415
-            ConversionContext,
-            literal_map_to_python,
-            offload_limits_from_env,
-            offload_literals,
-            python_to_literal_map,
-        )
+    def load(self, working_dir: str) -> LoadedTask:
+        """Resolve what to run (template, or executor + config), install its bundle, load its task."""
+        from taskbox.entrypoint import runspec
+        from taskbox.entrypoint.cmdline import TEMPLATE_PATH
+        from taskbox.entrypoint.resolvers import TEMPLATE_RESOLVERS, load_task
 
         ns = self.ns
-        raw = runspec.gather_inputs(ns.inputs, ns.input, self.environ)
-        spec = runspec.resolve(
+        self.raw = runspec.gather_inputs(ns.inputs, ns.input, self.environ)
+        spec = self.spec = runspec.resolve(
             template_ref=ns.template,
             executor_ref=ns.executor,
             config_ref=ns.config,
             interface_ref=ns.interface,
-            raw=raw,
+            raw=self.raw,
         )
         self.formatter.fields["executor"] = spec.executor or spec.resolver
         self.formatter.fields["task"] = spec.template.id.name
         self.output_names = self._check_output_names(spec.template)
         self.copies = self._check_output_files(self.output_names)
-        template_path = os.path.join(working_dir, "task.pb")
-        with open(template_path, "wb") as fh:
-            fh.write(spec.template.SerializeToString())
         self.progress.step("template ready")
         if spec.prepare is not None:
             spec.prepare()
-        task = load_task(spec.resolver, spec.args_for(template_path), working_dir)
+        if spec.resolver in TEMPLATE_RESOLVERS:  # handed over parsed: read and validated once
+            task = load_task(spec.resolver, spec.args_for(TEMPLATE_PATH), working_dir, template=spec.template)
+        else:  # another resolver gets the template's path, if its args name it
+            path = os.path.join(working_dir, "task.pb")
+            if None in spec.resolver_args:
+                with open(path, "wb") as fh:
+                    fh.write(spec.template.SerializeToString())
+            task = load_task(spec.resolver, spec.args_for(path), working_dir)
         self.progress.step(f"loaded {task.name}")
-        raw_prefix = ns.raw_output_prefix or storage.join(ns.outputs, RAW_DIR)
-        conversion = ConversionContext(raw_output_prefix=raw_prefix, working_dir=working_dir)
-        literals = runspec.input_literals(spec.template, raw, conversion)
-        inputs = literal_map_to_python(literals, task.input_types, conversion, optional=task.optional_inputs)
-        self.progress.step(f"read {len(inputs)} input(s)")
-        context = ExecutionContext.from_env(
-            output_prefix=ns.outputs,
-            raw_output_prefix=raw_prefix,
-            working_dir=working_dir,
-            checkpoint_path=ns.checkpoint_path,
-            prev_checkpoint=ns.prev_checkpoint,
-            output_types=task.output_types,
-            template=task.template,
-            cancelled=cancelled,
-        )
-        log.info("running %s", task.name)
-        values = task.body(context, inputs)
-        self.progress.step("task finished")
-        outputs = python_to_literal_map(values, task.output_types, conversion)
-        offload = offload_limits_from_env()
-        if offload is not None:
-            outputs = offload_literals(outputs, ns.outputs, *offload, variables=task.output_types)
-        return outputs
+        return task
+
+    def raw_output_prefix(self) -> str:
+        from taskbox import storage
+
+        return self.ns.raw_output_prefix or storage.join(self.ns.outputs, RAW_DIR)
+
+    def read_inputs(self, task: LoadedTask, conversion: Any) -> dict[str, bytes]:
+        from taskbox.entrypoint import runspec
+
+        return runspec.input_literals(self.spec.template, self.raw, conversion)
+
+    def step(self, message: str) -> None:
+        self.progress.step(message)
 
     def _check_output_names(self, template: Any) -> list[str]:
-        from taskbox.errors import TemplateError  # noqa: PLC0415
+        from taskbox.errors import TemplateError
 
         names = list(template.interface.outputs.variables)
         taken = set(_RESERVED) | ({RAW_DIR} if not self.ns.raw_output_prefix else set())
@@ -233,7 +216,7 @@ class _Run:
         return names
 
     def _check_output_files(self, names: list[str]) -> list[tuple[str, str]]:
-        from taskbox.errors import ConfigError  # noqa: PLC0415
+        from taskbox.errors import ConfigError
 
         copies = []
         for pair in self.ns.output_file:
@@ -246,16 +229,18 @@ class _Run:
         return copies
 
     def commit_success(self, outputs: Any) -> str:
-        from taskbox.entrypoint.plainio import literal_to_plain, render_output_file  # noqa: PLC0415
+        """Commit ``outputs`` (serialized literals by name) with their plain-IO companions; return ``outputs.json``."""
+        from taskbox.entrypoint.plainio import literal_to_plain, render_output_file
+        from taskbox.literals.wire import parse_literal
 
-        plain = {name: literal_to_plain(literal) for name, literal in outputs.literals.items()}
+        plain = {name: literal_to_plain(parse_literal(data)) for name, data in outputs.literals.items()}
         document = json.dumps(plain, ensure_ascii=False, default=str)
         companions = {name: render_output_file(value) for name, value in plain.items()}
         companions[OUTPUTS_JSON] = document.encode("utf-8")
         stale = (ERROR_JSON, *(n for n in self._previous_outputs() if n not in plain))
         commit.commit_outputs(self.ns.outputs, outputs, companions=companions, stale=stale)
         if self.copies:
-            from taskbox import storage  # noqa: PLC0415
+            from taskbox import storage
 
             for name, path in self.copies:  # copies of committed files, for orchestrators that name the path
                 storage.write_bytes(path, companions[name])
@@ -265,8 +250,8 @@ class _Run:
 
     def _previous_outputs(self) -> list[str]:
         """Output names an earlier run listed in ``outputs.json`` under the same prefix (their files are stale)."""
-        from taskbox import storage  # noqa: PLC0415
-        from taskbox.errors import TaskboxError  # noqa: PLC0415
+        from taskbox import storage
+        from taskbox.errors import TaskboxError
 
         try:
             previous = json.loads(storage.read_bytes(storage.join(self.ns.outputs, OUTPUTS_JSON), max_size=1 << 26))
@@ -277,6 +262,7 @@ class _Run:
         return [n for n in previous if isinstance(n, str) and _SAFE_NAME.match(n) and n not in _RESERVED]
 
     def commit_failure(self, failure: BaseException) -> None:
+        """Commit ``error.json`` and ``error.pb`` for ``failure`` (never raises: the exit code still tells)."""
         code, origin, recoverable, message = commit.describe(failure)
         first_line = message.splitlines()[0] if message else ""
         print(
@@ -297,25 +283,13 @@ class _Run:
         try:
             commit.commit_error(self.ns.outputs, failure, companions=companions, stale=stale)
         except BaseException as exc:  # noqa: BLE001 - the exit code still tells the outcome
-            from taskbox import redaction  # noqa: PLC0415
+            from taskbox import redaction
 
             print(
                 f"taskbox run: could not write the error document under {self.ns.outputs}: "
                 f"{redaction.redact(str(exc))}",
                 file=sys.stderr,
             )
-
-
-def default_outputs_dir() -> str:
-    """Create a directory under ``$TMPDIR`` for a run given no ``--outputs`` (kept: outputs point into it)."""
-    base = os.environ.get("TMPDIR") or "/tmp"
-    while True:
-        path = os.path.join(base, f"taskbox-run-{os.urandom(6).hex()}")
-        try:
-            os.mkdir(path, 0o700)
-            return path
-        except FileExistsError:
-            continue
 
 
 def main(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
@@ -330,11 +304,11 @@ def main(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
     guard.install()
     ns = parse(argv, environ)
     if ns.image:
-        from taskbox.entrypoint.runimage import run_in_image  # noqa: PLC0415
+        from taskbox.entrypoint.runimage import run_in_image
 
         return run_in_image(ns, argv, environ)
-    from taskbox.entrypoint import runlog  # noqa: PLC0415
-    from taskbox.entrypoint.execute import make_working_dir, remove_working_dir  # noqa: PLC0415
+    from taskbox.entrypoint import runlog
+    from taskbox.entrypoint.pipeline import run_committed, run_steps
 
     formatter = runlog.configure(ns.log_format, ns.log_level)
     if not ns.outputs:
@@ -343,28 +317,16 @@ def main(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
     elif "://" not in ns.outputs:
         ns.outputs = os.path.abspath(ns.outputs)  # outputs.json names data by absolute paths
     run = _Run(ns, environ, formatter)
-    working_dir = make_working_dir()
-    cancelled = threading.Event()
-    try:
-        try:
-            outputs = guard.run(lambda: run.pipeline(working_dir, cancelled), cancelled)
-            failure: BaseException | None = None
-        except BaseException as exc:  # noqa: BLE001 - every failure ends in error.pb and an exit code
-            outputs, failure = None, exc
-        document = None
-        if failure is None:
-            try:
-                document = run.commit_success(outputs)
-            except BaseException as exc:  # noqa: BLE001
-                failure = exc
-        if failure is not None:
-            run.commit_failure(failure)
-    finally:
-        remove_working_dir(working_dir)
+    outcome = run_committed(
+        guard,
+        lambda working_dir, cancelled: run_steps(run, working_dir, cancelled),
+        on_success=run.commit_success,
+        on_failure=run.commit_failure,
+    )
     if guard.received:
         return EXIT_TERMINATED
-    if failure is not None:
-        return exit_code(failure)
-    if not ns.quiet and document is not None:
-        print(document)
+    if outcome.failure is not None:
+        return exit_code(outcome.failure)
+    if not ns.quiet and outcome.result is not None:
+        print(outcome.result)
     return EXIT_OK

@@ -48,7 +48,7 @@ def image_reference(value: str) -> str:
     """Map a catalog variant (``sqlite``) to its reference for this taskbox version; others stay as given."""
     if "/" in value or ":" in value or "@" in value:
         return value
-    from taskbox.images.catalog import default_image, load_catalog  # noqa: PLC0415
+    from taskbox.images.catalog import default_image, load_catalog
 
     return default_image(value) if value in load_catalog().entries else value
 
@@ -96,8 +96,8 @@ def _walk_strings(value: Any) -> list[str]:
 
 def _referenced_paths(ns: Any) -> list[str]:
     """Existing absolute local paths named inside the config, a JSON/YAML template or inputs, or ``--input``."""
-    from taskbox.entrypoint.plainio import load_document  # noqa: PLC0415
-    from taskbox.errors import TaskboxError  # noqa: PLC0415
+    from taskbox.entrypoint.plainio import load_document
+    from taskbox.errors import TaskboxError
 
     strings = [pair.partition("=")[2] for pair in ns.input]
     for key in ("config", "template", "inputs"):
@@ -130,9 +130,7 @@ def _arguments(argv: list[str], outputs: str | None) -> list[str]:
 
 def _environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {
-        k: v
-        for k, v in environ.items()
-        if (k.startswith(_ENV_PREFIXES) or k in _ENV_NAMES) and k != "TASKBOX_IMAGE"
+        k: v for k, v in environ.items() if (k.startswith(_ENV_PREFIXES) or k in _ENV_NAMES) and k != "TASKBOX_IMAGE"
     }
 
 
@@ -143,9 +141,10 @@ def run_in_image(ns: Any, argv: list[str], environ: Mapping[str, str]) -> int:
         The container's exit code; 3 when no Docker engine answers, 1 when the image cannot be had.
 
     """
-    from taskbox.entrypoint.run import EXIT_SYSTEM, EXIT_USER, default_outputs_dir  # noqa: PLC0415
-    from taskbox.errors import TaskboxError  # noqa: PLC0415
-    from taskbox.images.build import docker_client  # noqa: PLC0415
+    from taskbox.entrypoint.exitcodes import EXIT_SYSTEM, EXIT_USER
+    from taskbox.entrypoint.pipeline import default_outputs_dir
+    from taskbox.errors import TaskboxError
+    from taskbox.images.build import docker_client
 
     reference = image_reference(ns.image)
     added = None
@@ -158,7 +157,7 @@ def run_in_image(ns: Any, argv: list[str], environ: Mapping[str, str]) -> int:
     except TaskboxError as exc:
         print(f"taskbox run --image: no Docker engine: {exc}", file=sys.stderr)
         return EXIT_SYSTEM
-    import docker.errors  # noqa: PLC0415 - installed with the SDK that docker_client just loaded
+    import docker.errors  # lazy: installed with the SDK that docker_client just loaded
 
     try:
         container = client.containers.run(

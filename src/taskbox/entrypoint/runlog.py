@@ -90,7 +90,7 @@ def configure(log_format: str, level: str | None, stream: TextIO | None = None) 
         The formatter; set ``formatter.fields["executor"]`` once the executor is known.
 
     """
-    from taskbox import logs  # noqa: PLC0415
+    from taskbox import logs
 
     stream = stream or sys.stderr
     use_json = log_format == "json" or (log_format == "auto" and not _isatty(stream))

@@ -7,30 +7,24 @@ inferring the interface where the config tells it: input names from the ``{{ .in
 Whatever the source, the run then goes through the same resolver, literal engine and commit as
 ``taskbox execute``, so a task tried with ``taskbox run`` behaves as it will under Flyte.
 
-Interface inference (``--executor``), each overridable by a declaration (``interface: {inputs: {...},
-outputs: {...}}`` in the config file, or ``--interface``), in the type language of
-:func:`taskbox.entrypoint.plainio.parse_type`:
-    * inputs: every placeholder name and every input given; the type is declared, or that of the value
-      given (a JSON number, string, boolean, list or object);
-    * outputs of ``sqlite``/``sql``: ``results: table``; of ``http``: ``status_output`` -> ``int``,
-      ``headers_output``/``webhook`` -> ``json``, ``body_output`` -> ``str``, ``pagination.output`` ->
-      ``list[json]``; JSON-pointer ``outputs`` must be declared (their type cannot be told); of ``echo``:
-      one per input, same type; any other executor: none unless declared. Declared outputs are added to
-      (and override) these, except for SQL, where declaring any replaces the ``results`` table.
+Interface inference (``--executor``) belongs to the executor (``Executor.config_inputs`` and
+``Executor.infer_outputs``, docs/plugins.md), so a plugin gets it too; each inferred name is overridable
+by a declaration (``interface: {inputs: {...}, outputs: {...}}`` in the config file, or ``--interface``) in
+the type language of :func:`taskbox.typespec.parse_type`. Example: ``--executor sqlite`` with
+``SELECT * FROM t WHERE id = {{ .inputs.id }}`` and ``--input id=3`` gives inputs ``id: int`` and outputs
+``results: table``.
 
 Invariants:
     * Precedence of input values: ``--input name=value`` > ``TASKBOX_INPUT_<NAME>`` > ``--inputs`` file.
     * Environment names match declared names exactly, then case-insensitively (``TASKBOX_INPUT_LIMIT``
       sets ``limit``); otherwise the lower-cased name is used.
     * A template's own container args choose the resolver (``taskbox.template`` or ``taskbox.function``,
-      with a code bundle from ``fast-execute`` args); ``{{.taskTemplatePath}}`` is the template written
-      into the run's scratch directory.
+      with a code bundle from ``fast-execute`` args, read by :func:`taskbox.entrypoint.cmdline.parse_container_args`);
+      ``{{.taskTemplatePath}}`` stands for the template itself, handed to the resolver already parsed.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,9 +34,6 @@ from taskbox.errors import ConfigError, InputError, TemplateError
 __all__ = ["RawInputs", "RunSpec", "build_template", "gather_inputs", "input_literals", "read_template", "resolve"]
 
 INPUT_ENV_PREFIX = "TASKBOX_INPUT_"
-_FLYTE_PLACEHOLDER = re.compile(r"\{\{\s*\.?inputs\.(\w+)\s*\}\}", re.IGNORECASE)
-_WEBHOOK_PLACEHOLDER = re.compile(r"\{inputs\.(\w+)\}")
-_TEMPLATE_PATH = re.compile(r"^\{\{\s*\.taskTemplatePath\s*\}\}$", re.IGNORECASE)
 _DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
 
 
@@ -50,7 +41,7 @@ class RawInputs:
     """Input values as given, before the interface is known.
 
     Attributes:
-        literals: From a ``.pb`` inputs file (name -> ``Literal``).
+        literals: From a ``.pb`` inputs file (name -> serialized ``Literal``, parsed when converted).
         values: From a JSON/YAML inputs file (name -> plain value).
         env: From ``TASKBOX_INPUT_<NAME>`` (raw name -> text).
         pairs: From ``--input name=value`` (name -> text).
@@ -85,9 +76,9 @@ def gather_inputs(inputs_ref: str | None, pairs: list[str], environ: Mapping[str
     raw = RawInputs()
     if inputs_ref:
         if inputs_ref.endswith(".pb"):
-            from taskbox.entrypoint.execute import read_inputs  # noqa: PLC0415
+            from taskbox.entrypoint.execute import read_encoded_inputs
 
-            raw.literals = dict(read_inputs(inputs_ref).literals)
+            raw.literals = read_encoded_inputs(inputs_ref)
         else:
             doc = plainio.load_document(inputs_ref, what="inputs", error=InputError)
             if doc is None:
@@ -111,7 +102,7 @@ def gather_inputs(inputs_ref: str | None, pairs: list[str], environ: Mapping[str
 
 def _normalize_interface(doc: dict[str, Any]) -> None:
     """Let a template document declare ``interface.inputs``/``outputs`` as ``{name: type}`` shorthand."""
-    from google.protobuf.json_format import MessageToDict  # noqa: PLC0415
+    from google.protobuf.json_format import MessageToDict
 
     interface = doc.get("interface")
     if not isinstance(interface, dict):
@@ -131,12 +122,12 @@ def read_template(ref: str) -> Any:
         TemplateError: Unreadable, malformed, or not a TaskTemplate.
 
     """
-    from flyteidl.core import tasks_pb2  # noqa: PLC0415
-    from google.protobuf.json_format import ParseDict, ParseError  # noqa: PLC0415
+    from flyteidl.core import tasks_pb2
+    from google.protobuf.json_format import ParseDict, ParseError
 
     inline = ref.lstrip().startswith("{") or "\n" in ref
     if not inline and not ref.lower().endswith(_DOCUMENT_SUFFIXES):
-        from taskbox.entrypoint.template import read_template as read_pb  # noqa: PLC0415
+        from taskbox.entrypoint.template import read_template as read_pb
 
         return read_pb(ref)
     doc = plainio.load_document(ref, what="template", error=TemplateError)
@@ -144,49 +135,51 @@ def read_template(ref: str) -> Any:
         raise TemplateError(f"template {ref} must be an object (a TaskTemplate in protobuf's JSON mapping)")
     try:
         _normalize_interface(doc)
-        return ParseDict(doc, tasks_pb2.TaskTemplate())
+        template = ParseDict(doc, tasks_pb2.TaskTemplate())
     except (ParseError, ConfigError, ValueError, ArithmeticError) as exc:  # e.g. a number no double holds
         raise TemplateError(f"template {ref if not inline else '(inline)'} is not a TaskTemplate: {exc}") from None
+    from taskbox.entrypoint.template import check_readable
+
+    check_readable(template, f"template {ref if not inline else '(inline)'}")  # what Flyte would read back
+    return template
 
 
-def _placeholders(value: Any, pattern: re.Pattern[str], found: dict[str, None]) -> None:
-    if isinstance(value, str):
-        found.update(dict.fromkeys(pattern.findall(value)))
-    elif isinstance(value, dict):
-        for item in value.values():
-            _placeholders(item, pattern, found)
-    elif isinstance(value, list):
-        for item in value:
-            _placeholders(item, pattern, found)
+def _placeholders(cls: Any, config: Mapping[str, Any]) -> list[str]:
+    """Return the input names the config uses, as the executor says (``Executor.config_inputs``).
+
+    Raises:
+        PluginInvalid: The executor's answer is not a list of input names.
+
+    """
+    from taskbox.errors import PluginInvalid
+
+    names = cls.config_inputs(config)
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n for n in names):
+        raise PluginInvalid(f"{cls.__qualname__}.config_inputs must return a list of input names, got {names!r}")
+    return list(names)
 
 
 def _outputs(
-    task_type: str, config: Mapping[str, Any], inputs: Mapping[str, Any], declared: Mapping[str, Any]
+    cls: Any, config: Mapping[str, Any], inputs: Mapping[str, Any], declared: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Return the declared outputs, completed by the executor's conventions (module doc)."""
-    if task_type in ("sqlite", "sqlalchemy", "sql"):
-        return dict(declared) or {"results": plainio.parse_type("table")}
-    if task_type in ("http", "webhook"):
-        out: dict[str, Any] = dict(declared)
-        for key, spec in (("status_output", "int"), ("headers_output", "json"), ("webhook", "json"),
-                          ("body_output", "str")):  # fmt: skip
-            if isinstance(config.get(key), str) and config[key] not in out:
-                out[config[key]] = plainio.parse_type(spec)
-        pagination = config.get("pagination")
-        if isinstance(pagination, dict) and isinstance(pagination.get("output"), str):
-            out.setdefault(pagination["output"], plainio.parse_type("list[json]"))
-        pointers = config.get("outputs")
-        if isinstance(pointers, dict):
-            for name in pointers:
-                if name not in out:
-                    raise ConfigError(
-                        f"the type of output {name!r} (a JSON pointer into the response) cannot be inferred; "
-                        f"declare it: interface: {{outputs: {{{name}: int|str|json|list[json]|...}}}}"
-                    )
-        return out
-    if task_type == "echo":
-        return {**inputs, **declared}
-    return dict(declared)
+    """Return the declared outputs, completed by the executor's conventions (``Executor.infer_outputs``).
+
+    Raises:
+        PluginInvalid: The executor's answer is not a mapping of output names to ``LiteralType``.
+
+    """
+    from flyteidl.core import types_pb2
+
+    from taskbox.errors import PluginInvalid
+
+    outputs = cls.infer_outputs(config, dict(inputs), dict(declared))
+    if not isinstance(outputs, Mapping) or not all(
+        isinstance(n, str) and n and isinstance(t, types_pb2.LiteralType) for n, t in outputs.items()
+    ):
+        raise PluginInvalid(
+            f"{cls.__qualname__}.infer_outputs must return a mapping of output names to LiteralType, got {outputs!r}"
+        )
+    return dict(outputs)
 
 
 def build_template(
@@ -201,8 +194,8 @@ def build_template(
         InputError: An input's type can be neither found nor inferred.
 
     """
-    from flyteidl.core import tasks_pb2  # noqa: PLC0415
-    from google.protobuf.message import DecodeError  # noqa: PLC0415
+    from flyteidl.core import tasks_pb2
+    from google.protobuf.message import DecodeError
 
     try:
         template = _build_template(executor_ref, config_doc, interface_doc, raw, name=name)
@@ -214,17 +207,20 @@ def build_template(
         raise ConfigError(
             f"the config of executor {executor_ref!r} is nested too deeply for a TaskTemplate: {exc}"
         ) from None
+    from taskbox.entrypoint.template import check_readable
+
+    check_readable(template, f"the template built for executor {executor_ref!r}", reparse=False)
     return template
 
 
 def _build_template(
     executor_ref: str, config_doc: Any, interface_doc: Any, raw: RawInputs, *, name: str | None = None
 ) -> Any:
-    from flyteidl.core import interface_pb2, tasks_pb2  # noqa: PLC0415
-    from google.protobuf import struct_pb2  # noqa: PLC0415
+    from flyteidl.core import interface_pb2, tasks_pb2
+    from google.protobuf import struct_pb2
 
-    from taskbox.executors import registry  # noqa: PLC0415
-    from taskbox.executors.base import validate_config  # noqa: PLC0415
+    from taskbox.executors import registry
+    from taskbox.executors.base import validate_config
 
     cls = registry.load(executor_ref)
     if not isinstance(config_doc or {}, dict):
@@ -240,8 +236,7 @@ def _build_template(
     declared_out = {n: plainio.parse_type(t) for n, t in (interface.get("outputs") or {}).items()}
 
     found: dict[str, None] = dict.fromkeys(declared_in)
-    style = _WEBHOOK_PLACEHOLDER if config.get("placeholder_style") == "webhook" else _FLYTE_PLACEHOLDER
-    _placeholders(config, style, found)
+    found.update(dict.fromkeys(_placeholders(cls, config)))
     given = raw.resolved(set(found))
     found.update(dict.fromkeys(given))
     inputs: dict[str, Any] = {}
@@ -253,13 +248,17 @@ def _build_template(
             raise InputError(f"input {input_name!r} is used by the config but has no value and no declared type")
         kind, value = given[input_name]
         if kind == "literal":
-            from taskbox.literals.typeinfo import infer_literal_type  # noqa: PLC0415
+            from taskbox.literals.typeinfo import infer_literal_type
+            from taskbox.literals.wire import parse_literal
 
-            inputs[input_name] = infer_literal_type(value)
+            try:
+                inputs[input_name] = infer_literal_type(parse_literal(value))
+            except InputError as exc:
+                raise InputError(f"input {input_name!r}: {exc}") from None
         else:
             plain = plainio.text_to_plain(value, None) if kind == "text" else value
             inputs[input_name] = plainio.infer_type(plain, input_name)
-    outputs = _outputs(cls.task_type, config, inputs, declared_out)
+    outputs = _outputs(cls, config, inputs, declared_out)
 
     def variables(types: Mapping[str, Any]) -> Any:
         return interface_pb2.VariableMap(variables={n: interface_pb2.Variable(type=t) for n, t in types.items()})
@@ -315,47 +314,21 @@ class RunSpec:
 
 def _from_container_args(template: Any) -> RunSpec | None:
     """Read the resolver (and a code bundle) from the template's container args, as Flyte would run them."""
-    from taskbox.entrypoint.cli import normalize  # noqa: PLC0415
+    from taskbox.entrypoint.cmdline import HelpRequested, UsageError, parse_container_args
 
     args = list(template.container.args) if template.HasField("container") else []
-    if args and os.path.basename(args[0]) == "taskbox":
-        args = args[1:]
-    if not args or "--resolver" not in args:
+    try:
+        command = parse_container_args(args)
+    except HelpRequested:
+        raise TemplateError("the template's fast-execute args ask for help") from None
+    except UsageError as exc:
+        raise TemplateError(f"the template's fast-execute args are malformed: {exc}") from None
+    if command is None:
         return None
-    prepare = None
-    if args[0] in ("fast-execute", "pyflyte-fast-execute"):
-        from taskbox.entrypoint.fast_execute import UsageError, install_bundle, parse_args  # noqa: PLC0415
+    from taskbox.entrypoint.fast_execute import bundle_preparer
 
-        try:
-            parsed = parse_args(args[1:])
-        except UsageError as exc:
-            raise TemplateError(f"the template's fast-execute args are malformed: {exc}") from None
-        if parsed is None:
-            raise TemplateError("the template's fast-execute args ask for help")
-        if parsed.distribution is not None:
-            uri, dest = parsed.distribution, parsed.dest_dir or os.getcwd()
-
-            def prepare() -> str:
-                return install_bundle(uri, dest)
-
-        args = parsed.execute_argv
-    elif args[0] in ("execute", "pyflyte-execute"):
-        args = args[1:]
-    options, sep, resolver_args = _split(args)
-    if "--resolver" not in options or options.index("--resolver") + 1 >= len(options):
-        return None
-    resolver = options[options.index("--resolver") + 1]
-    filled: list[str | None] = [None if _TEMPLATE_PATH.match(a) else a for a in resolver_args]
-    filled = [a for a in filled if a is None or normalize(a) is not None]
-    executor = next((a for a in filled[1:] if a), "") if resolver != "taskbox.function" else ""
-    return RunSpec(template, resolver, filled, prepare, executor or template.type)
-
-
-def _split(args: list[str]) -> tuple[list[str], bool, list[str]]:
-    if "--" in args:
-        i = args.index("--")
-        return args[:i], True, args[i + 1 :]
-    return args, False, []
+    prepare = bundle_preparer(command.distribution, command.dest_dir)
+    return RunSpec(template, command.resolver, command.resolver_args, prepare, command.executor or template.type)
 
 
 def resolve(
@@ -391,23 +364,27 @@ def resolve(
     return RunSpec(template, "taskbox.template", [None, executor_ref], executor=executor_ref)
 
 
-def input_literals(template: Any, raw: RawInputs, ctx: Any) -> Any:
-    """Convert every given input to a ``Literal`` by the template's interface.
+def input_literals(template: Any, raw: RawInputs, ctx: Any) -> dict[str, bytes]:
+    """Convert every given input to a serialized ``Literal`` by the template's interface.
+
+    Inputs from a ``.pb`` file stay as they were read (bytes, parsed only when converted): the memory-lean
+    path of ``taskbox execute`` (:func:`taskbox.entrypoint.execute.read_encoded_inputs`).
+
+    Returns:
+        Input name -> serialized ``Literal``.
 
     Raises:
         InputError: An input is not declared or does not fit its type.
 
     """
-    from flyteidl.core import literals_pb2  # noqa: PLC0415
-
     declared = {n: v.type for n, v in template.interface.inputs.variables.items()}
-    lm = literals_pb2.LiteralMap()
+    encoded: dict[str, bytes] = {}
     for name, (kind, value) in raw.resolved(set(declared)).items():
         if name not in declared:
             raise InputError(f"input {name!r} is not declared by the task (declared: {sorted(declared)})")
         if kind == "literal":
-            lm.literals[name].CopyFrom(value)
+            encoded[name] = value
             continue
         plain = plainio.text_to_plain(value, declared[name]) if kind == "text" else value
-        lm.literals[name].CopyFrom(plainio.plain_to_literal(name, plain, declared[name], ctx))
-    return lm
+        encoded[name] = plainio.plain_to_literal(name, plain, declared[name], ctx).SerializeToString()
+    return encoded

@@ -27,12 +27,13 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
 
-from taskbox.errors import Terminated
+from taskbox import settings
+from taskbox.errors import ConfigError, Terminated
 
 T = TypeVar("T")
 
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, what a shell reports for a SIGTERM'd process
-DEFAULT_GRACE_S = 10.0
+DEFAULT_GRACE_S = settings.TERM_GRACE_DEFAULT_S
 _REDELIVER_S = 0.02  # how often a SIGTERM that arrived during an import is re-sent
 _IMPORT_MACHINERY = frozenset({"importlib._bootstrap", "importlib._bootstrap_external"})  # frozen or not
 
@@ -82,8 +83,8 @@ class TerminationGuard:
 
     def _start_watchdog(self) -> None:
         try:
-            grace = float(os.environ.get("TASKBOX_TERM_GRACE_S", DEFAULT_GRACE_S))
-        except ValueError:
+            grace = settings.seconds("TASKBOX_TERM_GRACE_S", DEFAULT_GRACE_S)
+        except ConfigError:  # in a signal handler; settings.validate() fails the run at its start
             grace = DEFAULT_GRACE_S
         self._watchdog = threading.Timer(grace, os._exit, args=(EXIT_TERMINATED,))
         self._watchdog.daemon = True

@@ -30,7 +30,7 @@ def read_template(uri: str) -> Any:
         TemplateError: The bytes are not a TaskTemplate.
 
     """
-    from flyteidl.core import tasks_pb2  # noqa: PLC0415
+    from flyteidl.core import tasks_pb2
 
     return read_message(
         uri,
@@ -42,6 +42,41 @@ def read_template(uri: str) -> Any:
     )
 
 
+def check_readable(template: Any, label: str, *, reparse: bool = True) -> None:
+    """Refuse a template built in memory that a container could not read back (``taskbox run``).
+
+    A template read from a ``.pb`` file was read under the cap already; one parsed from JSON/YAML or
+    built from a config must pass the same checks before it runs, since Flyte would read it as bytes.
+
+    Args:
+        template: The ``TaskTemplate``.
+        label: Names the template in messages.
+        reparse: Also parse the bytes back (protobuf refuses more than 100 nested levels).
+
+    Raises:
+        InputTooLarge: Serialized, it is over ``TASKBOX_MAX_TEMPLATE_BYTES``.
+        TemplateError: Its bytes do not parse back.
+    """
+    from flyteidl.core import tasks_pb2
+    from google.protobuf.message import DecodeError
+
+    from taskbox import settings
+    from taskbox.errors import InputTooLarge
+
+    data = template.SerializeToString()
+    limit = settings.integer("TASKBOX_MAX_TEMPLATE_BYTES", DEFAULT_MAX_TEMPLATE_BYTES)
+    if len(data) > limit:
+        raise InputTooLarge(
+            f"the TaskTemplate file is too large: {label} serializes to {len(data)} bytes, over {limit} "
+            "(raise TASKBOX_MAX_TEMPLATE_BYTES to allow it)"
+        )
+    if reparse:
+        try:
+            tasks_pb2.TaskTemplate.FromString(data)
+        except (DecodeError, RecursionError) as exc:
+            raise TemplateError(f"{label} is not a serialized TaskTemplate: {exc}") from None
+
+
 def struct_to_dict(message: Any) -> dict[str, Any]:
     """Convert a protobuf ``Struct`` to plain Python (numbers stay floats, as Flyte stores them).
 
@@ -49,7 +84,7 @@ def struct_to_dict(message: Any) -> dict[str, Any]:
         ConfigError: The ``Struct`` holds a value JSON cannot carry (an infinite or NaN number).
 
     """
-    from google.protobuf.json_format import MessageToDict  # noqa: PLC0415
+    from google.protobuf.json_format import MessageToDict
 
     try:
         return MessageToDict(message)
@@ -57,19 +92,36 @@ def struct_to_dict(message: Any) -> dict[str, Any]:
         raise ConfigError(f"the template's custom config cannot be read: {exc}") from None
 
 
-def load_template_task(args: list[str], working_dir: str) -> LoadedTask:
+def load_template_task(args: list[str], working_dir: str, *, template: Any = None) -> LoadedTask:
     """Resolver entry point: load the template and its executor.
 
     Args:
         args: ``[TEMPLATE_URI]`` or ``[TEMPLATE_URI, EXECUTOR]``.
         working_dir: Unused; part of the resolver signature.
+        template: The template, already parsed (``TEMPLATE_URI`` is then not read).
 
     """
     if not 1 <= len(args) <= 2:
         raise TemplateError(f"taskbox.template takes TEMPLATE_URI [EXECUTOR], got {args!r}")
-    template = read_template(args[0])
-    if len(args) == 2:
-        executor_cls = registry.load(args[1])
+    if template is None:
+        template = read_template(args[0])
+    return task_from_template(template, args[1] if len(args) == 2 else None)
+
+
+def task_from_template(template: Any, executor_ref: str | None = None) -> LoadedTask:
+    """Load the executor of a parsed ``TaskTemplate`` and validate its ``custom`` config (once).
+
+    Args:
+        template: The template.
+        executor_ref: The executor (registry name, flytekit class path or ``module:Class``); the
+            template's ``type`` picks it if ``None``.
+
+    Raises:
+        TemplateError: No executor named and the template has no type.
+        ConfigError: ``custom`` does not validate against the executor's config model.
+    """
+    if executor_ref is not None:
+        executor_cls = registry.load(executor_ref)
     elif template.type:
         executor_cls = registry.for_task_type(template.type)
     else:

@@ -14,19 +14,55 @@ Invariants:
     * ``execute`` returns a mapping with exactly the declared outputs; the entrypoint converts and
       checks them against the interface and translates nothing: an executor raises
       :mod:`taskbox.errors` types for the failures it understands.
+    * ``config_inputs`` and ``infer_outputs`` (``taskbox run --executor``'s interface inference) are
+      classmethods of the plain config mapping: pure, no I/O, and cheap (no import at module level).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskbox.errors import ConfigError
 
 if TYPE_CHECKING:
+    from flyteidl.core.types_pb2 import LiteralType
+
     from taskbox.context import ExecutionContext
 
-__all__ = ["Executor", "validate_config"]
+__all__ = ["FLYTE_PLACEHOLDER", "Executor", "placeholder_names", "validate_config"]
+
+#: Flyte's input placeholder, ``{{ .inputs.name }}`` (group 1 is the name), as flytekit's templates write it.
+FLYTE_PLACEHOLDER = re.compile(r"\{\{\s*\.?inputs\.(\w+)\s*\}\}", re.IGNORECASE)
+
+
+def placeholder_names(value: Any, pattern: re.Pattern[str] = FLYTE_PLACEHOLDER) -> list[str]:
+    """Names captured by ``pattern`` in every string of ``value`` (nested mappings and lists), first seen first.
+
+    Args:
+        value: A config as plain data (``TaskTemplate.custom`` as a mapping).
+        pattern: A placeholder expression whose group 1 is the input's name.
+
+    Returns:
+        Each name once, in the order of their first occurrence.
+
+    Example:
+        >>> placeholder_names({"query": "SELECT {{ .inputs.a }}", "args": ["{{.inputs.b}}", "{{ .inputs.a }}"]})
+        ['a', 'b']
+
+    """
+    found: dict[str, None] = {}
+    stack = [value]
+    while stack:  # iterative: a config nested deeper than the recursion limit is refused elsewhere
+        item = stack.pop()
+        if isinstance(item, str):
+            found.update(dict.fromkeys(pattern.findall(item)))
+        elif isinstance(item, Mapping):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+    return list(found)
 
 
 class Executor:
@@ -43,6 +79,48 @@ class Executor:
     Config: ClassVar[type[Any] | None] = None
     #: One line shown by ``taskbox executors``.
     summary: ClassVar[str] = ""
+
+    @classmethod
+    def config_inputs(cls, config: Mapping[str, Any]) -> list[str]:
+        """Name the inputs the config uses, for ``taskbox run --executor`` to add to the interface.
+
+        The default finds Flyte's ``{{ .inputs.name }}`` placeholders in every string of the config;
+        override it when your config names inputs another way (the ``http`` executor reads
+        ``{inputs.name}`` when ``placeholder_style`` is ``webhook``).
+
+        Args:
+            config: ``TaskTemplate.custom`` as plain data (already valid for :attr:`Config`).
+
+        Returns:
+            Input names, each once, in the order they appear.
+
+        """
+        return placeholder_names(config)
+
+    @classmethod
+    def infer_outputs(
+        cls, config: Mapping[str, Any], inputs: Mapping[str, LiteralType], declared: Mapping[str, LiteralType]
+    ) -> dict[str, LiteralType]:
+        """Return the task's outputs: the declared ones, completed by what the config implies.
+
+        ``taskbox run --executor`` calls it to build the template's interface. The default returns
+        ``declared``; an executor whose config implies outputs adds them (the SQL executors a
+        ``results`` table, the ``http`` executor its status/headers/body outputs, ``echo`` one output per
+        input). Build types with :func:`taskbox.typespec.parse_type` (``parse_type("list[json]")``).
+
+        Args:
+            config: ``TaskTemplate.custom`` as plain data (already valid for :attr:`Config`).
+            inputs: The inferred input interface, name -> ``LiteralType``.
+            declared: Outputs the user declared, name -> ``LiteralType`` (they win over inferred ones).
+
+        Returns:
+            Output name -> ``LiteralType``.
+
+        Raises:
+            ConfigError: An output the config implies has a type that cannot be told (ask for a declaration).
+
+        """
+        return dict(declared)
 
     def execute(self, context: ExecutionContext, config: Any, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """Run the task.
@@ -79,7 +157,7 @@ def validate_config(executor: type[Executor], custom: Mapping[str, Any]) -> Any:
                 f"but the template's custom field has: {', '.join(sorted(custom))}"
             )
         return None
-    from pydantic import ValidationError  # noqa: PLC0415 - only executors with configs pay for pydantic
+    from pydantic import ValidationError  # only executors with configs pay for pydantic
 
     try:
         return model.model_validate(dict(custom))

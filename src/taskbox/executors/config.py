@@ -1,65 +1,13 @@
-"""Base of every executor's ``custom`` config model.
+"""Base of every executor's ``custom`` config model (re-exported from :mod:`taskbox.configbase`).
 
-Why: a TaskTemplate lives longer than the image that first ran it, so each config carries the version
-of its schema; an executor can then accept older shapes explicitly. Unknown fields are rejected, so a
-typo in a template fails loudly instead of being ignored.
-
-Invariants:
-    * ``version`` defaults to 1; templates serialized by flytekit carry no version and are version 1.
-    * Extra fields are forbidden unless a subclass opts out (to accept another tool's templates).
-    * A duration in seconds (a field ending ``_s``, ``_sec`` or ``_seconds``, in the config's model or a
-      model it holds; not keys of user data such as headers or bodies) is a finite number of at most
-      :data:`MAX_SECONDS` (ten years): a larger one overflows the platform's clocks (``OverflowError``
-      once the task runs, a retried SYSTEM error), so it is refused while validating, as the config's
-      USER error.
+docs/plugins.md tells plugin authors to ``from taskbox.executors.config import ExecutorConfig``; the class
+lives in the leaf module :mod:`taskbox.configbase` so that :mod:`taskbox.sql` and :mod:`taskbox.http` can
+derive from it without importing the executors' layer. See that module for the rules (versioned, strict,
+durations bounded).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from taskbox.configbase import MAX_SECONDS, ExecutorConfig, check_durations
 
-from pydantic import BaseModel, ConfigDict, model_validator
-
-MAX_SECONDS = 10 * 365 * 24 * 3600
-_SECONDS_SUFFIXES = ("_s", "_sec", "_seconds")
-
-
-def check_durations(model: BaseModel) -> None:
-    """Refuse a duration field (by its name's suffix) that is not a finite number of at most :data:`MAX_SECONDS`.
-
-    Only the fields of ``model`` and of the models it holds (directly or in lists) are read; user data
-    in mappings (headers, bodies, parameters) is not.
-
-    Raises:
-        ValueError: Naming the field's path.
-
-    """
-    stack: list[tuple[str, Any]] = [("", model)]
-    while stack:
-        path, item = stack.pop()
-        if isinstance(item, (list, tuple)):
-            stack.extend((f"{path}[{i}]", value) for i, value in enumerate(item))
-            continue
-        if not isinstance(item, BaseModel):
-            continue
-        for name in type(item).model_fields:
-            value = getattr(item, name)
-            where = f"{path}.{name}" if path else name
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if number and name.endswith(_SECONDS_SUFFIXES) and not -MAX_SECONDS <= value <= MAX_SECONDS:
-                shown = repr(value) if isinstance(value, float) or abs(value) < 10**30 else "a huge integer"
-                raise ValueError(f"{where}: {shown} seconds is out of range (at most {MAX_SECONDS}, ten years)")
-            stack.append((where, value))
-
-
-class ExecutorConfig(BaseModel):
-    """Common base: versioned, strict about unknown keys, immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: int = 1
-
-    @model_validator(mode="after")
-    def _durations_fit_the_clocks(self) -> ExecutorConfig:
-        check_durations(self)
-        return self
+__all__ = ["MAX_SECONDS", "ExecutorConfig", "check_durations"]

@@ -8,6 +8,7 @@ Invariants:
     * Takes no configuration (``Config = None``).
     * Produces exactly the declared outputs that have an input of the same name; a declared output
       without one is reported by the entrypoint as a missing output.
+    * ``taskbox run --executor echo`` infers one output per input, of the input's type.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ class EchoExecutor(Executor):
 
     task_type = "echo"
     summary = "returns each input as the output of the same name"
+
+    @classmethod
+    def infer_outputs(
+        cls, config: Mapping[str, Any], inputs: Mapping[str, Any], declared: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Return one output per input, of the same type, and the declared ones (which win)."""
+        return {**inputs, **declared}
 
     def execute(self, context: ExecutionContext, config: Any, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """Copy every declared output from the input of the same name."""

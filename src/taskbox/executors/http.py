@@ -15,19 +15,23 @@ Invariants:
       (:class:`taskbox.http.client.Caller` applies the rule to every request).
     * A header whose value comes from an input must be sendable (printable ASCII, tab): anything else
       (non-ASCII, CR/LF, NUL) is ``USER:InvalidInput`` before any connection.
-    * Nothing is written to the outputs on failure; errors are :mod:`taskbox.http.errors` types.
+    * Nothing is written to the outputs on failure; errors are :mod:`taskbox.net.errors` types.
+    * Requests are built by :mod:`taskbox.http.request` (shared with ``http-job``); this module's
+      ``RESOLVER`` (the SSRF guard's test hook) reads and writes that module's.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import re
+import sys
+import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from taskbox.executors.base import Executor
+from taskbox.executors.base import Executor, placeholder_names
+from taskbox.http import request as _request
 from taskbox.http.config import HTTPConfig
+from taskbox.http.request import build_request, check_header_value
 
 if TYPE_CHECKING:
     from taskbox.context import ExecutionContext
@@ -35,87 +39,9 @@ if TYPE_CHECKING:
 __all__ = ["HTTPExecutor", "build_request", "check_header_value"]
 
 log = logging.getLogger("taskbox.http")
-_SENDABLE = re.compile(r"^[\t\x20-\x7e]*$")
 
-
-def check_header_value(name: str, value: str, template: str) -> None:
-    """Raise ``InputError`` when an input placed into header ``name`` makes it unsendable.
-
-    Args:
-        name: The header's name.
-        value: The rendered value.
-        template: The configured value (only a value that placeholders changed is the inputs' doing;
-            a bad literal value is refused as ``USER:InvalidConfig`` where the request is built).
-
-    """
-    if value != template and not _SENDABLE.match(value):
-        from taskbox.errors import InputError  # noqa: PLC0415
-
-        raise InputError(
-            f"header {name!r}: an input made its value unsendable (only printable ASCII and tab may go into a "
-            f"header; got {value!r})"
-        )
-
-
-def _secret(context: ExecutionContext, ref: Any) -> str:
-    return context.secrets.get(ref.group, ref.key, ref.group_version or None, env_var=ref.env_var)
-
-
-def build_request(context: ExecutionContext, config: HTTPConfig, inputs: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any], set[str], Any]:
-    """Render the request: ``(url, headers, httpx body kwargs, secret header names, data shown to webhooks)``."""
-    from taskbox import redaction  # noqa: PLC0415
-    from taskbox.http.templating import jsonable, render_text, render_url, render_value  # noqa: PLC0415
-
-    style = config.placeholder_style
-    url = render_url(config.url, inputs, style)
-    headers = {k: render_text(v, inputs, style) for k, v in config.headers.items()}
-    for name, value in headers.items():
-        check_header_value(name, value, config.headers[name])
-    secret_names: set[str] = set()
-    for name, ref in config.secret_headers.items():
-        headers[name] = ref.prefix + _secret(context, ref)
-        secret_names.add(name.lower())
-    if config.auth is not None:
-        if config.auth.type == "bearer":
-            headers["Authorization"] = "Bearer " + _secret(context, config.auth.token)
-        else:
-            pair = f"{config.auth.username}:{_secret(context, config.auth.password)}"
-            token = base64.b64encode(pair.encode()).decode()
-            redaction.register(token)
-            headers["Authorization"] = "Basic " + token
-        secret_names.add("authorization")
-    body: dict[str, Any] = {}
-    shown: Any = None
-    if config.query:
-        params = {k: render_value(v, inputs, style) for k, v in config.query.items()}
-        import httpx  # noqa: PLC0415
-
-        # Merged into the template's own query (httpx's params= would replace it), encoded by httpx.
-        try:
-            url = str(httpx.URL(url).copy_merge_params({k: _param(v) for k, v in params.items()}))
-        except (httpx.InvalidURL, UnicodeError) as exc:
-            from taskbox.errors import ConfigError  # noqa: PLC0415
-
-            raise ConfigError(f"the request URL {url!r} is not a valid URL: {exc}") from None
-        shown = params
-    if config.json_body is not None:
-        shown = body["json"] = jsonable(render_value(config.json_body, inputs, style))
-    elif config.form_body is not None:
-        shown = {k: _param(render_value(v, inputs, style)) for k, v in config.form_body.items()}
-        body["data"] = shown
-    return url, headers, body, secret_names, shown
-
-
-def _param(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_param(v) for v in value]
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict,)):
-        import json  # noqa: PLC0415
-
-        return json.dumps(value, separators=(",", ":"))
-    return "" if value is None else str(value)
+#: Outputs named by these config keys, and their types (``webhook`` is flytekit's ``info`` dict).
+_NAMED_OUTPUTS = (("status_output", "int"), ("headers_output", "json"), ("webhook", "json"), ("body_output", "str"))
 
 
 class HTTPExecutor(Executor):
@@ -125,15 +51,56 @@ class HTTPExecutor(Executor):
     Config = HTTPConfig
     summary = "calls an HTTP API (SSRF-guarded, retried, size-capped); JSON pointers to outputs; runs webhook templates"
 
+    @classmethod
+    def config_inputs(cls, config: Mapping[str, Any]) -> list[str]:
+        """Input names of the placeholders, in the config's ``placeholder_style`` (``{inputs.x}`` for webhook)."""
+        from taskbox.http.templating import placeholder_pattern
+
+        style = "webhook" if config.get("placeholder_style") == "webhook" else "flyte"
+        return placeholder_names(config, placeholder_pattern(style))
+
+    @classmethod
+    def infer_outputs(
+        cls, config: Mapping[str, Any], inputs: Mapping[str, Any], declared: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Return the declared outputs, plus those the config names.
+
+        ``status_output`` is an ``int``, ``headers_output`` and ``webhook`` are ``json``, ``body_output`` is a
+        ``str`` and ``pagination.output`` a ``list[json]``; a declaration wins.
+
+        Raises:
+            ConfigError: A JSON-pointer output (``outputs``) is not declared: its type cannot be told.
+
+        """
+        from taskbox.errors import ConfigError
+        from taskbox.typespec import parse_type
+
+        out: dict[str, Any] = dict(declared)
+        for key, spec in _NAMED_OUTPUTS:
+            if isinstance(config.get(key), str) and config[key] not in out:
+                out[config[key]] = parse_type(spec)
+        pagination = config.get("pagination")
+        if isinstance(pagination, dict) and isinstance(pagination.get("output"), str):
+            out.setdefault(pagination["output"], parse_type("list[json]"))
+        pointers = config.get("outputs")
+        if isinstance(pointers, dict):
+            for name in pointers:
+                if name not in out:
+                    raise ConfigError(
+                        f"the type of output {name!r} (a JSON pointer into the response) cannot be inferred; "
+                        f"declare it: interface: {{outputs: {{{name}: int|str|json|list[json]|...}}}}"
+                    )
+        return out
+
     def execute(self, context: ExecutionContext, config: HTTPConfig, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """Render the request, send it, follow pages, and collect the outputs."""
-        from taskbox.http.client import Caller  # noqa: PLC0415
-        from taskbox.http.guard import AddressPolicy  # noqa: PLC0415
-        from taskbox.http.outputs import collect, paginate  # noqa: PLC0415
-        from taskbox.http.webhook import webhook_info  # noqa: PLC0415
+        from taskbox.http.client import Caller
+        from taskbox.http.outputs import collect, paginate
+        from taskbox.http.webhook import webhook_info
+        from taskbox.net.guard import AddressPolicy
 
         url, headers, body, secret_names, shown = build_request(context, config, inputs)
-        policy = AddressPolicy(config.allow, resolver=_resolver_override())
+        policy = AddressPolicy(config.allow, resolver=_request.resolver())
         origins = [url, *config.secret_origins]
         with Caller(policy, config, context.working_dir, secret_names, context.cancelled, origins) as caller:
             reply = caller.request(config.method, url, headers=headers, **body)
@@ -144,9 +111,21 @@ class HTTPExecutor(Executor):
             return collect(config, reply, items, context.output_types, context.working_dir, info)
 
 
-#: Tests of the SSRF guard set this to a stub resolver; ``None`` means the system resolver.
-RESOLVER: Any = None
+class _HTTPExecutorModule(types.ModuleType):
+    """This module, with ``RESOLVER`` forwarded to :data:`taskbox.http.request.RESOLVER`.
+
+    ``taskbox.executors.http.RESOLVER`` is the documented test hook of the SSRF guard (tests set it to a
+    stub resolver with ``monkeypatch.setattr``); the request code, shared with ``http-job``, lives in
+    :mod:`taskbox.http.request`, so reading or setting the hook here reads or sets it there.
+    """
+
+    @property
+    def RESOLVER(self) -> Any:
+        return _request.RESOLVER
+
+    @RESOLVER.setter
+    def RESOLVER(self, value: Any) -> None:
+        _request.RESOLVER = value
 
 
-def _resolver_override() -> Any:
-    return RESOLVER
+sys.modules[__name__].__class__ = _HTTPExecutorModule

@@ -5,7 +5,7 @@ Why: a long job behind a submit / poll / cancel API (``POST /jobs`` -> id, ``GET
 (:class:`taskbox.http.jobconfig.HTTPJobConfig`) says where to submit, which response fields identify the
 job, where to poll and cancel, how the API's states map to phases, and where the outputs are. The
 polling loop, the durable handle and the cleanup come from :class:`taskbox.executors.jobs.AsyncExecutor`;
-each request goes through the ``http`` executor's machinery (:mod:`taskbox.http`).
+each request is built and sent as the ``http`` executor's are (:mod:`taskbox.http.request`, :mod:`taskbox.http.client`).
 
 Invariants:
     * Every request (submit, status, result, cancel) goes through the SSRF guard, with the same
@@ -78,10 +78,18 @@ class HTTPJobHandle(JobHandle):
         return json.dumps(self.job, sort_keys=True, separators=(",", ":"))
 
 
-def _call_config(config: HTTPJobConfig, method: str, url: str, *, expected: list[int], timeout_s: float | None = None,
-                 outputs: Mapping[str, str] | None = None, **request: Any) -> HTTPConfig:
+def _call_config(
+    config: HTTPJobConfig,
+    method: str,
+    url: str,
+    *,
+    expected: list[int],
+    timeout_s: float | None = None,
+    outputs: Mapping[str, str] | None = None,
+    **request: Any,
+) -> HTTPConfig:
     """One request of the job, as the ``http`` executor's config (so its client and outputs apply)."""
-    from taskbox.http.config import HTTPConfig  # noqa: PLC0415
+    from taskbox.http.config import HTTPConfig
 
     headers = {**config.headers, **request.pop("headers", {})}
     return HTTPConfig(
@@ -106,12 +114,12 @@ def _call_config(config: HTTPJobConfig, method: str, url: str, *, expected: list
 
 def _send(context: ExecutionContext, call: HTTPConfig, inputs: Mapping[str, Any], cancelled: Any,
           origins: list[str]) -> Reply:  # fmt: skip
-    from taskbox.executors import http as http_executor  # noqa: PLC0415
-    from taskbox.http.client import Caller  # noqa: PLC0415
-    from taskbox.http.guard import AddressPolicy  # noqa: PLC0415
+    from taskbox.http.client import Caller
+    from taskbox.http.request import build_request, resolver
+    from taskbox.net.guard import AddressPolicy
 
-    url, headers, body, secret_names, _shown = http_executor.build_request(context, call, inputs)
-    policy = AddressPolicy(call.allow, resolver=http_executor.RESOLVER)
+    url, headers, body, secret_names, _shown = build_request(context, call, inputs)
+    policy = AddressPolicy(call.allow, resolver=resolver())
     # Never empty: without a configured origin the secrets go nowhere (not to the first URL seen).
     bound = origins or ["https://taskbox.invalid"]
     with Caller(policy, call, context.working_dir, secret_names, cancelled, bound) as caller:
@@ -130,11 +138,11 @@ def configured_origins(config: HTTPJobConfig, inputs: Mapping[str, Any]) -> list
         Origins as ``scheme://host[:port]`` text.
 
     """
-    from urllib.parse import urlsplit  # noqa: PLC0415
+    from urllib.parse import urlsplit
 
-    from taskbox.errors import InputError  # noqa: PLC0415
-    from taskbox.http.jobconfig import has_job_field  # noqa: PLC0415
-    from taskbox.http.templating import render_url  # noqa: PLC0415
+    from taskbox.errors import InputError
+    from taskbox.http.jobconfig import has_job_field
+    from taskbox.http.templating import render_url
 
     origins = list(config.secret_origins)
     for template in (config.submit.url, config.status_url, config.cancel_url, config.result_url):
@@ -157,10 +165,10 @@ def submit_key(context: ExecutionContext, config: HTTPJobConfig) -> str:
     The inputs are not part of it: they are fixed for an attempt (its output prefix), and a value read
     from a file input may differ between two pods of the same attempt (a local download path).
     """
-    from taskbox import storage  # noqa: PLC0415
-    from taskbox.checkpoints import DATA_FILE  # noqa: PLC0415
-    from taskbox.errors import StorageNotFound  # noqa: PLC0415
-    from taskbox.executors.jobloop import fingerprint, load_record  # noqa: PLC0415
+    from taskbox import storage
+    from taskbox.checkpoints import DATA_FILE
+    from taskbox.errors import StorageNotFound
+    from taskbox.executors.jobloop import fingerprint, load_record
 
     if not (context.checkpoint_path or context.execution.name):
         return uuid.uuid4().hex  # nothing to resume from: a rerun is a new run
@@ -181,7 +189,7 @@ def submit_key(context: ExecutionContext, config: HTTPJobConfig) -> str:
 
 
 def _scalar(value: Any, name: str, pointer: str) -> str | int | float | bool:
-    from taskbox.http.errors import ResponseShapeError  # noqa: PLC0415
+    from taskbox.net.errors import ResponseShapeError
 
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -209,10 +217,10 @@ class HTTPJobExecutor(AsyncExecutor):
 
     def create(self, context: ExecutionContext, config: HTTPJobConfig, inputs: Mapping[str, Any]) -> HTTPJobHandle:
         """Send the submit request and build the handle from its response."""
-        from taskbox.errors import InputError  # noqa: PLC0415
-        from taskbox.http.errors import ResponseShapeError  # noqa: PLC0415
-        from taskbox.http.outputs import json_pointer, parse_body  # noqa: PLC0415
-        from taskbox.http.templating import render_url  # noqa: PLC0415
+        from taskbox.errors import InputError
+        from taskbox.http.outputs import json_pointer, parse_body
+        from taskbox.http.templating import render_url
+        from taskbox.net.errors import ResponseShapeError
 
         sub = config.submit
         headers = dict(sub.headers)
@@ -222,8 +230,14 @@ class HTTPJobExecutor(AsyncExecutor):
             headers.update(dict.fromkeys(key_headers, key))
             log.info("submitting with %s: %s", ", ".join(sorted(key_headers)), key)
         call = _call_config(
-            config, sub.method, sub.url, expected=sub.expected_status or list(_SUCCESS), query=sub.query,
-            headers=headers, json_body=sub.json_body, form_body=sub.form_body,
+            config,
+            sub.method,
+            sub.url,
+            expected=sub.expected_status or list(_SUCCESS),
+            query=sub.query,
+            headers=headers,
+            json_body=sub.json_body,
+            form_body=sub.form_body,
         )
         origins = configured_origins(config, inputs)
         doc = parse_body(_send(context, call, inputs, context.cancelled, origins))
@@ -242,15 +256,17 @@ class HTTPJobExecutor(AsyncExecutor):
             return render_url(with_job, inputs, "flyte")
 
         return HTTPJobHandle(
-            job=fields, status_url=url(config.status_url, "status_url") or "",
-            cancel_url=url(config.cancel_url, "cancel_url"), result_url=url(config.result_url, "result_url"),
+            job=fields,
+            status_url=url(config.status_url, "status_url") or "",
+            cancel_url=url(config.cancel_url, "cancel_url"),
+            result_url=url(config.result_url, "result_url"),
             secret_origins=origins,
         )
 
     def get(self, context: ExecutionContext, config: HTTPJobConfig, handle: HTTPJobHandle) -> JobStatus:  # type: ignore[override]
         """Poll the status URL; on success, map the (status or result) response onto the outputs."""
-        from taskbox.http.errors import ResponseShapeError  # noqa: PLC0415
-        from taskbox.http.outputs import collect, json_pointer, parse_body, redacted  # noqa: PLC0415
+        from taskbox.http.outputs import collect, json_pointer, parse_body, redacted
+        from taskbox.net.errors import ResponseShapeError
 
         call = _call_config(config, config.status_method, handle.status_url, expected=[*_SUCCESS, *config.gone_status])
         origins = handle.secret_origins or configured_origins(config, {})
@@ -292,7 +308,10 @@ class HTTPJobExecutor(AsyncExecutor):
         if handle.cancel_url is None:
             raise JobNotCancellable("the config has no cancel_url, so the job cannot be cancelled; it keeps running")
         call = _call_config(
-            config, config.cancel_method, handle.cancel_url, expected=[*_SUCCESS, *config.cancel_ok_status],
+            config,
+            config.cancel_method,
+            handle.cancel_url,
+            expected=[*_SUCCESS, *config.cancel_ok_status],
             timeout_s=config.cancel_grace_seconds,
         )
         reply = _send(context, call, {}, None, handle.secret_origins or configured_origins(config, {}))
@@ -300,6 +319,6 @@ class HTTPJobExecutor(AsyncExecutor):
 
 
 def _default_states() -> list[str]:
-    from taskbox.http.jobconfig import DEFAULT_STATES  # noqa: PLC0415
+    from taskbox.http.jobconfig import DEFAULT_STATES
 
     return list(DEFAULT_STATES)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -46,15 +45,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from taskbox.errors import PlatformError, PluginInvalid, StorageNotFound, TaskboxError, Terminated
-from taskbox.executors.jobs import (
-    AsyncExecutor,
+from taskbox import settings
+from taskbox.configbase import JobConfig, JobPhase
+from taskbox.errors import ConfigError, PlatformError, PluginInvalid, StorageNotFound, TaskboxError, Terminated
+from taskbox.executors.jobmodel import (
     JobAborted,
-    JobConfig,
     JobFailed,
     JobGone,
     JobHandle,
-    JobPhase,
     JobStatus,
     JobSystemFailure,
     JobTimeout,
@@ -62,6 +60,7 @@ from taskbox.executors.jobs import (
 
 if TYPE_CHECKING:
     from taskbox.context import ExecutionContext
+    from taskbox.executors.jobs import AsyncExecutor
 
 __all__ = ["RECORD_KIND", "RECORD_VERSION", "fingerprint", "load_record", "run_job"]
 
@@ -111,8 +110,8 @@ class _Store:
         self.warned = False
 
     def _current(self) -> bytes | None:
-        from taskbox import storage  # noqa: PLC0415
-        from taskbox.checkpoints import DATA_FILE  # noqa: PLC0415
+        from taskbox import storage
+        from taskbox.checkpoints import DATA_FILE
 
         path = self.context.checkpoint.path
         if path is None:
@@ -123,7 +122,7 @@ class _Store:
             return None
 
     def _previous(self) -> bytes | None:
-        from taskbox.checkpoints import CheckpointError  # noqa: PLC0415
+        from taskbox.checkpoints import CheckpointError
 
         try:
             return self.context.checkpoint.read()
@@ -194,12 +193,10 @@ class _Store:
 
 
 def _term_grace() -> float:
-    from taskbox.entrypoint.signals import DEFAULT_GRACE_S  # noqa: PLC0415
-
     try:
-        return float(os.environ.get("TASKBOX_TERM_GRACE_S", DEFAULT_GRACE_S))
-    except ValueError:
-        return DEFAULT_GRACE_S
+        return settings.seconds("TASKBOX_TERM_GRACE_S", settings.TERM_GRACE_DEFAULT_S)
+    except ConfigError:  # settings.validate() fails the run at its start
+        return settings.TERM_GRACE_DEFAULT_S
 
 
 def _setting(config: Any, name: str) -> Any:
@@ -323,8 +320,13 @@ class _Runner:
             self._check_deadline()
             if status.phase != last_phase or status.log_links != last_links:
                 links = "; ".join(f"{n}: {u}" for n, u in status.log_links)
-                log.info("job %s %s%s%s", _show(self.handle), status.phase.value,
-                         f": {status.message}" if status.message else "", f" ({links})" if links else "")
+                log.info(
+                    "job %s %s%s%s",
+                    _show(self.handle),
+                    status.phase.value,
+                    f": {status.message}" if status.message else "",
+                    f" ({links})" if links else "",
+                )
                 if status.phase != last_phase and last_phase is not None:
                     interval = float(_setting(self.config, "poll_interval_seconds"))
                 last_phase, last_links = status.phase, status.log_links

@@ -22,17 +22,22 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
-import json
-from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from taskbox.errors import PlatformError, UserError
+from taskbox.configbase import JobConfig, JobPhase
 from taskbox.executors.base import Executor
-from taskbox.executors.config import ExecutorConfig
+from taskbox.executors.jobmodel import (
+    JobAborted,
+    JobFailed,
+    JobGone,
+    JobHandle,
+    JobNotCancellable,
+    JobStatus,
+    JobSystemFailure,
+    JobTimeout,
+    LogLink,
+)
 
 if TYPE_CHECKING:
     from taskbox.context import ExecutionContext
@@ -53,145 +58,6 @@ __all__ = [
 ]
 
 # ------------------------------------------------------------------------------------------ the API
-
-
-class JobPhase(str, enum.Enum):  # noqa: UP042 - StrEnum would change str() of members
-    """Phase of an external job (Flyte's ``TaskExecution`` phase names)."""
-
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    RETRYABLE_FAILURE = "RETRYABLE_FAILURE"
-    ABORTED = "ABORTED"
-
-    @property
-    def terminal(self) -> bool:
-        """Whether the job has ended (nothing to poll, nothing to cancel)."""
-        return self not in (JobPhase.QUEUED, JobPhase.RUNNING)
-
-
-class JobHandle(BaseModel):
-    """The small, durable identity of a job (a job id, a URL): what ``create`` returns.
-
-    Subclass it with the fields your service needs; keep it small and JSON-serialisable, and never put a
-    secret in it (it is written to the checkpoint). ``version`` lets a newer executor read old handles.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: int = 1
-
-    def label(self) -> str:
-        """Name the job in logs and messages (its fields as compact JSON)."""
-        fields = self.model_dump(mode="json", exclude={"version"})
-        from taskbox.redaction import redact  # noqa: PLC0415
-
-        return redact(json.dumps(fields, sort_keys=True, separators=(",", ":")))[:200]  # redact, then cut
-
-
-class LogLink(namedtuple("LogLink", "name uri")):
-    """An external link for the job (a console page, a log stream): ``name``, ``uri``."""
-
-    __slots__ = ()
-
-
-class JobStatus:
-    """What ``get`` reports.
-
-    Args:
-        phase: The job's phase.
-        message: A short, human-readable state (shown in logs; the failure message for FAILED).
-        outputs: Output values by name, for SUCCEEDED (the declared outputs, as ``execute`` returns them).
-        log_links: External links for the job.
-        code: Error code for a failed job (default ``USER:JobFailed`` / ``SYSTEM:JobFailed``).
-        origin: ``USER`` or ``SYSTEM`` for a failed job (default: USER for FAILED, SYSTEM for
-            RETRYABLE_FAILURE).
-        recoverable: Whether Flyte should retry a failed job (default: False for FAILED, True for
-            RETRYABLE_FAILURE).
-
-    """
-
-    __slots__ = ("code", "log_links", "message", "origin", "outputs", "phase", "recoverable")
-
-    def __init__(
-        self,
-        phase: JobPhase | str,
-        message: str = "",
-        *,
-        outputs: Mapping[str, Any] | None = None,
-        log_links: Sequence[LogLink] = (),
-        code: str | None = None,
-        origin: str | None = None,
-        recoverable: bool | None = None,
-    ) -> None:
-        self.phase = JobPhase(phase)
-        self.message = message
-        self.outputs = dict(outputs) if outputs is not None else None
-        self.log_links = [LogLink(*link) for link in log_links]
-        retryable = self.phase is JobPhase.RETRYABLE_FAILURE
-        self.code = code
-        self.origin = origin or ("SYSTEM" if retryable else "USER")
-        self.recoverable = retryable if recoverable is None else recoverable
-
-    def __repr__(self) -> str:
-        return f"JobStatus({self.phase.value}, {self.message!r})"
-
-
-class JobConfig(ExecutorConfig):
-    """Base of async executors' configs: the polling loop's settings.
-
-    Attributes:
-        timeout_seconds: Longest time a job may run, counted from its creation; then it is deleted and
-            the attempt fails with ``SYSTEM:JobTimeout`` (recoverable).
-        poll_interval_seconds: First wait between polls.
-        max_poll_interval_seconds: Longest wait between polls (the backoff's cap).
-        cancel_grace_seconds: Longest wait for ``delete`` when the run stops early.
-        max_poll_failures: Recoverable ``get`` failures in a row that end the run.
-
-    """
-
-    timeout_seconds: float = Field(default=24 * 3600.0, gt=0)
-    poll_interval_seconds: float = Field(default=5.0, gt=0)
-    max_poll_interval_seconds: float = Field(default=60.0, gt=0)
-    cancel_grace_seconds: float = Field(default=5.0, gt=0)
-    max_poll_failures: int = Field(default=5, ge=1)
-
-
-class JobGone(PlatformError):
-    """``get`` (or ``delete``) found no such job: it expired, was purged, or never existed."""
-
-    code = "SYSTEM:JobGone"
-
-
-class JobNotCancellable(PlatformError):
-    """``delete`` cannot cancel this job (the service has no cancel call); the job keeps running."""
-
-    code = "SYSTEM:JobNotCancellable"
-
-
-class JobFailed(UserError):
-    """The external job failed (the service's message is the error's)."""
-
-    code = "USER:JobFailed"
-
-
-class JobSystemFailure(PlatformError):
-    """The external job failed for a reason on the service's side (retryable by default)."""
-
-    code = "SYSTEM:JobFailed"
-
-
-class JobAborted(UserError):
-    """The job was cancelled outside taskbox (on the service); not retried."""
-
-    code = "USER:JobAborted"
-
-
-class JobTimeout(PlatformError):
-    """The job did not finish within ``timeout_seconds``; it was deleted."""
-
-    code = "SYSTEM:JobTimeout"
 
 
 class AsyncExecutor(Executor):
@@ -236,7 +102,7 @@ class AsyncExecutor(Executor):
 
     def execute(self, context: ExecutionContext, config: Any, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """Create (or resume) the job, poll it to a terminal phase, and return its outputs."""
-        from taskbox.executors.jobloop import run_job  # noqa: PLC0415 - the loop's imports, only when run
+        from taskbox.executors.jobloop import run_job  # lazy: the loop's imports, only when run
 
         return run_job(self, context, config, inputs)
 

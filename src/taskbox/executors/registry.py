@@ -5,7 +5,8 @@ strings (``"module:Class"``) and imported only when a template asks for them —
 ``known_implementations`` model, with an install hint for executors whose optional dependencies are
 missing from the image. Third-party executors register under the entry-point group
 ``taskbox.executors`` (name -> ``"module:Class"``); that group is scanned only when a name or task type
-is not a built-in, because scanning installed distributions costs about 0.1 s.
+is not a built-in, because scanning installed distributions costs about 0.1 s. Code that embeds taskbox
+(and tests) can also :func:`register` an executor in-process, as fsspec's ``register_implementation``.
 
 Invariants:
     * A class is validated when it is loaded (pluggy's rule), never when it is called: a broken plugin
@@ -15,6 +16,8 @@ Invariants:
       listing what is available.
     * flytekit's executor class paths map to the taskbox executor of the same task type, so
       templates serialized by flytekit run without flytekit.
+    * Lookup order: registered from code (validated at registration), built-ins, entry points, then a
+      ``module:Class`` path. An entry point named like a built-in is never loaded (so none is declared).
 """
 
 from __future__ import annotations
@@ -54,7 +57,16 @@ BUILTINS: tuple[KnownExecutor, ...] = (
     KnownExecutor("sql", "taskbox.executors.sql:SQLExecutor", ("sqlalchemy", "sql"), "sql"),
     KnownExecutor("sqlite", "taskbox.executors.sqlite:SQLiteExecutor", ("sqlite",), "sqlite"),
 )
-assert [k.name for k in BUILTINS] == sorted(k.name for k in BUILTINS), "keep BUILTINS sorted by name"
+
+
+def _check_sorted(known: tuple[KnownExecutor, ...]) -> None:
+    """Refuse a built-in table that is not sorted by name (a real check: ``python -O`` drops asserts)."""
+    names = [k.name for k in known]
+    if names != sorted(names):
+        raise RuntimeError(f"taskbox.executors.registry.BUILTINS must be sorted by name, got {names}")
+
+
+_check_sorted(BUILTINS)
 
 #: flytekit's executor classes (the second resolver argument of its template tasks) -> taskbox name.
 FLYTEKIT_ALIASES: dict[str, str] = {
@@ -65,10 +77,12 @@ FLYTEKIT_ALIASES: dict[str, str] = {
 _BY_NAME = {k.name: k for k in BUILTINS}
 _BY_TASK_TYPE = {t: k for k in BUILTINS for t in k.task_types}
 _loaded: dict[str, type[Executor]] = {}
+#: Executors registered from code (:func:`register`), by name; they win over built-ins and entry points.
+_registered: dict[str, type[Executor]] = {}
 
 
 def _entry_points() -> list[EntryPoint]:
-    from importlib.metadata import entry_points  # noqa: PLC0415 - scanning distributions costs ~0.1 s
+    from importlib.metadata import entry_points  # scanning distributions costs ~0.1 s
 
     return list(entry_points(group=ENTRY_POINT_GROUP))
 
@@ -111,8 +125,11 @@ def validate(obj: Any, source: str) -> type[Executor]:
         raise broken("it does not implement execute(context, config, inputs)")
     if not _accepts_positional(obj.execute, 4):
         raise broken("execute must accept (self, context, config, inputs)")
+    for method in ("config_inputs", "infer_outputs"):  # taskbox run calls them on the class
+        if not isinstance(_static(obj, method), (classmethod, staticmethod)):
+            raise broken(f"{method} must be a classmethod (see docs/plugins.md)")
     if obj.Config is not None:
-        from pydantic import BaseModel  # noqa: PLC0415 - the plugin module imported it already
+        from pydantic import BaseModel  # the plugin module imported it already
 
         if not (isinstance(obj.Config, type) and issubclass(obj.Config, BaseModel)):
             raise broken("Config must be a pydantic BaseModel subclass or None")
@@ -121,6 +138,14 @@ def validate(obj: Any, source: str) -> type[Executor]:
     if why:
         raise broken(why)
     return obj
+
+
+def _static(cls: type, name: str) -> Any:
+    """``name`` as defined in the class or its bases, without the descriptor protocol (a classmethod stays one)."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return None
 
 
 def _accepts_positional(fn: Any, count: int) -> bool:
@@ -173,6 +198,9 @@ def load(ref: str) -> type[Executor]:
         The validated executor class.
     """
     name = FLYTEKIT_ALIASES.get(ref, ref)
+    registered = _registered.get(name)
+    if registered is not None:
+        return registered
     known = _BY_NAME.get(name)
     if known is not None:
         return _cached(name, lambda: _load_known(known))
@@ -198,6 +226,9 @@ def for_task_type(task_type: str) -> type[Executor]:
     Built-ins are matched first; then an entry point named like the task type; then every
     third-party executor is loaded and asked for its ``task_type``.
     """
+    for cls in reversed(_registered.values()):  # the latest registration wins
+        if cls.task_type == task_type:
+            return cls
     known = _BY_TASK_TYPE.get(task_type)
     if known is not None:
         return _cached(known.name, lambda: _load_known(known))
@@ -224,8 +255,8 @@ def for_task_type(task_type: str) -> type[Executor]:
 
 
 def names() -> list[str]:
-    """Every executor name: built-ins and installed entry points."""
-    return sorted(set(_BY_NAME) | {ep.name for ep in _entry_points()})
+    """Every executor name: built-ins, installed entry points and executors registered from code."""
+    return sorted(set(_BY_NAME) | {ep.name for ep in _entry_points()} | set(_registered))
 
 
 class ExecutorInfo(namedtuple("ExecutorInfo", "name target task_types source status config_schema")):
@@ -241,6 +272,8 @@ def describe() -> list[ExecutorInfo]:
         if ep.name not in targets:
             dist = ep.dist.name if ep.dist is not None else "?"
             targets[ep.name] = (ep.value, f"plugin ({dist})", ep)
+    for name, cls in _registered.items():
+        targets[name] = (f"{cls.__module__}:{cls.__qualname__}", "registered", cls)
     infos = []
     for name, (target, source, spec) in sorted(targets.items()):
         task_types: tuple[str, ...] = spec.task_types if isinstance(spec, KnownExecutor) else ()
@@ -253,3 +286,56 @@ def describe() -> list[ExecutorInfo]:
         types = task_types or (cls.task_type,)
         infos.append(ExecutorInfo(name, target, types, source, "available", schema))
     return infos
+
+
+def register(name: str, executor: type[Executor] | str, *, clobber: bool = False) -> type[Executor]:
+    """Register an executor from code, for embedding taskbox and for tests (fsspec's ``register_implementation``).
+
+    The class is validated now, as an entry-point plugin is when loaded; a ``"module:Class"`` string is
+    imported and validated now too, so a broken registration fails where it is made. A registered executor
+    is found by :func:`load` under ``name`` and by :func:`for_task_type` under its ``task_type``, ahead of
+    built-ins and entry points, in this process only.
+
+    Args:
+        name: The registry name (``taskbox execute ... -- TEMPLATE NAME``, ``taskbox run --executor NAME``).
+        executor: An :class:`~taskbox.executors.Executor` subclass, or its ``"module:Class"`` path.
+        clobber: Replace an executor already known by this name, or serving the same task type.
+
+    Returns:
+        The validated class.
+
+    Raises:
+        ValueError: ``name`` is empty or holds ``:``; or the name or the task type is taken and ``clobber``
+            is false.
+        ExecutorNotFound: A ``"module:Class"`` string that cannot be imported.
+        PluginInvalid: The class breaks the executor contract.
+
+    Example:
+        >>> from taskbox.executors.echo import EchoExecutor
+        >>> class Shout(EchoExecutor):
+        ...     task_type = "shout"
+        >>> register("shout", Shout) is Shout and load("shout") is Shout and for_task_type("shout") is Shout
+        True
+        >>> unregister("shout")
+
+    """
+    if not isinstance(name, str) or not name.strip() or ":" in name:
+        raise ValueError(f"an executor name is a non-empty string without ':', got {name!r}")
+    cls = _load_import_path(executor) if isinstance(executor, str) else validate(executor, repr(name))
+    if not clobber:
+        if name in _registered or name in _BY_NAME or name in FLYTEKIT_ALIASES:
+            raise ValueError(f"an executor named {name!r} is already known; pass clobber=True to replace it")
+        taken = [n for n, c in _registered.items() if c.task_type == cls.task_type]
+        if taken or cls.task_type in _BY_TASK_TYPE:
+            owner = taken[0] if taken else _BY_TASK_TYPE[cls.task_type].name
+            raise ValueError(
+                f"task type {cls.task_type!r} is served by executor {owner!r}; pass clobber=True to replace it"
+            )
+    _registered.pop(name, None)  # re-registering moves the name to the end (the latest wins)
+    _registered[name] = cls
+    return cls
+
+
+def unregister(name: str) -> None:
+    """Forget an executor registered from code (:func:`register`); unknown names are ignored."""
+    _registered.pop(name, None)

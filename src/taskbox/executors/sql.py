@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 
 from taskbox.executors.base import Executor
-from taskbox.sql.config import QueryConfig, SecretRef
+from taskbox.sql.config import QueryConfig, SecretRef, query_outputs
 
 if TYPE_CHECKING:
     from taskbox.context import ExecutionContext
@@ -65,8 +65,8 @@ class SQLConfig(QueryConfig):
     @field_validator("uri")
     @classmethod
     def _no_password_in_uri(cls, value: str) -> str:
-        from sqlalchemy.engine import make_url  # noqa: PLC0415
-        from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
 
         try:
             url = make_url(value)
@@ -95,17 +95,24 @@ class SQLExecutor(Executor):
     Config = SQLConfig
     summary = "runs one query on any SQLAlchemy database (read-only by default); results as Parquet or one row"
 
+    @classmethod
+    def infer_outputs(
+        cls, config: Mapping[str, Any], inputs: Mapping[str, Any], declared: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Return the declared outputs, or else one table named ``results``."""
+        return query_outputs(declared)
+
     def execute(self, context: ExecutionContext, config: SQLConfig, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """Connect, run the query in one transaction, and map the result onto the declared outputs."""
-        from sqlalchemy import create_engine  # noqa: PLC0415
-        from sqlalchemy.engine import make_url  # noqa: PLC0415
-        from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
-        from sqlalchemy.pool import NullPool  # noqa: PLC0415
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import SQLAlchemyError
+        from sqlalchemy.pool import NullPool
 
-        from taskbox.sql import errors  # noqa: PLC0415
-        from taskbox.sql.dialects import begin_session, normalise_url  # noqa: PLC0415
-        from taskbox.sql.outputs import OutputPlan, collect  # noqa: PLC0415
-        from taskbox.sql.templating import compile_template, sqlglot_dialect  # noqa: PLC0415
+        from taskbox.sql import errors
+        from taskbox.sql.dialects import begin_session, normalise_url
+        from taskbox.sql.outputs import OutputPlan, collect
+        from taskbox.sql.templating import compile_template, sqlglot_dialect
 
         url = normalise_url(make_url(config.uri))
         backend = url.get_backend_name()
@@ -177,9 +184,9 @@ def _execute(conn: Any, compiled: Any, inputs: Mapping[str, Any], plan: Any, con
     (:mod:`taskbox.sql.postgres`); everything else through SQLAlchemy's ``text()``, streamed where the driver
     has server-side cursors.
     """
-    from taskbox.sql import postgres  # noqa: PLC0415
-    from taskbox.sql.dialects import check_statement_size, stream_supported, type_hints  # noqa: PLC0415
-    from taskbox.sql.results import CursorSource  # noqa: PLC0415
+    from taskbox.sql import postgres
+    from taskbox.sql.dialects import check_statement_size, stream_supported, type_hints
+    from taskbox.sql.results import CursorSource
 
     quote = conn.dialect.identifier_preparer.quote
     raw = conn.connection.driver_connection
@@ -209,10 +216,10 @@ def _sqlite_read_only(url: Any) -> Any:
         QueryFailed: The file does not exist.
 
     """
-    import os  # noqa: PLC0415
-    import pathlib  # noqa: PLC0415
+    import os
+    import pathlib
 
-    from taskbox.sql import errors  # noqa: PLC0415
+    from taskbox.sql import errors
 
     database = url.database or ""
     if str(url.query.get("uri", "")).lower() in ("true", "1"):  # already a file: URI; force read-only

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from taskbox.executors.base import Executor
-from taskbox.sql.config import QueryConfig
+from taskbox.sql.config import QueryConfig, query_outputs
 
 if TYPE_CHECKING:
     from taskbox.context import ExecutionContext
@@ -68,16 +68,23 @@ class SQLiteExecutor(Executor):
     Config = SQLiteConfig
     summary = "runs one query on a SQLite file from any storage URI; results as Parquet or one row"
 
+    @classmethod
+    def infer_outputs(
+        cls, config: Mapping[str, Any], inputs: Mapping[str, Any], declared: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Return the declared outputs, or else one table named ``results``."""
+        return query_outputs(declared)
+
     def execute(self, context: ExecutionContext, config: SQLiteConfig, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """Fetch the database, run the query, and map the result onto the declared outputs."""
-        import sqlite3  # noqa: PLC0415
+        import sqlite3
 
-        from taskbox.sql import errors  # noqa: PLC0415
-        from taskbox.sql.archives import ArchiveLimits  # noqa: PLC0415
-        from taskbox.sql.outputs import OutputPlan, collect  # noqa: PLC0415
-        from taskbox.sql.results import CursorSource  # noqa: PLC0415
-        from taskbox.sql.sqlite import DatabaseCache, FetchLimits, fetch_database, open_read_only  # noqa: PLC0415
-        from taskbox.sql.templating import compile_template  # noqa: PLC0415
+        from taskbox.sql import errors
+        from taskbox.sql.archives import ArchiveLimits
+        from taskbox.sql.compiled_cache import compile_cached as compile_template
+        from taskbox.sql.outputs import OutputPlan, collect
+        from taskbox.sql.results import CursorSource
+        from taskbox.sql.sqlite import DatabaseCache, FetchLimits, fetch_database, open_read_only
 
         plan = OutputPlan.from_types(context.output_types)
         compiled = compile_template(
@@ -154,10 +161,10 @@ def _fast_path(
         reference behaviour for this query; it then left nothing behind).
 
     """
-    import time  # noqa: PLC0415
+    import time
 
-    from taskbox.sql import sqlite_arrow  # noqa: PLC0415
-    from taskbox.sql.outputs import collect  # noqa: PLC0415
+    from taskbox.sql import sqlite_arrow
+    from taskbox.sql.outputs import collect
 
     if plan.kind != "table" or not sqlite_arrow.available():
         return None

@@ -1,8 +1,8 @@
-"""The core of the ``http`` executor: config, SSRF guard, request templating, client and outputs.
+"""The core of the ``http`` executor: config, request building and templating, client and outputs.
 
 Why: the executor module stays a thin adapter; each concern here is testable on its own.
 
 Invariants:
     * Importing this package imports nothing heavy; httpx is imported by :mod:`taskbox.http.client`
-      and :mod:`taskbox.http.guard` only.
+      only (the SSRF guard and the error taxonomy live in :mod:`taskbox.net`).
 """

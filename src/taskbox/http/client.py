@@ -20,7 +20,7 @@ Invariants:
     * Redirects are followed only when enabled, at most ``max_redirects`` hops; 303 (and 301/302 after a
       POST) turn into a body-less GET.
     * A request that can never be sent (invalid URL or host, unsendable header value) is
-      :class:`~taskbox.http.errors.RequestNotSendable` (USER, not retried).
+      :class:`~taskbox.net.errors.RequestNotSendable` (USER, not retried).
     * The body is counted after decoding (gzip/deflate/br) while it streams and the read stops at
       ``max_body_bytes``; bodies over ``file_threshold_bytes`` are spilled to a file in the run's
       working directory.
@@ -42,8 +42,9 @@ from typing import Any
 
 import httpx
 
+from taskbox import settings
 from taskbox.errors import ConfigError
-from taskbox.http.errors import (
+from taskbox.net.errors import (
     HTTPStatusError,
     HTTPUnavailable,
     ResponseTooLarge,
@@ -53,7 +54,7 @@ from taskbox.http.errors import (
     body_excerpt,
     never_sendable,
 )
-from taskbox.http.guard import AddressPolicy, GuardedTransport
+from taskbox.net.guard import AddressPolicy, GuardedTransport
 
 __all__ = ["BACKOFF_ENV", "Caller", "Origin", "Reply", "origin_of"]
 
@@ -80,7 +81,9 @@ class Reply:
 
     __slots__ = ("_body", "headers", "path", "size", "status", "url")
 
-    def __init__(self, status: int, headers: httpx.Headers, url: httpx.URL, body: bytes | None, path: str | None, size: int) -> None:
+    def __init__(
+        self, status: int, headers: httpx.Headers, url: httpx.URL, body: bytes | None, path: str | None, size: int
+    ) -> None:
         self.status = status
         self.headers = headers
         self.url = url
@@ -122,13 +125,15 @@ class Caller:
                 self.secret_origins.add(origin_of(origin))
         self.cancelled = cancelled
         timeout = httpx.Timeout(
-            connect=config.connect_timeout_s, read=config.read_timeout_s, write=config.read_timeout_s, pool=config.read_timeout_s
+            connect=config.connect_timeout_s,
+            read=config.read_timeout_s,
+            write=config.read_timeout_s,
+            pool=config.read_timeout_s,
         )
         self.client = httpx.Client(
             transport=GuardedTransport(policy), timeout=timeout, follow_redirects=False, trust_env=False
         )
-        env_base = os.environ.get(BACKOFF_ENV)
-        self.backoff_base = float(env_base) if env_base else config.retry.backoff_base_s
+        self.backoff_base = settings.seconds(BACKOFF_ENV, config.retry.backoff_base_s)
         self.idempotency_key = uuid.uuid4().hex if config.retry.idempotency_key_header else None
         self.deadline = time.monotonic() + config.timeout_s
 
@@ -221,8 +226,13 @@ class Caller:
                 if reply.status not in retry.statuses or self.config.is_success(reply.status):
                     return reply
                 if not retry_any:
-                    log.info("%s %s answered %d; not retried: %s is not idempotent and no idempotency key is configured",
-                             method, _loggable(url), reply.status, method)
+                    log.info(
+                        "%s %s answered %d; not retried: %s is not idempotent and no idempotency key is configured",
+                        method,
+                        _loggable(url),
+                        reply.status,
+                        method,
+                    )
                     return reply
                 reason, can_retry = f"{method} {_loggable(url)} answered {reply.status}", True
                 retry_after = _retry_after(reply.headers.get("retry-after"))
@@ -231,7 +241,9 @@ class Caller:
                     return reply
                 last = reply
             if not can_retry:
-                raise HTTPUnavailable(reason + f"; not retried: {method} is not idempotent and no idempotency key is configured")
+                raise HTTPUnavailable(
+                    reason + f"; not retried: {method} is not idempotent and no idempotency key is configured"
+                )
             if attempt >= retry.max_attempts:
                 return self._give_up(last, reason, attempt)
             cap = min(retry.backoff_max_s, self.backoff_base * (2 ** (attempt - 1)))
@@ -289,7 +301,9 @@ class Caller:
         finally:
             response.close()
         log.info("%s %s -> %d (%d bytes)", method, _loggable(url), response.status_code, size)
-        return Reply(response.status_code, response.headers, request.url, None if path else b"".join(chunks), path, size)
+        return Reply(
+            response.status_code, response.headers, request.url, None if path else b"".join(chunks), path, size
+        )
 
 
 def origin_of(url: httpx.URL | str | tuple[str, str, int]) -> Origin:
@@ -308,7 +322,7 @@ def _loggable(url: httpx.URL) -> str:
 
 def _raise_if_certificate_rejected(exc: httpx.ConnectError, url: httpx.URL) -> None:
     """Raise :class:`TLSVerificationFailed` when ``exc`` comes from certificate verification."""
-    import ssl  # noqa: PLC0415  (already imported by httpx)
+    import ssl
 
     seen: set[int] = set()
     cause: BaseException | None = exc

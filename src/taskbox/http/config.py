@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from taskbox.executors.config import ExecutorConfig
+from taskbox.configbase import ExecutorConfig
 
 __all__ = ["AuthConfig", "HTTPConfig", "PaginationConfig", "RetryConfig", "SecretRef", "check_origins"]
 
@@ -41,7 +41,7 @@ def check_origins(values: list[str]) -> list[str]:
         ValueError: An entry has another scheme, user info, a path, a query or a fragment, or no host.
 
     """
-    from urllib.parse import urlsplit  # noqa: PLC0415
+    from urllib.parse import urlsplit
 
     for value in values:
         try:
@@ -236,7 +236,7 @@ class HTTPConfig(ExecutorConfig):
     @classmethod
     def _from_webhook(cls, data: Any) -> Any:
         if isinstance(data, dict) and any(k in data for k in WEBHOOK_MARKERS):
-            from taskbox.http.webhook import webhook_to_http  # noqa: PLC0415
+            from taskbox.http.webhook import webhook_to_http
 
             return webhook_to_http(data)
         return data

@@ -5,7 +5,7 @@ Why: most job services (batch schedulers, warehouses' REST APIs, ML platforms) l
 ``POST .../cancel``) cancels. This model describes one such API declaratively, so no code is needed: the
 submit request (templated from inputs, like the ``http`` executor's), which fields of its response form
 the job's handle, URL templates for status, cancel and (optionally) the result, how the API's states map
-onto :class:`taskbox.executors.jobs.JobPhase`, and JSON pointers for the message, log links and outputs.
+onto :class:`taskbox.configbase.JobPhase`, and JSON pointers for the message, log links and outputs.
 
 Invariants:
     * Versioned and strict (unknown keys rejected), like every executor config.
@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from taskbox.executors.jobs import JobConfig, JobPhase
+from taskbox.configbase import JobConfig, JobPhase
 from taskbox.http.config import AuthConfig, RetryConfig, SecretRef, check_origins
 
 __all__ = ["DEFAULT_STATES", "HTTPJobConfig", "SubmitRequest", "has_job_field"]

@@ -7,7 +7,7 @@ does not fit fails as the user's error instead of producing a wrong literal.
 Invariants:
     * Every configured output must be declared, and every declared output must be produced.
     * A missing pointer, a non-JSON body where JSON is needed, or a page whose items are not a list is
-      a :class:`~taskbox.http.errors.ResponseShapeError` (USER).
+      a :class:`~taskbox.net.errors.ResponseShapeError` (USER).
     * An output declared as a blob (File) gets a file: the raw body, or the JSON of a pointed-at part;
       a body larger than ``file_threshold_bytes`` can only go to a File output.
     * Secret values are masked in every literal output (strings inside JSON values, headers, text
@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from taskbox.http.errors import ResponseShapeError
+from taskbox.net.errors import ResponseShapeError
 
 __all__ = ["collect", "json_pointer", "next_link", "paginate", "parse_body"]
 
@@ -62,7 +62,9 @@ def parse_body(reply: Any) -> Any:
         return json.loads(reply.body())
     except (ValueError, UnicodeDecodeError):
         ctype = reply.headers.get("content-type", "?")
-        raise ResponseShapeError(f"the response body is not JSON (content-type {ctype}), but an output needs it") from None
+        raise ResponseShapeError(
+            f"the response body is not JSON (content-type {ctype}), but an output needs it"
+        ) from None
 
 
 def body_value(reply: Any) -> Any:
@@ -85,7 +87,9 @@ def next_link(values: list[str]) -> str | None:
     return None
 
 
-def paginate(caller: Any, config: Any, first: Any, method: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[Any, list[Any]]:
+def paginate(
+    caller: Any, config: Any, first: Any, method: str, headers: dict[str, str], body: dict[str, Any]
+) -> tuple[Any, list[Any]]:
     """Follow pages from ``first``; return the last reply and all items, in order."""
     pg = config.pagination
     items: list[Any] = []
@@ -118,7 +122,7 @@ def paginate(caller: Any, config: Any, first: Any, method: str, headers: dict[st
 
 def redacted(value: Any) -> Any:
     """``value`` with every registered secret masked in its strings (keys included)."""
-    from taskbox.redaction import redact  # noqa: PLC0415
+    from taskbox.redaction import redact
 
     if isinstance(value, str):
         return redact(value)
@@ -135,13 +139,13 @@ def _kind(literal_type: Any) -> str:
 
 
 def _is_string(literal_type: Any) -> bool:
-    from flyteidl.core import types_pb2  # noqa: PLC0415
+    from flyteidl.core import types_pb2
 
     return _kind(literal_type) == "simple" and literal_type.simple == types_pb2.STRING
 
 
 def _file(working_dir: str, data: bytes | None = None, path: str | None = None, suffix: str = "") -> Any:
-    from taskbox.literals import File  # noqa: PLC0415
+    from taskbox.literals import File
 
     if path is None:
         os.makedirs(working_dir, exist_ok=True)
@@ -152,9 +156,9 @@ def _file(working_dir: str, data: bytes | None = None, path: str | None = None, 
 
 
 def _table(items: list[Any]) -> Any:
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
-    from taskbox.literals import StructuredDataset  # noqa: PLC0415
+    from taskbox.literals import StructuredDataset
 
     if not all(isinstance(i, Mapping) for i in items):
         raise ResponseShapeError("a StructuredDataset output needs a list of JSON objects")
@@ -172,7 +176,14 @@ def _shaped(name: str, value: Any, literal_type: Any, working_dir: str) -> Any:
     return value
 
 
-def collect(config: Any, reply: Any, items: list[Any] | None, output_types: Mapping[str, Any], working_dir: str, info: dict[str, Any] | None = None) -> dict[str, Any]:
+def collect(
+    config: Any,
+    reply: Any,
+    items: list[Any] | None,
+    output_types: Mapping[str, Any],
+    working_dir: str,
+    info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Build the outputs by name.
 
     Args:
@@ -218,7 +229,9 @@ def collect(config: Any, reply: Any, items: list[Any] | None, output_types: Mapp
     if config.pagination is not None:
         name = config.pagination.output
         items = redacted(items or [])
-        out[name] = _table(items or []) if _kind(output_types.get(name)) == "structured_dataset_type" else list(items or [])
+        out[name] = (
+            _table(items or []) if _kind(output_types.get(name)) == "structured_dataset_type" else list(items or [])
+        )
     if config.webhook and info is not None:
         out[config.webhook] = redacted(info)
     missing = sorted(set(output_types) - set(out))

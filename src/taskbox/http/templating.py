@@ -1,4 +1,4 @@
-"""Build the request (URL, query, headers, body) from the config's templates and the task's inputs.
+r"""Build the request (URL, query, headers, body) from the config's templates and the task's inputs.
 
 Why: pasting input values into a URL or a JSON text lets a value change the request's structure
 (``../admin``, ``?x=1&admin=true``, ``"}, "role": "admin``). Here a value is percent-encoded for the
@@ -12,7 +12,7 @@ Invariants:
       (``/`` becomes ``%2F``); in the host it must be a plain host name or IP literal.
     * A path segment that holds a value reaches the server as exactly that one segment: a segment that
       is, or decodes to, a dot segment (``.``, ``..``, ``%2e%2e``, ``%252e.``, fullwidth dots, with ``/`` or
-      ``\\`` as separators after decoding) is refused as ``InputError`` before anything is sent, because
+      ``\`` as separators after decoding) is refused as ``InputError`` before anything is sent, because
       httpx (RFC 3986 section 5.2.4) and many servers remove dot segments, which would change the path.
     * A string that is exactly one placeholder becomes the input's value with its JSON type;
       placeholders inside a longer string are replaced as text inside that string only.
@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from taskbox.errors import InputError
 
-__all__ = ["is_dot_segment", "jsonable", "render_text", "render_url", "render_value"]
+__all__ = ["is_dot_segment", "jsonable", "placeholder_pattern", "render_text", "render_url", "render_value"]
 
 _PATTERNS = {
     "flyte": re.compile(r"\{\{\s*\.?inputs\.(\w+)\s*\}\}", re.IGNORECASE),
@@ -39,6 +39,11 @@ _PATTERNS = {
     "job": re.compile(r"\{\{\s*\.?job\.(\w+)\s*\}\}", re.IGNORECASE),
 }
 _HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+def placeholder_pattern(style: str) -> re.Pattern[str]:
+    """Return the regular expression of a placeholder style (``flyte``, ``webhook``, ``job``); group 1 is the name."""
+    return _PATTERNS[style]
 
 
 def jsonable(value: Any) -> Any:
@@ -56,7 +61,7 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "model_dump"):
         return jsonable(value.model_dump(mode="json"))
     if hasattr(value, "__dataclass_fields__"):
-        import dataclasses  # noqa: PLC0415
+        import dataclasses
 
         return jsonable(dataclasses.asdict(value))
     return str(value)
@@ -67,7 +72,7 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
-        import json  # noqa: PLC0415
+        import json
 
         return json.dumps(value, separators=(",", ":"))
     return "" if value is None else str(value)
@@ -109,10 +114,10 @@ def render_value(template: Any, inputs: Mapping[str, Any], style: str = "flyte")
 
 
 def is_dot_segment(segment: str) -> bool:
-    """Whether a (percent-encoded) path segment is, or decodes to, a dot segment anywhere along the way.
+    r"""Whether a (percent-encoded) path segment is, or decodes to, a dot segment anywhere along the way.
 
     Decodes percent-escapes repeatedly (double-encoded ``%252e``), normalises Unicode (NFKC: fullwidth
-    dots) and treats ``/`` and ``\\`` as separators, as lenient servers and proxies do.
+    dots) and treats ``/`` and ``\`` as separators, as lenient servers and proxies do.
     """
     seen = segment
     for _ in range(8):

@@ -4,7 +4,7 @@ Why the SDK and not the ``docker`` command: the tests and ``taskbox image build`
 (image ids, sizes, labels, a container's exit code and logs), and the SDK talks to the engine's API
 directly, whichever ``docker`` client is on the PATH.
 
-Invariants (shared/docs/test-environment.md):
+Invariants (docs/test-environment.md):
     * Builds run with ``network_mode="host"`` and containers with ``network_mode="host"``: the test
       machines' engines have no bridge, and no bridge network is ever created.
     * Nothing is pulled: the parent of every build (``BASE_IMAGE`` / ``PARENT``) must already exist
@@ -46,20 +46,20 @@ def docker_client() -> Any:
 
     """
     try:
-        import docker  # noqa: PLC0415 - the ``images`` extra
+        import docker  # lazy: the ``images`` extra
     except ImportError as exc:
         raise DockerUnavailable(f"the docker Python package is missing: pip install 'taskbox[images]' ({exc})") from exc
     try:
         client = docker.from_env(timeout=API_TIMEOUT_S)
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - the SDK raises several unrelated types for "no engine"
+    except Exception as exc:
         raise DockerUnavailable(str(exc)) from exc
     return client
 
 
 def image_exists(client: Any, reference: str) -> bool:
     """Whether the engine has ``reference`` locally."""
-    from docker.errors import ImageNotFound  # noqa: PLC0415
+    from docker.errors import ImageNotFound
 
     try:
         client.images.get(reference)
@@ -94,7 +94,7 @@ def build(
         ImageBuildError: The build failed; carries the end of the build log.
 
     """
-    from docker.errors import APIError  # noqa: PLC0415
+    from docker.errors import APIError
 
     lines: list[str] = []
     try:
@@ -175,7 +175,7 @@ def run(
         container.start()
         try:
             status = container.wait(timeout=timeout_s)
-        except Exception as exc:  # noqa: BLE001 - requests' timeout types vary by version
+        except Exception as exc:
             container.kill()
             raise ImageBuildError(image, f"container did not finish within {timeout_s:.0f}s") from exc
         stdout = container.logs(stdout=True, stderr=False).decode(errors="replace")

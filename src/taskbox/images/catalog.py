@@ -108,7 +108,7 @@ def load_catalog() -> Catalog:
         CatalogError: The catalog is missing or malformed.
 
     """
-    import tomllib  # noqa: PLC0415 - only the SDK and the CLI read the catalog
+    import tomllib  # lazy: only the SDK and the CLI read the catalog
 
     try:
         text = resources.files(__package__).joinpath(CATALOG_RESOURCE).read_text(encoding="utf-8")
@@ -127,6 +127,6 @@ def default_image(variant: str) -> str:
         CatalogError: No such variant.
 
     """
-    from taskbox import __version__  # noqa: PLC0415
+    from taskbox import __version__
 
     return load_catalog().reference(variant, __version__)

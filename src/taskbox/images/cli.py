@@ -26,8 +26,8 @@ def images_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="taskbox images", description="Print the executor image catalog.")
     p.add_argument("--json", action="store_true", help="print JSON")
     ns = p.parse_args(argv)
-    from taskbox import __version__  # noqa: PLC0415
-    from taskbox.images.catalog import load_catalog  # noqa: PLC0415
+    from taskbox import __version__
+    from taskbox.images.catalog import load_catalog
 
     try:
         catalog = load_catalog()
@@ -93,9 +93,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _parent(client: Any, ns: argparse.Namespace, version: str) -> str:
     """Pick the parent of a custom executor image: ``--base-image``, else the local ``--base`` variant image."""
-    from taskbox.images.catalog import load_catalog  # noqa: PLC0415
-    from taskbox.images.errors import ImageBuildError  # noqa: PLC0415
-    from taskbox.images.variants import variant_tag  # noqa: PLC0415
+    from taskbox.images.catalog import load_catalog
+    from taskbox.images.errors import ImageBuildError
+    from taskbox.images.variants import variant_tag
 
     if ns.base_image:
         return ns.base_image
@@ -110,10 +110,10 @@ def _parent(client: Any, ns: argparse.Namespace, version: str) -> str:
 
 
 def _build(ns: argparse.Namespace) -> int:
-    from taskbox import __version__  # noqa: PLC0415
-    from taskbox.images import build as sdk  # noqa: PLC0415
-    from taskbox.images.context import find_source_root  # noqa: PLC0415
-    from taskbox.images.variants import build_executor_image, build_variant  # noqa: PLC0415
+    from taskbox import __version__
+    from taskbox.images import build as sdk
+    from taskbox.images.context import find_source_root
+    from taskbox.images.variants import build_executor_image, build_variant
 
     version = ns.version or __version__
     progress = None if ns.quiet else sdk.print_progress
@@ -148,10 +148,10 @@ def _build(ns: argparse.Namespace) -> int:
 
 
 def _variants(ns: argparse.Namespace) -> int:
-    from taskbox import __version__  # noqa: PLC0415
-    from taskbox.images import VARIANTS  # noqa: PLC0415
-    from taskbox.images import build as sdk  # noqa: PLC0415
-    from taskbox.images.variants import format_sizes, image_sizes, variant_tag  # noqa: PLC0415
+    from taskbox import __version__
+    from taskbox.images import VARIANTS
+    from taskbox.images import build as sdk
+    from taskbox.images.variants import format_sizes, image_sizes, variant_tag
 
     client = sdk.docker_client()
     python = sdk.image_python(client, ns.base_image)

@@ -122,7 +122,7 @@ def build_wheel(project: Path, dest: Path) -> Path:
 
 def requirements(pyproject: Path, extras: list[str]) -> list[str]:
     """Taskbox's dependencies plus those of ``extras``, from ``pyproject.toml`` (``taskbox[...]`` expanded)."""
-    import tomllib  # noqa: PLC0415
+    import tomllib
 
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     optional = project.get("optional-dependencies", {})

@@ -6,8 +6,10 @@ executor that only knows the template's interface (``LiteralType`` values). See
 ``docs/flyte-contract.md`` section 6 for the encodings.
 
 Invariants:
-    * Importing this package is cheap: flyteidl's ``literals_pb2``/``types_pb2`` and the standard
-      library only. msgpack, pydantic, pyarrow, pandas, json_format and fsspec load on first use.
+    * Importing this package is free: every public name is imported on first access, the engine's
+      transformer families one module at a time as their types are met (see ``engine``). msgpack,
+      pydantic, pyarrow, pandas, json_format and fsspec load on first use.
+      ``tests/test_startup_imports.py`` holds the modules an ``echo`` run may import.
     * Every conversion error is a :class:`~taskbox.errors.TaskboxError` that names the expected and
       the actual type (``InputError`` reading, ``OutputError`` writing, storage errors as they are).
 
@@ -20,11 +22,16 @@ Example:
 
 """
 
-from taskbox.literals.context import ConversionContext
-from taskbox.literals.engine import TypeEngine, TypeTransformer
-from taskbox.literals.maps import literal_map_to_python, python_to_literal_map
-from taskbox.literals.offload import offload_limits_from_env, offload_literals
-from taskbox.literals.types import Directory, File, StructuredDataset
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from taskbox.literals.context import ConversionContext
+    from taskbox.literals.engine import TypeEngine, TypeTransformer
+    from taskbox.literals.maps import literal_map_to_python, python_to_literal_map
+    from taskbox.literals.offload import offload_limits_from_env, offload_literals
+    from taskbox.literals.types import Directory, File, StructuredDataset
 
 __all__ = [
     "ConversionContext",
@@ -38,3 +45,33 @@ __all__ = [
     "offload_literals",
     "python_to_literal_map",
 ]
+
+# name -> module: each name is imported on first access (module ``__getattr__``), so a run that only needs
+# the context or the wire fast path does not pay for the engine, the maps or offloading.
+_LAZY = {
+    "ConversionContext": "taskbox.literals.context",
+    "TypeEngine": "taskbox.literals.engine",
+    "TypeTransformer": "taskbox.literals.engine",
+    "literal_map_to_python": "taskbox.literals.maps",
+    "python_to_literal_map": "taskbox.literals.maps",
+    "offload_limits_from_env": "taskbox.literals.offload",
+    "offload_literals": "taskbox.literals.offload",
+    "Directory": "taskbox.literals.types",
+    "File": "taskbox.literals.types",
+    "StructuredDataset": "taskbox.literals.types",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskbox.literals' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

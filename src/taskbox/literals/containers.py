@@ -73,7 +73,7 @@ class ListTransformer(TypeTransformer[list]):  # type: ignore[type-arg]
         item_type = args[0] if args else None
         kind = literal.WhichOneof("value")
         if kind == "scalar" and literal.scalar.WhichOneof("value") == "binary":
-            from taskbox.literals import structs  # noqa: PLC0415
+            from taskbox.literals import structs
 
             return structs.from_plain(ctx, msgpack_value(literal.scalar), expected_python_type)
         if kind != "collection":
@@ -100,7 +100,7 @@ class DictTransformer(TypeTransformer[dict]):  # type: ignore[type-arg]
         self, ctx: Any, value: Any, python_type: Any, expected: types_pb2.LiteralType
     ) -> literals_pb2.Literal:
         if _kind(expected) == "simple" and expected.simple == types_pb2.STRUCT:
-            from taskbox.literals import structs  # noqa: PLC0415
+            from taskbox.literals import structs
 
             if not isinstance(value, dict):
                 if is_strict() or not structs.is_struct_value(value):
@@ -132,7 +132,7 @@ class DictTransformer(TypeTransformer[dict]):  # type: ignore[type-arg]
     def to_python_value(self, ctx: Any, literal: literals_pb2.Literal, expected_python_type: Any) -> dict:  # type: ignore[type-arg]
         kind = literal.WhichOneof("value")
         if kind == "scalar" and literal.scalar.WhichOneof("value") in ("binary", "generic"):
-            from taskbox.literals import structs  # noqa: PLC0415
+            from taskbox.literals import structs
 
             return structs.decode_struct(ctx, literal, expected_python_type)
         if kind != "map":

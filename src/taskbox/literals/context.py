@@ -29,9 +29,9 @@ def local_path(uri: str) -> str:
         ValueError: ``uri`` is not local (see :func:`taskbox.storage.is_local`).
 
     """
-    from taskbox import storage  # noqa: PLC0415 - keep `import taskbox.literals` cheap
-    from taskbox.errors import StorageError  # noqa: PLC0415
-    from taskbox.storage.local import to_path  # noqa: PLC0415
+    from taskbox import storage  # lazy: keep `import taskbox.literals` cheap
+    from taskbox.errors import StorageError
+    from taskbox.storage.local import to_path
 
     if not storage.is_local(uri):
         raise ValueError(f"{uri} is not a local path")
@@ -57,6 +57,8 @@ class ConversionContext:
     """
 
     __slots__ = ("raw_output_prefix", "working_dir")
+    raw_output_prefix: str
+    working_dir: str
 
     def __init__(self, raw_output_prefix: str, working_dir: str) -> None:
         object.__setattr__(self, "raw_output_prefix", raw_output_prefix)
@@ -82,7 +84,7 @@ class ConversionContext:
         global _default
         with _default_lock:
             if _default is None:
-                import tempfile  # noqa: PLC0415 - costs ~20 ms, only needed without an explicit context
+                import tempfile  # lazy: costs ~20 ms, only needed without an explicit context
 
                 base = tempfile.mkdtemp(prefix="taskbox-literals-")
                 _default = cls(raw_output_prefix=os.path.join(base, "raw"), working_dir=os.path.join(base, "work"))
@@ -95,7 +97,7 @@ class ConversionContext:
             basename: Last path segment to keep (a file's name); ``None`` for a bare random folder.
 
         """
-        from taskbox import storage  # noqa: PLC0415
+        from taskbox import storage
 
         parts = [random_segment()]
         if basename:
@@ -108,7 +110,7 @@ class ConversionContext:
         Data written there (by an executor that stages its own output) is final: conversions pass its
         path on instead of copying it under a new random folder.
         """
-        from taskbox import storage  # noqa: PLC0415
+        from taskbox import storage
 
         if not storage.is_local(self.raw_output_prefix):
             return False

@@ -13,7 +13,9 @@ Invariants:
     * Offloaded literals are fetched before any transformer sees them, at every nesting level.
     * Lookup order for a Python type: ``Annotated`` transformer, exact registration, unions,
       generic origin (``list``/``dict``), enums, registered base classes (MRO), dataclasses, pydantic
-      models, dataframe types. Built-in transformers are registered lazily, on first use.
+      models, dataframe types. Built-in transformers are registered lazily, one family module at a time
+      (:data:`_FAMILIES`): an exact hit on a built-in type loads only its family (an ``int`` input loads
+      ``primitives``, not pydantic-aware ``structs`` or ``tables``); any other lookup loads them all first.
     * Importing this module loads no optional dependency (pydantic, pyarrow, msgpack, fsspec).
 """
 
@@ -25,6 +27,7 @@ import datetime
 import enum
 import functools
 import keyword
+import os
 import threading
 import types
 import typing
@@ -213,20 +216,49 @@ class TypeEngine:
 
     @classmethod
     def _ensure_defaults(cls) -> None:
+        """Load and register every built-in family (a custom registration, or a lookup the table misses)."""
         if cls._defaults_loaded:
             return
         with cls._lock:
             if cls._defaults_loaded:
                 return
-            from taskbox.literals import blobs, containers, primitives, structs, tables, unions  # noqa: PLC0415
+            for family in _FAMILIES:
+                cls._load_family(family)
+            from taskbox.literals import primitives, structs, tables
 
-            for module in (primitives, containers, blobs, tables):
-                for transformer, extra in module.REGISTERED:
-                    cls._register(transformer, extra)
-            cls._UNION = unions.UNION
-            cls._SIMPLE_BY_TAG = {t.name: t for t, _ in primitives.REGISTERED}
             cls._STRUCTURAL = [primitives.ENUM, structs.DATACLASS, structs.PYDANTIC, tables.DATAFRAMES]
             cls._defaults_loaded = True
+
+    @classmethod
+    def _load_family(cls, family: str) -> None:
+        """Import one built-in family module and register its transformers (once)."""
+        if family in _LOADED_FAMILIES:
+            return
+        with cls._lock:
+            if family in _LOADED_FAMILIES:
+                return
+            import importlib
+
+            module = importlib.import_module(f"taskbox.literals.{family}")
+            for transformer, extra in getattr(module, "REGISTERED", ()):
+                cls._register(transformer, extra)
+            if family == "primitives":
+                cls._SIMPLE_BY_TAG = {t.name: t for t, _ in module.REGISTERED}
+            elif family == "unions":
+                cls._UNION = module.UNION
+            _LOADED_FAMILIES.add(family)
+
+    @classmethod
+    def _load_family_of(cls, t: Any) -> bool:
+        """Load the family that registers exactly ``t``; ``False`` if no built-in family names it."""
+        try:
+            family = _family_of().get(t)
+        except TypeError:  # unhashable hint
+            return False
+        if family is None:
+            return False
+        cls._load_family(family)
+        return True
 
     @classmethod
     def get_transformer(cls, python_type: Any) -> TypeTransformer[Any]:
@@ -236,7 +268,6 @@ class TypeEngine:
             UnsupportedType: No transformer converts this type.
 
         """
-        cls._ensure_defaults()
         t = python_type
         if typing.get_origin(t) is typing.Annotated:
             for meta in t.__metadata__:
@@ -245,6 +276,7 @@ class TypeEngine:
             t = strip_annotated(t)
         if t is None:
             t = NoneType
+        cls._load_family_of(t)  # families load per need; registrations are unique, so the hit is the same
         try:
             found = cls._REGISTRY.get(t)
         except TypeError:  # unhashable hint
@@ -252,9 +284,13 @@ class TypeEngine:
         if found is not None:
             return found
         if is_union(t):
+            cls._load_family("unions")
             assert cls._UNION is not None
             return cls._UNION
         origin = typing.get_origin(t)
+        if origin is not None and cls._load_family_of(origin) and origin in cls._REGISTRY:
+            return cls._REGISTRY[origin]
+        cls._ensure_defaults()  # everything below may need any family
         if origin is not None and origin in cls._REGISTRY:
             return cls._REGISTRY[origin]
         if cls._STRUCTURAL[0].handles(t):  # enums before bases: a ``(str, Enum)`` is an enum, not a str
@@ -295,8 +331,7 @@ class TypeEngine:
         :class:`~taskbox.literals.File` / :class:`~taskbox.literals.Directory`, datasets to
         :class:`~taskbox.literals.StructuredDataset`.
         """
-        cls._ensure_defaults()
-        for transformer in reversed(cls._CUSTOM):
+        for transformer in reversed(cls._CUSTOM):  # a custom registration loaded every family first
             try:
                 return transformer.guess_python_type(literal_type)
             except (ValueError, NotImplementedError):
@@ -361,11 +396,11 @@ class TypeEngine:
         if kind is None:
             raise TypeError("the declared LiteralType is empty")
         if kind == "union_type":
-            from taskbox.literals import unions  # noqa: PLC0415
+            from taskbox.literals import unions
 
             return unions.encode_by_type(ctx, value, lt)
         if kind in ("collection_type", "map_value_type"):
-            from taskbox.literals import containers  # noqa: PLC0415
+            from taskbox.literals import containers
 
             return containers.encode_by_type(ctx, value, lt)
         by_tag = cls._tagged_simple(lt)
@@ -380,7 +415,10 @@ class TypeEngine:
     @classmethod
     def _tagged_simple(cls, lt: types_pb2.LiteralType) -> TypeTransformer[Any] | None:
         """Return the simple transformer a union variant's tag names (``date``, not ``datetime``, for "date")."""
-        transformer = cls._SIMPLE_BY_TAG.get(lt.structure.tag) if lt.WhichOneof("type") == "simple" else None
+        if lt.WhichOneof("type") != "simple":
+            return None
+        cls._load_family("primitives")
+        transformer = cls._SIMPLE_BY_TAG.get(lt.structure.tag)
         if transformer is None or transformer.get_literal_type(transformer.python_type).simple != lt.simple:
             return None
         return transformer
@@ -455,7 +493,7 @@ class TypeEngine:
         literal_type: types_pb2.LiteralType | None,
     ) -> Any:
         if literal.WhichOneof("value") == "offloaded_metadata":
-            from taskbox.literals import offload  # noqa: PLC0415
+            from taskbox.literals import offload
 
             literal = offload.load_offloaded(literal)
         if _is_union_literal(literal) and not _wants_union(python_type, literal_type):
@@ -484,11 +522,11 @@ class TypeEngine:
         if kind is None:
             raise TypeError("the declared LiteralType is empty")
         if kind == "union_type":
-            from taskbox.literals import unions  # noqa: PLC0415
+            from taskbox.literals import unions
 
             return unions.decode_by_type(ctx, literal, lt)
         if kind in ("collection_type", "map_value_type") and literal.WhichOneof("value") in ("collection", "map"):
-            from taskbox.literals import containers  # noqa: PLC0415
+            from taskbox.literals import containers
 
             return containers.decode_by_type(ctx, literal, lt)
         by_tag = cls._tagged_simple(lt)
@@ -496,10 +534,27 @@ class TypeEngine:
             return by_tag.to_python_value(ctx, literal, by_tag.python_type)
         guessed = cls.guess_python_type(lt)
         if guessed is dict and kind == "simple":
-            from taskbox.literals import structs  # noqa: PLC0415
+            from taskbox.literals import structs
 
             return structs.decode_struct_by_type(ctx, literal, lt)
         return cls.get_transformer(guessed).to_python_value(ctx, literal, guessed)
+
+
+#: The built-in transformer families (modules of this package), in registration order.
+_FAMILIES = ("primitives", "containers", "blobs", "tables", "structs", "unions")
+_LOADED_FAMILIES: set[str] = set()
+
+
+@functools.cache
+def _family_of() -> dict[Any, str]:
+    """Python type -> the family module that registers exactly it (tests check it against ``REGISTERED``)."""
+    from taskbox.literals.types import Directory, File, StructuredDataset  # lazy: no optional deps
+
+    primitives = (int, float, str, bool, datetime.datetime, datetime.date, datetime.timedelta, NoneType)
+    table: dict[Any, str] = dict.fromkeys(primitives, "primitives")
+    table.update({list: "containers", dict: "containers", File: "blobs", os.PathLike: "blobs", Directory: "blobs"})
+    table[StructuredDataset] = "tables"
+    return table
 
 
 def _is_union_literal(literal: literals_pb2.Literal) -> bool:
@@ -531,12 +586,12 @@ def _guess_builtin(lt: types_pb2.LiteralType) -> Any:
     if kind == "enum_type":
         return dynamic_enum(tuple(lt.enum_type.values))
     if kind == "blob":
-        from taskbox.literals.types import Directory, File  # noqa: PLC0415
+        from taskbox.literals.types import Directory, File
 
-        base = Directory if lt.blob.dimensionality == types_pb2.BlobType.MULTIPART else File
+        base: Any = Directory if lt.blob.dimensionality == types_pb2.BlobType.MULTIPART else File  # Any: File[fmt]
         return base[lt.blob.format] if lt.blob.format else base
     if kind in ("structured_dataset_type", "schema"):
-        from taskbox.literals.types import StructuredDataset  # noqa: PLC0415
+        from taskbox.literals.types import StructuredDataset
 
         return StructuredDataset
     raise unsupported(f"the literal type {describe_type(lt)} has no Python equivalent")

@@ -136,7 +136,7 @@ def encoded_map_to_python(
         InputError: An input is missing, undeclared, of the wrong type or not a serialized literal.
 
     """
-    from taskbox.literals import wire  # noqa: PLC0415
+    from taskbox.literals import wire
 
     # Bytes that do not parse are found while converting, so conversion comes first: a damaged file is
     # reported as such, as when the whole map was parsed before anything else.
@@ -167,7 +167,7 @@ def python_to_encoded_map(
     Like :func:`python_to_literal_map`, with the same errors; ``SerializeToString()`` of the result is
     the ``LiteralMap`` that function's result serializes to deterministically.
     """
-    from taskbox.literals import wire  # noqa: PLC0415
+    from taskbox.literals import wire
 
     extra = sorted(set(values) - set(variables))
     if extra:

@@ -22,7 +22,8 @@ from typing import Any
 
 from flyteidl.core import literals_pb2, types_pb2
 
-from taskbox.errors import InputError, OutputError, PlatformError
+from taskbox import settings
+from taskbox.errors import ConfigError, InputError, OutputError, PlatformError
 
 __all__ = ["compute_hash_string", "load_offloaded", "offload_encoded", "offload_limits_from_env", "offload_literals"]
 
@@ -33,11 +34,11 @@ _MIB = 1024 * 1024
 
 def compute_hash_string(message: Any) -> str:
     """Flytekit's ``compute_hash_string``: a stable base64 SHA-256 of a protobuf message's JSON form."""
-    import base64  # noqa: PLC0415
-    import hashlib  # noqa: PLC0415
-    import json  # noqa: PLC0415
+    import base64
+    import hashlib
+    import json
 
-    from google.protobuf import json_format  # noqa: PLC0415 - only offloading needs it
+    from google.protobuf import json_format  # lazy: only offloading needs it
 
     text = json.dumps(json_format.MessageToDict(message), sort_keys=True, separators=(",", ":"))
     return base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("utf-8")
@@ -54,13 +55,13 @@ def load_offloaded(literal: literals_pb2.Literal) -> literals_pb2.Literal:
     uri = literal.offloaded_metadata.uri
     if not uri:
         raise InputError("an offloaded literal has no uri")
-    from taskbox import storage  # noqa: PLC0415
+    from taskbox import storage
 
     data = storage.read_bytes(uri)
     loaded = literals_pb2.Literal()
     try:
         loaded.ParseFromString(data)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError
+    except Exception as exc:
         raise InputError(f"the offloaded literal at {uri} is not a serialized Literal: {exc}") from exc
     return loaded
 
@@ -82,11 +83,11 @@ def offload_limits_from_env(environ: Mapping[str, str] | None = None) -> tuple[i
     if MIN_SIZE_ENV not in env:
         return None
     try:
-        min_mb = int(env.get(MIN_SIZE_ENV) or "10")
-        max_mb = int(env.get(MAX_SIZE_ENV) or "1000")
-    except ValueError as exc:
+        min_bytes = settings.integer(MIN_SIZE_ENV, environ=env)
+        max_bytes = settings.integer(MAX_SIZE_ENV, environ=env)
+    except ConfigError as exc:  # set by Flyte's platform, not the user
         raise PlatformError(f"invalid literal offloading size in the environment: {exc}", recoverable=False) from exc
-    return min_mb * _MIB, max_mb * _MIB
+    return min_bytes, max_bytes
 
 
 def _declared_type(spec: Any) -> types_pb2.LiteralType | None:
@@ -96,7 +97,7 @@ def _declared_type(spec: Any) -> types_pb2.LiteralType | None:
         return spec
     if isinstance(getattr(spec, "type", None), types_pb2.LiteralType):  # interface_pb2.Variable
         return spec.type
-    from taskbox.literals.engine import TypeEngine  # noqa: PLC0415
+    from taskbox.literals.engine import TypeEngine
 
     return TypeEngine.to_literal_type(spec)
 
@@ -127,8 +128,8 @@ def offload_literals(
         StorageError: Writing an offloaded literal failed.
 
     """
-    from taskbox import storage  # noqa: PLC0415
-    from taskbox.literals.typeinfo import infer_literal_type  # noqa: PLC0415
+    from taskbox import storage
+    from taskbox.literals.typeinfo import infer_literal_type
 
     out = literals_pb2.LiteralMap()
     for name in sorted(lm.literals):
@@ -172,9 +173,9 @@ def offload_encoded(
         StorageError: Writing an offloaded literal failed.
 
     """
-    from taskbox import storage  # noqa: PLC0415
-    from taskbox.literals.typeinfo import infer_literal_type  # noqa: PLC0415
-    from taskbox.literals.wire import EncodedLiteralMap  # noqa: PLC0415
+    from taskbox import storage
+    from taskbox.literals.typeinfo import infer_literal_type
+    from taskbox.literals.wire import EncodedLiteralMap
 
     out: dict[str, bytes] = {}
     for name in sorted(encoded.literals):

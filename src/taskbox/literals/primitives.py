@@ -46,7 +46,7 @@ def msgpack_value(scalar: literals_pb2.Scalar) -> Any:
     """Unpack a msgpack ``Binary`` scalar; any other tag is a mismatch."""
     if scalar.binary.tag != MSGPACK:
         raise Mismatch(f"unsupported binary tag {scalar.binary.tag!r}")
-    import msgpack  # noqa: PLC0415 - only attribute-access payloads need it
+    import msgpack  # lazy: only attribute-access payloads need it
 
     return msgpack.unpackb(scalar.binary.value, raw=False, strict_map_key=False)
 

@@ -111,7 +111,7 @@ def json_schema(t: Any, _seen: frozenset[type] = frozenset()) -> dict[str, Any]:
         return _copy(_DATASET_SCHEMA)
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and issubclass(t, pydantic.BaseModel):
-        return t.model_json_schema()
+        return typing.cast("type[Any]", t).model_json_schema()
     if hasattr(t, "__dataclass_fields__"):
         return _dataclass_schema(t, _seen)
     return {}
@@ -120,12 +120,12 @@ def json_schema(t: Any, _seen: frozenset[type] = frozenset()) -> dict[str, Any]:
 def _dataclass_schema(t: type, seen: frozenset[type]) -> dict[str, Any]:
     if t in seen:  # recursive dataclasses: mashumaro switches to $refs; keep it simple and open
         return {"type": "object", "title": t.__name__}
-    from taskbox.literals.structs import field_types, to_plain  # noqa: PLC0415
+    from taskbox.literals.structs import field_types, to_plain
 
     hints = field_types(t)
     properties: dict[str, Any] = {}
     required: list[str] = []
-    import dataclasses  # noqa: PLC0415 - t is a dataclass, so its module imported dataclasses
+    import dataclasses  # lazy: t is a dataclass, so its module imported dataclasses
 
     for field in dataclasses.fields(t):
         schema = json_schema(hints.get(field.name, Any), seen | {t})
@@ -146,6 +146,6 @@ def _dataclass_schema(t: type, seen: frozenset[type]) -> dict[str, Any]:
 
 
 def _copy(schema: dict[str, Any]) -> dict[str, Any]:
-    import copy  # noqa: PLC0415
+    import copy
 
     return copy.deepcopy(schema)

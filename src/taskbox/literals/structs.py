@@ -59,7 +59,6 @@ LEGACY_FORMAT_ENV = "FLYTE_USE_OLD_DC_FORMAT"
 # ------------------------------------------------------------------ helpers
 
 
-
 def _is_dataclass(obj: Any) -> bool:
     """``dataclasses.is_dataclass`` without importing dataclasses (which costs ~10 ms at start-up)."""
     cls = obj if isinstance(obj, type) else type(obj)
@@ -67,15 +66,16 @@ def _is_dataclass(obj: Any) -> bool:
 
 
 def _dataclass_fields(obj: Any) -> tuple[Any, ...]:
-    import dataclasses  # noqa: PLC0415 - already imported by whoever defined the dataclass
+    import dataclasses  # lazy: already imported by whoever defined the dataclass
 
     return dataclasses.fields(obj)
 
 
 def _missing() -> Any:
-    import dataclasses  # noqa: PLC0415
+    import dataclasses
 
     return dataclasses.MISSING
+
 
 def _pydantic() -> Any:
     return sys.modules.get("pydantic")
@@ -118,14 +118,14 @@ def _at(segment: str, exc: Exception) -> Mismatch:
 
 def pack(obj: Any) -> bytes:
     """Msgpack bytes exactly as ``msgpack.dumps`` (flytekit's encoder) writes them."""
-    import msgpack  # noqa: PLC0415
+    import msgpack
 
     return msgpack.packb(obj, use_bin_type=True)
 
 
 def unpack(data: bytes) -> Any:
     """Decode msgpack; non-string map keys are allowed (``dict[int, str]`` payloads)."""
-    import msgpack  # noqa: PLC0415
+    import msgpack
 
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
@@ -219,7 +219,7 @@ def to_plain(ctx: Any, value: Any, t: Any) -> Any:
             value = t.model_validate(value)
         if not isinstance(value, t):
             raise _fail(t, value)
-        import json  # noqa: PLC0415
+        import json
 
         return json.loads(value.model_dump_json())
     if _is_dataclass(t):
@@ -248,7 +248,7 @@ def _plain_time(value: Any, t: type) -> Any:
         return value.total_seconds()
     if not isinstance(value, t) or (t is datetime.date and isinstance(value, datetime.datetime)):
         raise _fail(t, value)
-    return value.isoformat()
+    return typing.cast("datetime.date | datetime.time", value).isoformat()
 
 
 def _plain_handle(ctx: Any, value: Any, t: type) -> dict[str, Any]:
@@ -348,7 +348,7 @@ def from_plain(ctx: Any, obj: Any, t: Any) -> Any:
     if t is datetime.datetime or t is datetime.date:
         return t.fromisoformat(_plain_scalar(obj, str))
     if isinstance(t, type) and issubclass(t, enum.Enum):
-        from taskbox.literals.primitives import EnumTransformer  # noqa: PLC0415
+        from taskbox.literals.primitives import EnumTransformer
 
         return EnumTransformer.from_plain(obj, t)
     origin = typing.get_origin(t) or t
@@ -430,7 +430,9 @@ def _plain_fits_exactly(obj: Any, t: Any) -> bool:
 # ------------------------------------------------------------------ literals
 
 
-def struct_literal_type(schema: dict[str, Any] | None, fields: dict[str, types_pb2.LiteralType] | None):  # noqa: ANN201
+def struct_literal_type(
+    schema: dict[str, Any] | None, fields: dict[str, types_pb2.LiteralType] | None
+) -> types_pb2.LiteralType:
     """``simple=STRUCT`` with the msgpack annotation, optional JSON schema and per-field types."""
     lt = types_pb2.LiteralType(simple=types_pb2.STRUCT, annotation=msgpack_annotation())
     if schema is not None:
@@ -541,7 +543,7 @@ class DataclassTransformer(TypeTransformer[Any]):
 
 @functools.lru_cache(maxsize=256)
 def _dataclass_literal_type_bytes(t: type) -> bytes:
-    from taskbox.literals.schema import json_schema  # noqa: PLC0415
+    from taskbox.literals.schema import json_schema
 
     lt = struct_literal_type(json_schema(t), _field_literal_types(field_types(t)))
     return lt.SerializeToString(deterministic=True)
@@ -552,7 +554,7 @@ class PydanticTransformer(TypeTransformer[Any]):
 
     @property
     def python_type(self) -> Any:
-        import pydantic  # noqa: PLC0415
+        import pydantic
 
         return pydantic.BaseModel
 

@@ -78,8 +78,8 @@ def _columns(columns: Mapping[str, Any] | None) -> _Columns:
 
 def write_parquet(ctx: Any, frame: Any) -> str:
     """Write a pyarrow table or pandas frame to ``<raw>/<random32hex>/00000``; return the folder URI."""
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.parquet as pq  # noqa: PLC0415
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     options: dict[str, Any] = {}
     if _qualname(type(frame)) in _PANDAS_FRAMES:

@@ -33,7 +33,7 @@ def _context(ctx: ConversionContext | None) -> ConversionContext:
 
 
 def _storage() -> Any:
-    from taskbox import storage  # noqa: PLC0415 - loaded on first use, keeps the package import cheap
+    from taskbox import storage  # lazy: loaded on first use, keeps the package import cheap
 
     return storage
 
@@ -67,7 +67,7 @@ class _BlobHandle(os.PathLike):  # type: ignore[type-arg]
         """``File["csv"]``: the subclass whose Blob format is ``fmt``."""
         if not isinstance(fmt, str):
             raise TypeError(f"{cls.__name__}[...] takes a format string, got {fmt!r}")
-        base = next(c for c in cls.__mro__ if c.__dict__.get("_root"))
+        base: type[_BlobHandle] = next(c for c in cls.__mro__ if c.__dict__.get("_root"))
         if not fmt:
             return base
         with _subclass_lock:
@@ -150,8 +150,8 @@ class File(_BlobHandle):
         if any(flag in mode for flag in "wax"):
             if self._path is None:
                 raise ValueError("only local files can be opened for writing")
-            return open(self._path, mode, **kwargs)  # noqa: SIM115 - returned to the caller
-        return open(self.download(), mode, **kwargs)  # noqa: SIM115
+            return open(self._path, mode, **kwargs)
+        return open(self.download(), mode, **kwargs)
 
 
 class Directory(_BlobHandle):
@@ -172,7 +172,7 @@ class Directory(_BlobHandle):
 
     def __truediv__(self, other: str | os.PathLike[str]) -> Any:
         """``directory / "name"``: a ``pathlib.Path`` inside the local copy (downloading the tree first)."""
-        import pathlib  # noqa: PLC0415
+        import pathlib
 
         return pathlib.Path(self.download()) / other
 
@@ -233,13 +233,13 @@ class StructuredDataset:
     def to_arrow(self, columns: list[str] | None = None) -> Any:
         """Read the dataset into a ``pyarrow.Table`` (parquet only), optionally selecting columns."""
         if self.dataframe is not None:
-            import pyarrow as pa  # noqa: PLC0415
+            import pyarrow as pa
 
             table = self.dataframe if isinstance(self.dataframe, pa.Table) else pa.Table.from_pandas(self.dataframe)
             return table.select(columns) if columns else table
         if self.file_format not in ("parquet", ""):
             raise ValueError(f"cannot read a {self.file_format!r} dataset; only parquet is supported")
-        import pyarrow.parquet as pq  # noqa: PLC0415
+        import pyarrow.parquet as pq
 
         selected = columns if columns is not None else (list(self.columns) if self.columns else None)
         return pq.read_table(self._local_source(), columns=selected)

@@ -135,7 +135,7 @@ class UnionTransformer(TypeTransformer[Any]):
         for arg in args:
             try:
                 typed.append((arg, TypeEngine.to_literal_type(arg), TypeEngine.get_transformer(arg).name))
-            except Exception:  # noqa: BLE001, S112 - a member we cannot type cannot be the stored one
+            except Exception:  # noqa: BLE001 - a member we cannot type cannot be the stored one
                 continue
         if _is_union_literal(literal):
             stored = literal.scalar.union.type

@@ -110,8 +110,7 @@ def plan_for(python_type: Any, literal_type: types_pb2.LiteralType | None) -> Pl
         literal_type: A declared ``LiteralType`` (templates), or ``None``; used when ``python_type`` is.
 
     """
-    TypeEngine._ensure_defaults()
-    if TypeEngine._CUSTOM:
+    if TypeEngine._CUSTOM:  # TypeEngine.register loads the built-in families first; no need to here
         return None
     try:
         if python_type is not None:
@@ -153,7 +152,7 @@ def _plan_hint(t: Any) -> Plan | None:
 
 def parse_literal(data: bytes) -> literals_pb2.Literal:
     """Parse one serialized ``Literal``; bytes that do not parse are an :class:`InputError`."""
-    from google.protobuf.message import DecodeError  # noqa: PLC0415
+    from google.protobuf.message import DecodeError
 
     literal = literals_pb2.Literal()
     try:
@@ -163,27 +162,23 @@ def parse_literal(data: bytes) -> literals_pb2.Literal:
     return literal
 
 
+#: ``FileDescriptorProto`` of ``taskbox_wire.proto``: ``message LiteralMapBytes { map<string, bytes> literals = 1; }``,
+#: serialized, so that no ``descriptor_pb2`` import (~3 ms) is paid at each start; tests/test_startup_imports.py
+#: rebuilds it with ``descriptor_pb2`` and compares.
+LITERAL_MAP_BYTES_PROTO = (
+    b'\n\x12taskbox_wire.proto\x12\x0ctaskbox.wire"\x81\x01\n\x0fLiteralMapBytes\x12=\n\x08literals\x18\x01 '
+    b"\x03(\x0b2+.taskbox.wire.LiteralMapBytes.LiteralsEntry\x1a/\n\rLiteralsEntry\x12\x0b\n\x03key\x18\x01 "
+    b"\x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x028\x01b\x06proto3"
+)
+
+
 @functools.cache
 def _bytes_map_class() -> Any:
     """Build a message ``{map<string, bytes> literals = 1}``: ``LiteralMap`` on the wire, values unparsed."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # noqa: PLC0415
+    from google.protobuf import descriptor_pool, message_factory
 
-    f = descriptor_pb2.FieldDescriptorProto
-    proto = descriptor_pb2.FileDescriptorProto(name="taskbox_wire.proto", package="taskbox.wire", syntax="proto3")
-    msg = proto.message_type.add(name="LiteralMapBytes")
-    entry = msg.nested_type.add(name="LiteralsEntry")
-    entry.options.map_entry = True
-    entry.field.add(name="key", number=1, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL)
-    entry.field.add(name="value", number=2, type=f.TYPE_BYTES, label=f.LABEL_OPTIONAL)
-    msg.field.add(
-        name="literals",
-        number=1,
-        type=f.TYPE_MESSAGE,
-        label=f.LABEL_REPEATED,
-        type_name=".taskbox.wire.LiteralMapBytes.LiteralsEntry",
-    )
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
+    pool.AddSerializedFile(LITERAL_MAP_BYTES_PROTO)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("taskbox.wire.LiteralMapBytes"))
 
 
@@ -477,7 +472,7 @@ def _put(out: bytearray, plan: Plan, value: Any, ctx: Any) -> bool:
         kind = plan.item.kind if plan.item is not None else None
         if kind in ("int", "float", "str", "bool"):
             for i, item in enumerate(value):
-                data = _primitive_bytes(kind, item)  # type: ignore[arg-type]
+                data = _primitive_bytes(kind, item)
                 if data is None:
                     _put_item(body, plan, item, ctx, i)
                 else:
@@ -576,7 +571,7 @@ class EncodedLiteralMap:
     def __init__(self, literals: dict[str, bytes]) -> None:
         self.literals = literals
 
-    def SerializeToString(self, deterministic: bool = True) -> bytes:  # noqa: N802 - protobuf's name
+    def SerializeToString(self, deterministic: bool = True) -> bytes:
         """Return the ``LiteralMap`` bytes, entries in protobuf's deterministic order (:func:`_map_order`)."""
         parts: list[bytes] = []
         for name in _map_order(self.literals):

@@ -6,16 +6,20 @@ same safety knobs; defining them once keeps their names, defaults and validation
 Invariants:
     * flytekit's templates validate unchanged: every field flytekit writes is declared, and every
       field taskbox adds has a default. Numbers may arrive as floats (protobuf ``Struct``).
-    * Unknown fields are rejected (:class:`taskbox.executors.config.ExecutorConfig`).
+    * Unknown fields are rejected (:class:`taskbox.configbase.ExecutorConfig`).
+    * A query's outputs, unless declared, are one table named ``results`` (:func:`query_outputs`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from taskbox.executors.config import ExecutorConfig
+from taskbox.configbase import ExecutorConfig
 
-__all__ = ["QueryConfig", "SecretRef"]
+__all__ = ["QueryConfig", "SecretRef", "query_outputs"]
 
 
 class SecretRef(BaseModel):
@@ -67,3 +71,15 @@ class QueryConfig(ExecutorConfig):
                 if not ident or "\x00" in ident or any(not part for part in ident.split(".")):
                     raise ValueError(f"identifiers[{name!r}] holds an invalid identifier {ident!r}")
         return value
+
+
+def query_outputs(declared: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the outputs of a query task: the declared ones, or else ``results: table`` (flytekit's convention).
+
+    Args:
+        declared: Declared outputs, name -> ``LiteralType``; declaring any replaces the ``results`` table.
+
+    """
+    from taskbox.typespec import parse_type
+
+    return dict(declared) or {"results": parse_type("table")}

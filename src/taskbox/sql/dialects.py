@@ -105,7 +105,7 @@ def check_statement_size(conn: Any, backend: str, sql: str, params: Mapping[str,
         rendered = literal(x)
         size += len(rendered.encode() if isinstance(rendered, str) else rendered) + 2
     if size >= limit - _PACKET_HEADROOM:
-        from taskbox.sql.errors import BindLimitExceeded  # noqa: PLC0415
+        from taskbox.sql.errors import BindLimitExceeded
 
         raise BindLimitExceeded(
             f"with its values written in, the statement is {size} bytes, more than the database server's "
@@ -145,7 +145,7 @@ def begin_session(conn: Any, backend: str, *, read_only: bool, timeout_s: float,
         True if the database enforces ``read_only`` itself.
 
     """
-    from sqlalchemy import text  # noqa: PLC0415
+    from sqlalchemy import text
 
     millis = max(1, int(timeout_s * 1000))
     if backend == "postgresql":
@@ -187,13 +187,13 @@ def begin_session(conn: Any, backend: str, *, read_only: bool, timeout_s: float,
 
 def _sqlite_no_attach(action: int, *_: Any) -> int:
     """SQLite authorizer: deny ``ATTACH`` (and so ``VACUUM INTO``, which attaches its target file)."""
-    import sqlite3  # noqa: PLC0415
+    import sqlite3
 
     return sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_ATTACH else sqlite3.SQLITE_OK
 
 
 def _sqlite_deadline(conn: Any, timeout_s: float) -> None:
-    import time  # noqa: PLC0415
+    import time
 
     deadline = time.monotonic() + timeout_s
     raw = conn.connection.driver_connection
@@ -239,8 +239,8 @@ def classify(sql: str, dialect: str | None) -> tuple[str, str]:
     ``kind`` is ``"read"`` (SELECT/UNION/VALUES, possibly under WITH), ``"write"`` (a node that changes
     data, schema or the session) or ``"unknown"``.
     """
-    import sqlglot  # noqa: PLC0415
-    from sqlglot.errors import SqlglotError  # noqa: PLC0415
+    import sqlglot
+    from sqlglot.errors import SqlglotError
 
     try:
         parsed = [e for e in sqlglot.parse(sql, read=dialect) if e is not None]
@@ -482,7 +482,7 @@ def type_hints(backend: str, description: Any) -> list[Any]:
 
 
 def _decimal(precision: Any, scale: Any) -> Any:
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     if not isinstance(precision, int) or not isinstance(scale, int) or precision <= 0 or not 0 <= scale <= precision:
         return None
@@ -490,7 +490,7 @@ def _decimal(precision: Any, scale: Any) -> Any:
 
 
 def _pg_type(d: Any) -> Any:
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     oid = d[1]
     simple = {
@@ -524,7 +524,7 @@ def _pg_type(d: Any) -> Any:
 
 
 def _mysql_type(d: Any) -> Any:
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     code = d[1]
     if code in (0, 246):  # DECIMAL, NEWDECIMAL

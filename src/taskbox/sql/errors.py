@@ -29,6 +29,8 @@ Invariants:
 
 from __future__ import annotations
 
+from typing import Any
+
 from taskbox.errors import InputError, PlatformError, TaskboxError, UserError
 
 __all__ = [
@@ -196,7 +198,7 @@ def _driver_message(err: BaseException) -> str:
         return " ".join(
             p for p in (primary, f"DETAIL: {detail}" if detail else "", f"HINT: {hint}" if hint else "") if p
         )
-    args = getattr(err, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(err, "args", ()))
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):  # PyMySQL (errno, message)
         return f"({args[0]}) {args[1]}"
     return str(err).strip() or type(err).__name__

@@ -89,7 +89,7 @@ def _shape_of(t: Any) -> tuple[str, bool] | None:
         if kind in ("structured_dataset_type", "schema"):
             return ("TABLE", False)
         if kind == "simple":
-            from flyteidl.core import types_pb2  # noqa: PLC0415
+            from flyteidl.core import types_pb2
 
             name = types_pb2.SimpleType.Name(t.simple)
             return (name, False) if name not in ("NONE", "BINARY", "ERROR") else None
@@ -104,8 +104,8 @@ def _shape_of(t: Any) -> tuple[str, bool] | None:
 
 
 def _shape_of_python(t: Any) -> tuple[str, bool] | None:
-    import types  # noqa: PLC0415
-    import typing  # noqa: PLC0415
+    import types
+    import typing
 
     args = typing.get_args(t)
     if (typing.get_origin(t) is typing.Union or isinstance(t, types.UnionType)) and type(None) in args:
@@ -159,11 +159,13 @@ def collect(
     if plan.kind == "none":
         return {}, _nothing
     if plan.kind == "row":
+        if source is None:
+            raise ValueError("a single-row output needs the result's rows (source)")
         return single_row(source, plan), _nothing
     folder = storage.join(raw_output_prefix, uuid.uuid4().hex)
     target = storage.join(folder, PARQUET_FILE)
     if storage.is_local(target):
-        from taskbox.storage import local  # noqa: PLC0415
+        from taskbox.storage import local
 
         final = local.to_path(target)
         os.makedirs(os.path.dirname(final), exist_ok=True)
@@ -176,6 +178,8 @@ def collect(
         if write is not None:
             rows, columns = write(staging)
         else:
+            if source is None:
+                raise ValueError("a table output needs the result's rows (source) or a writer (write)")
             rows, columns = write_parquet(source, staging, batch_rows=batch_rows, cancelled=cancelled)
     except BaseException:
         _remove(staging)
@@ -193,7 +197,7 @@ def collect(
         finally:
             _remove(staging)
 
-    from taskbox.literals import StructuredDataset  # noqa: PLC0415
+    from taskbox.literals import StructuredDataset
 
     # The file is already at its final place under the raw output prefix: pass the URI on, do not re-upload.
     dataset = StructuredDataset(uri=folder, file_format="parquet", in_place=True)
@@ -257,7 +261,7 @@ def _column_index(columns: list[str], name: str) -> int:
     raise ResultShapeError(f"output {name!r} matches several columns of the result ({columns}); alias them apart")
 
 
-def _coerce(name: str, value: Any, kind: str, nullable: bool) -> Any:  # noqa: C901 - one branch per type
+def _coerce(name: str, value: Any, kind: str, nullable: bool) -> Any:
     if value is None:
         if nullable:
             return None

@@ -52,7 +52,7 @@ def open_cursor(
         ``(cursor, source)``; close the cursor when done.
 
     """
-    from psycopg.types.string import TextLoader  # noqa: PLC0415
+    from psycopg.types.string import TextLoader
 
     if stream:
         cursor = dbapi_connection.cursor(name=f"taskbox_{uuid.uuid4().hex[:12]}")

@@ -111,7 +111,7 @@ class _Schema:
     """Column types fixed from the first rows, and per-column value converters."""
 
     def __init__(self, columns: Sequence[str], hints: Sequence[Any], casts: Sequence[Any] = ()) -> None:
-        import pyarrow as pa  # noqa: PLC0415
+        import pyarrow as pa
 
         self.pa = pa
         self.columns = list(columns)
@@ -194,6 +194,7 @@ class _Schema:
 
     def _batch_by_column(self, rows: Sequence[Sequence[Any]], schema: Any) -> Any:
         pa = self.pa
+        columns: list[Sequence[Any]]
         if rows:
             columns = list(zip(*rows))  # noqa: B905 - rows of one cursor have one length
         else:
@@ -229,6 +230,19 @@ def _compatible(pa: Any, hint: Any, inferred: Any) -> bool:
     return any(f(hint) and f(inferred) for f in same_family)
 
 
+def _compute_call() -> Any:
+    """Arrow's ``call_function``, without ``pyarrow.compute``'s ~70 ms of generated wrappers and docstrings.
+
+    ``pyarrow.compute`` re-exports it from its compiled core ``pyarrow._compute``; the public module is the
+    fallback should that name move.
+    """
+    try:
+        from pyarrow._compute import call_function
+    except ImportError:  # pragma: no cover - a pyarrow that moved it
+        from pyarrow.compute import call_function
+    return call_function
+
+
 def dictionary_columns(batch: Any) -> list[str]:
     """Columns worth Parquet's dictionary encoding, judged from a first batch.
 
@@ -237,12 +251,11 @@ def dictionary_columns(batch: Any) -> list[str]:
     free text) that is wasted hashing, about 60% of the writer's time on a typical result. A column
     whose first rows repeat values (at most half distinct) keeps the dictionary, and the smaller file.
     """
-    import pyarrow.compute as pc  # noqa: PLC0415
-
+    call_function = _compute_call()
     rows = max(1, batch.num_rows)
     chosen = []
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
-        if column.null_count == len(column) or pc.count_distinct(column).as_py() <= rows // 2:
+        if column.null_count == len(column) or call_function("count_distinct", [column]).as_py() <= rows // 2:
             chosen.append(name)
     return chosen
 
@@ -271,7 +284,7 @@ def write_parquet(
         ResultShapeError: Duplicate column names, or values that do not fit their column's type.
 
     """
-    import pyarrow.parquet as pq  # noqa: PLC0415
+    import pyarrow.parquet as pq
 
     columns = [str(c) for c in source.columns]
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
@@ -334,8 +347,8 @@ class _Prefetcher:
     _END = object()
 
     def __init__(self, fetch: Callable[[], Sequence[Any]]) -> None:
-        import queue  # noqa: PLC0415
-        import threading  # noqa: PLC0415
+        import queue
+        import threading
 
         self._fetch = fetch
         self._queue: Any = queue.Queue(maxsize=2)
@@ -343,7 +356,7 @@ class _Prefetcher:
         self._thread = threading.Thread(target=self._run, name="taskbox-sql-fetch", daemon=True)
 
     def _put(self, item: Any) -> bool:
-        import queue  # noqa: PLC0415
+        import queue
 
         while not self._stop.is_set():
             try:
@@ -371,7 +384,7 @@ class _Prefetcher:
         return self._iterate()
 
     def _iterate(self) -> Any:
-        import queue  # noqa: PLC0415
+        import queue
 
         while True:
             try:

@@ -208,7 +208,7 @@ def open_read_only(
         DatabaseUnavailable: The snapshot could not be written.
 
     """
-    from taskbox.sql.sqlite_snapshot import make_snapshot  # noqa: PLC0415
+    from taskbox.sql.sqlite_snapshot import make_snapshot
 
     _check_header(path)
     snapshot_dir = make_snapshot(path, snapshot_dir)
@@ -257,4 +257,3 @@ def _validate(conn: sqlite3.Connection, *, allow_triggers: bool) -> None:
                 "is untrusted and a read-only query never needs triggers, so it is refused. Set allow_triggers: "
                 "true in the task config if the file is trusted"
             )
-

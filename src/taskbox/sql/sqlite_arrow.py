@@ -54,7 +54,7 @@ _POLL_S = 0.05
 _MAX_REPORT = 1 << 20
 
 
-class Unsupported(Exception):  # noqa: N818 - a signal to the caller, not an error users see
+class Unsupported(Exception):
     """This query cannot take the fast path; run it through :mod:`sqlite3` instead."""
 
 
@@ -76,7 +76,7 @@ def reference_schema(cursor: Any, columns: list[str]) -> Any:
         ResultShapeError: The rows mix types in a column (the sqlite3 path's own error).
 
     """
-    from taskbox.sql.results import _Schema  # noqa: PLC0415 - the reference's own inference
+    from taskbox.sql.results import _Schema  # lazy: the reference's own inference
 
     rows = cursor.fetchmany(INFER_ROWS)
     schema = _Schema(columns, [])
@@ -133,16 +133,16 @@ def stream_to_parquet(
     values = list(params.values())
     if not available() or any(type(v) not in _BINDABLE for v in values):  # bool is bound as sqlite3 binds it, below
         raise Unsupported
-    from taskbox.sql.sqlite_snapshot import has_sidecar  # noqa: PLC0415
+    from taskbox.sql.sqlite_snapshot import has_sidecar
 
     if has_sidecar(path):
         raise Unsupported("the file has a write-ahead log or journal beside it; only its snapshot may be read")
     values = [int(v) if isinstance(v, bool) else v for v in values]
     # Loaded before the fork, so no import runs in the child while another thread of the parent holds a lock.
-    import adbc_driver_manager  # noqa: F401, PLC0415
-    import adbc_driver_sqlite  # noqa: F401, PLC0415
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.parquet  # noqa: PLC0415
+    import adbc_driver_manager  # noqa: F401
+    import adbc_driver_sqlite  # noqa: F401
+    import pyarrow as pa
+    import pyarrow.parquet
 
     bound = pa.record_batch([pa.array([v]) for v in values], names=list(params)) if values else None
     for stream in (sys.stdout, sys.stderr):
@@ -220,7 +220,7 @@ def _child(fd: int, path: str, sql: str, bound: Any, out: str, batch_rows: int, 
         report = {"ok": True, "rows": rows, "columns": columns}
         code = 0
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
-        from taskbox.redaction import redact  # noqa: PLC0415 - only a failing child pays for it
+        from taskbox.redaction import redact  # lazy: only a failing child pays for it
 
         report = {"ok": False, "error": redact(f"{type(exc).__name__}: {exc}")[:4096]}  # redact, then cut
     try:
@@ -231,13 +231,13 @@ def _child(fd: int, path: str, sql: str, bound: Any, out: str, batch_rows: int, 
 
 def _copy(path: str, sql: str, bound: Any, out: str, batch_rows: int, compression: str) -> tuple[int, list[str]]:
     """Read the statement's batches in a thread and write them to Parquet here."""
-    import queue  # noqa: PLC0415
-    import threading  # noqa: PLC0415
+    import queue
+    import threading
 
-    import adbc_driver_manager  # noqa: PLC0415
-    import adbc_driver_sqlite  # noqa: PLC0415
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.parquet as pq  # noqa: PLC0415
+    import adbc_driver_manager
+    import adbc_driver_sqlite
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     uri = pathlib.Path(os.path.abspath(path)).as_uri() + "?mode=ro&immutable=1"
     database = adbc_driver_sqlite.connect(uri)
@@ -251,7 +251,7 @@ def _copy(path: str, sql: str, bound: Any, out: str, batch_rows: int, compressio
     if bound is not None:
         statement.bind(bound)
     stream, _ = statement.execute_query()
-    reader = pa.RecordBatchReader._import_from_c(stream.address)  # noqa: SLF001 - Arrow's C stream import
+    reader = pa.RecordBatchReader._import_from_c(stream.address)
     columns = list(reader.schema.names)
     if len(set(columns)) != len(columns):
         raise ValueError("duplicate column names")  # the sqlite3 path says which, as a USER error
@@ -268,7 +268,7 @@ def _copy(path: str, sql: str, bound: Any, out: str, batch_rows: int, compressio
 
     reading = threading.Thread(target=read, name="taskbox-adbc-read", daemon=True)
     reading.start()
-    from taskbox.sql.results import dictionary_columns  # noqa: PLC0415
+    from taskbox.sql.results import dictionary_columns
 
     def next_batch() -> Any:
         batch = batches.get()

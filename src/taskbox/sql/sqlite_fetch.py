@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from taskbox import storage
+from taskbox import settings, storage
 from taskbox.errors import StorageTooLarge
 from taskbox.sql.archives import ArchiveLimits, extract_single_file
 from taskbox.sql.errors import DatabaseRejected
@@ -67,7 +67,7 @@ class FetchLimits:
 
 def cache_root() -> str:
     """``$TASKBOX_CACHE_DIR/sqlite`` or ``<tmp>/taskbox-cache-<uid>/sqlite`` (trusted only once verified)."""
-    base = os.environ.get("TASKBOX_CACHE_DIR") or os.path.join(tempfile.gettempdir(), f"taskbox-cache-{os.getuid()}")
+    base = settings.path("TASKBOX_CACHE_DIR") or os.path.join(tempfile.gettempdir(), f"taskbox-cache-{os.getuid()}")
     return os.path.join(base, "sqlite")
 
 
@@ -116,7 +116,7 @@ def _private_fallback_root() -> str:
     """Return a fresh private directory for this process (mode 0700, removed at exit), for a refused root."""
     global _fallback_root
     if _fallback_root is None or not os.path.isdir(_fallback_root):
-        import atexit  # noqa: PLC0415
+        import atexit
 
         _fallback_root = tempfile.mkdtemp(prefix="taskbox-cache-private-")
         atexit.register(shutil.rmtree, _fallback_root, True)
@@ -367,7 +367,7 @@ def fetch_database(
     limits = limits or FetchLimits()
     cache = cache or DatabaseCache()
     if storage.is_local(uri) and not compressed:
-        from taskbox.storage import local  # noqa: PLC0415
+        from taskbox.storage import local
 
         size = storage.size(uri)
         _check_reported_size(uri, size, limits)
@@ -427,7 +427,7 @@ def _check_reported_size(uri: str, size: int | None, limits: FetchLimits) -> Non
 
 
 def _local_path(uri: str) -> str:
-    from taskbox.storage import local  # noqa: PLC0415
+    from taskbox.storage import local
 
     return os.path.abspath(local.to_path(uri))
 

@@ -236,11 +236,13 @@ class CompiledQuery:
             ``(TextClause, params)``.
 
         """
-        from sqlalchemy import bindparam, text  # noqa: PLC0415
+        from sqlalchemy import bindparam, text
 
         sql, params, arrays = self._render(values, quote, "sqlalchemy", -1)
         clause = text(sql)
-        expanding = [bindparam(n, expanding=True) for n, v in params.items() if isinstance(v, list) and n not in arrays]
+        expanding: list[Any] = [
+            bindparam(n, expanding=True) for n, v in params.items() if isinstance(v, list) and n not in arrays
+        ]
         return (clause.bindparams(*expanding) if expanding else clause), params
 
     def _identifier(self, name: str, value: Any, quote: Callable[[str], str]) -> str:
@@ -319,9 +321,9 @@ def bindable(name: str, value: Any) -> Any:
         SqlRejected: The value is a mapping, a file, a dataset or another object.
 
     """
-    import datetime as dt  # noqa: PLC0415
-    import decimal  # noqa: PLC0415
-    import enum  # noqa: PLC0415
+    import datetime as dt
+    import decimal
+    import enum
 
     if isinstance(value, enum.Enum):
         value = value.value
@@ -472,7 +474,7 @@ def compile_template(
         kind="write" if hazard else kind,
         statement=statement,
         _segments=tuple(s for s in segments if not (isinstance(s, _Text) and s.text == "")),
-        _identifiers=identifiers,
+        _identifiers={k: tuple(v) for k, v in identifiers.items()},
         hazard=hazard,
         dialect=dialect,
     )
@@ -503,8 +505,8 @@ def _inside_message(name: str, kind: str) -> str:
 
 
 def _tokenize(source: str, dialect: str | None) -> list[Any]:
-    import sqlglot  # noqa: PLC0415
-    from sqlglot.errors import SqlglotError  # noqa: PLC0415
+    import sqlglot
+    from sqlglot.errors import SqlglotError
 
     try:
         return list(sqlglot.Dialect.get_or_raise(dialect).tokenize(source))

@@ -75,10 +75,10 @@ def _backend(uri: str) -> ModuleType:
     if is_local(uri):
         return local
     if protocol_of(uri) in _HTTP_PROTOCOLS:
-        from taskbox.storage import httpstore  # noqa: PLC0415 - httpx, only for http(s) URIs
+        from taskbox.storage import httpstore  # lazy: httpx, only for http(s) URIs
 
         return httpstore
-    from taskbox.storage import remote  # noqa: PLC0415 - deferred: fsspec costs ~0.2 s to import
+    from taskbox.storage import remote  # lazy: deferred: fsspec costs ~0.2 s to import
 
     return remote
 

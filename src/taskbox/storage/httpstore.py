@@ -3,7 +3,7 @@
 Why: an http(s) URI reaches taskbox from a task template (a SQLite database, a code bundle, an input
 document), so fetching it is fetching a URL on a template's behalf: the same rules as the ``http``
 executor apply. Every request, and every redirect hop, goes through
-:class:`taskbox.http.guard.GuardedTransport`: the host is resolved once, every address must be public
+:class:`taskbox.net.guard.GuardedTransport`: the host is resolved once, every address must be public
 or allow-listed (``TASKBOX_HTTP_ALLOW``), and the connection goes to the address that was checked. The
 body is streamed and counted, so a cap holds whatever the server announced.
 
@@ -54,8 +54,8 @@ class HTTPStatus(Exception):
 
 def _resolve(host: str, port: int) -> list[str]:
     """Resolve with the system resolver; a failed lookup is a connection error (transient), like aiohttp's."""
-    from taskbox.http.errors import HTTPUnavailable  # noqa: PLC0415
-    from taskbox.http.guard import system_resolver  # noqa: PLC0415
+    from taskbox.net.errors import HTTPUnavailable
+    from taskbox.net.guard import system_resolver
 
     try:
         return system_resolver(host, port)
@@ -65,9 +65,9 @@ def _resolve(host: str, port: int) -> list[str]:
 
 def _client() -> httpx.Client:
     try:
-        import httpx  # noqa: PLC0415
+        import httpx
 
-        from taskbox.http.guard import AddressPolicy, GuardedTransport  # noqa: PLC0415
+        from taskbox.net.guard import AddressPolicy, GuardedTransport
     except ImportError as exc:
         raise StorageError(
             f"http(s):// storage needs httpx: pip install 'taskbox[http]' ({exc})", recoverable=False
@@ -86,7 +86,7 @@ def _client() -> httpx.Client:
 @contextmanager
 def _response(uri: str, method: str = "GET") -> Iterator[httpx.Response]:
     """One streamed request; non-success statuses raise :class:`HTTPStatus`, bad URLs a USER-side error."""
-    import httpx  # noqa: PLC0415
+    import httpx
 
     with _client() as client:
         try:

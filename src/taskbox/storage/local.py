@@ -1,8 +1,8 @@
 """Local file system backend: plain paths and ``file://`` URIs, standard library only.
 
 Invariants:
-    * ``write_bytes`` writes a temporary file in the target directory, fsyncs it and ``os.replace``\\ s
-      it into place, so a reader (or a killed writer) never leaves a partial file under the final name;
+    * ``write_bytes`` writes a temporary file in the target directory, fsyncs it and moves it into
+      place (``os.replace``), so a reader (or a killed writer) never leaves a partial file under the final name;
       ``upload``/``download`` of a file copy to a temporary file the same way and remove it when the copy
       fails (a full disk), and their errors name the destination.
     * ``OSError`` is translated here: ENOENT -> ``StorageNotFound``, EACCES/EPERM/EROFS ->
@@ -31,7 +31,7 @@ def to_path(uri: str) -> str:
     """Turn ``file:///x``, ``file://localhost/x``, ``local://x`` or a plain path into a path."""
     if "://" not in uri:
         return uri
-    from urllib.parse import unquote, urlsplit  # noqa: PLC0415 - urllib.parse costs ~5 ms; plain paths skip it
+    from urllib.parse import unquote, urlsplit  # lazy: urllib.parse costs ~5 ms; plain paths skip it
 
     parts = urlsplit(uri)
     if parts.scheme.lower() == "local":
@@ -71,7 +71,7 @@ def partial_beside(local_path: str, shown_uri: str) -> str:
         StorageError: ``local_path`` is a directory (not recoverable).
 
     """
-    import tempfile  # noqa: PLC0415 - only downloads pay for it
+    import tempfile  # lazy: only downloads pay for it
 
     directory = os.path.dirname(os.path.abspath(local_path))
     with translate(local_path):
@@ -98,7 +98,7 @@ def read_bytes(uri: str, *, max_size: int | None = None) -> bytes:
 
 def info(uri: str) -> ObjectInfo:
     """Size and content hash (``sha256:<hex>``) of a file; reads it whole."""
-    import hashlib  # noqa: PLC0415 - loads OpenSSL; not on the entrypoint's own path
+    import hashlib  # lazy: loads OpenSSL; not on the entrypoint's own path
 
     path = to_path(uri)
     digest = hashlib.sha256()
@@ -153,7 +153,7 @@ def remove(uri: str) -> None:
     path = to_path(uri)
     with translate(uri):
         if os.path.isdir(path) and not os.path.islink(path):
-            import shutil  # noqa: PLC0415
+            import shutil
 
             shutil.rmtree(path)
         else:
@@ -173,7 +173,7 @@ def _copy_capped(src: str, tmp: str, counter: ByteCounter) -> None:
 
 
 def _copy(src: str, dst: str, *, recursive: bool, src_uri: str, dst_uri: str, max_bytes: int | None = None) -> None:
-    import shutil  # noqa: PLC0415 - not needed on the entrypoint's own path
+    import shutil  # lazy: not needed on the entrypoint's own path
 
     with translate(src_uri):
         if recursive:

@@ -123,7 +123,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def _scheme(uri: str) -> str:
-    from taskbox.storage import protocol_of  # noqa: PLC0415 - the package imports us lazily
+    from taskbox.storage import protocol_of  # lazy: the package imports us lazily
 
     return protocol_of(uri)
 
@@ -183,7 +183,7 @@ def _require(scheme: str, module: str, hint: str) -> Any:
 
 def _build(scheme: str, canonical: str, env: Mapping[str, str]) -> AbstractFileSystem:
     fsspec = _require(scheme, "fsspec", "pip install fsspec")
-    from fsspec.config import apply_config  # noqa: PLC0415
+    from fsspec.config import apply_config
 
     if canonical in _EXTRAS:
         _require(scheme, *_EXTRAS[canonical])
@@ -230,7 +230,7 @@ def _gcs_class_and_options(env: Mapping[str, str]) -> tuple[type, dict[str, Any]
     if emulator and emulator != "default":
         # gcsfs reads STORAGE_EMULATOR_HOST itself for the base URL. The plain JSON-API class is used
         # because the experimental one probes the bucket type over gRPC, which emulators lack (60 s hang).
-        from gcsfs.core import GCSFileSystem  # noqa: PLC0415
+        from gcsfs.core import GCSFileSystem
 
         return GCSFileSystem, {"token": "anon"}
     gcsfs = importlib.import_module("gcsfs")
@@ -551,7 +551,7 @@ def upload(local_path: str, uri: str, *, recursive: bool = False) -> str:
 
 
 def _upload_tree(fs: AbstractFileSystem, local_path: str, uri: str, canonical: str, kwargs: dict[str, Any]) -> str:
-    from taskbox.storage import join  # noqa: PLC0415
+    from taskbox.storage import join
 
     if not os.path.isdir(local_path):
         raise StorageNotFound(f"not a directory: {local_path}")

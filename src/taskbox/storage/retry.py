@@ -36,15 +36,15 @@ import errno
 import logging
 import os
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from taskbox.errors import StorageDenied, StorageError, StorageNotFound, StorageTransient, TaskboxError
+from taskbox import settings
+from taskbox.errors import ConfigError, StorageDenied, StorageError, StorageNotFound, StorageTransient, TaskboxError
+from taskbox.redaction import redact_uri, redact_urls
 
 __all__ = [
     "Kind",
@@ -101,8 +101,9 @@ class RetryPolicy:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RetryPolicy:
         """Read the policy from ``TASKBOX_STORAGE_RETRIES``, ``..._RETRY_BUDGET_S``, ``..._RETRY_BASE_S``.
 
-        An unparsable or negative value is logged and replaced by the default, so a typo in a
-        deployment never fails a task on its own.
+        An unparsable or negative value is logged and replaced by the default here (a storage call
+        never fails on it); :func:`taskbox.settings.validate` fails the run with ``USER:InvalidConfig``
+        when its execution context is built.
         """
         env = os.environ if environ is None else environ
         default = cls()
@@ -118,17 +119,13 @@ class RetryPolicy:
 
 
 def _env_number(env: Mapping[str, str], name: str, default: float, kind: type) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
     try:
-        value = kind(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        log.warning("ignoring %s=%r: expected a non-negative number; using %s", name, raw, default)
+        if kind is int:
+            return settings.integer(name, int(default), minimum=0, environ=env)
+        return settings.seconds(name, float(default), minimum=0, environ=env)
+    except ConfigError as exc:
+        log.warning("ignoring %s; using %s", exc, default)
         return default
-    return value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -327,17 +324,6 @@ def classify(exc: BaseException) -> Kind:
 # Redaction
 # --------------------------------------------------------------------------------------------------
 
-_SECRET_PARAM = re.compile(
-    r"(?i)^(x-amz-signature|x-amz-credential|x-amz-security-token|signature|sig|token|access_token|"
-    r"id_token|refresh_token|api_key|apikey|key|secret|password|client_secret|x-goog-signature|"
-    r"x-goog-credential|awsaccesskeyid)$"
-)
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
-_TEXT_PARAM = re.compile(
-    r"(?i)([?&;](?:x-amz-signature|x-amz-credential|x-amz-security-token|signature|sig|token|access_token|"
-    r"api_key|apikey|key|secret|password|client_secret|x-goog-signature|x-goog-credential|awsaccesskeyid)=)"
-    r"[^&\s'\"]+"
-)
 _SECRET_ENV = (
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -348,29 +334,10 @@ _SECRET_ENV = (
 )
 
 
-def redact_uri(uri: str) -> str:
-    """Drop userinfo and the values of credential-like query parameters from a URI."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return redact(uri)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    query = parts.query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if any(_SECRET_PARAM.match(k) for k, _ in pairs):
-        query = urlencode([(k, "***" if _SECRET_PARAM.match(k) else v) for k, v in pairs], safe="*")
-    if netloc == parts.netloc and query == parts.query:
-        return uri
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
-    """Scrub URL userinfo, signed-URL parameters and credential env values out of free text."""
+    """Scrub URL userinfo, signed-URL parameters (:func:`taskbox.redaction.redact_urls`) and credential env values."""
     env = os.environ if environ is None else environ
-    text = _URL_USERINFO.sub(r"\1***@", text)
-    text = _TEXT_PARAM.sub(r"\1***", text)
+    text = redact_urls(text)
     for name in _SECRET_ENV:
         value = env.get(name, "")
         if len(value) >= 6:

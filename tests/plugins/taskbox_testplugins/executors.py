@@ -70,3 +70,44 @@ class FailingExecutor(Executor):
 
 class NotAnExecutor:
     task_type = "test-broken"
+
+
+class TemplateConfig(ExecutorConfig):
+    text: str
+
+
+class ShoutExecutor(Executor):
+    """A plugin with its own conventions: ``$name`` placeholders and a ``shout`` output (taskbox run infers both)."""
+
+    task_type = "test-shout"
+    Config = TemplateConfig
+
+    @classmethod
+    def config_inputs(cls, config):
+        import re
+
+        return list(dict.fromkeys(re.findall(r"\$(\w+)", config.get("text", ""))))
+
+    @classmethod
+    def infer_outputs(cls, config, inputs, declared):
+        from taskbox.typespec import parse_type
+
+        return {"shout": parse_type("str"), **declared}
+
+    def execute(self, context, config: TemplateConfig, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        import string
+
+        return {"shout": string.Template(config.text).substitute(inputs).upper()}
+
+
+class ClumsyConventions(Executor):
+    """A plugin whose ``infer_outputs`` answers something that is not an interface (a plugin bug)."""
+
+    task_type = "test-clumsy"
+
+    @classmethod
+    def infer_outputs(cls, config, inputs, declared):
+        return {"out": "str"}
+
+    def execute(self, context, config, inputs):
+        return {}

@@ -82,9 +82,17 @@ class FileJobExecutor(AsyncExecutor):
         state = job["state"]
         if state == "flaky":
             raise PlatformError("the service is briefly unavailable")
-        phase = {"running": "RUNNING", "succeeded": "SUCCEEDED", "failed": "FAILED", "retryable": "RETRYABLE_FAILURE",
-                 "aborted": "ABORTED", "cancelled": "ABORTED"}[state]
-        return JobStatus(phase, job.get("message", ""), outputs=job.get("outputs"), log_links=[("ui", f"file://{handle.job_id}")])
+        phase = {
+            "running": "RUNNING",
+            "succeeded": "SUCCEEDED",
+            "failed": "FAILED",
+            "retryable": "RETRYABLE_FAILURE",
+            "aborted": "ABORTED",
+            "cancelled": "ABORTED",
+        }[state]
+        return JobStatus(
+            phase, job.get("message", ""), outputs=job.get("outputs"), log_links=[("ui", f"file://{handle.job_id}")]
+        )
 
     def delete(self, context, config: FileJobConfig, handle: FileJobHandle) -> None:
         _log(config, f"delete {handle.job_id}")

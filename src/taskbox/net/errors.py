@@ -80,16 +80,16 @@ class RequestNotSendable(ConfigError):
 
 
 def _unsendable_types() -> tuple[type[BaseException], ...]:
-    import httpx  # noqa: PLC0415
+    import httpx
 
     types: list[type[BaseException]] = [httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError,
                                         UnicodeEncodeError]  # fmt: skip
     with contextlib.suppress(ImportError):
-        import idna  # noqa: PLC0415
+        import idna
 
         types.append(idna.IDNAError)
     with contextlib.suppress(ImportError):
-        import h11  # noqa: PLC0415
+        import h11
 
         types.append(h11.LocalProtocolError)
     return tuple(types)
@@ -112,7 +112,7 @@ def never_sendable(method: str, url: Any) -> Iterator[None]:
     try:
         yield
     except _unsendable_types() as exc:
-        from taskbox.redaction import redact  # noqa: PLC0415
+        from taskbox.redaction import redact
 
         raise RequestNotSendable(
             f"{method} {url}: this request can never be sent ({type(exc).__name__}: {redact(str(exc))}); "
@@ -122,7 +122,7 @@ def never_sendable(method: str, url: Any) -> Iterator[None]:
 
 def body_excerpt(body: bytes) -> str:
     """A short, printable excerpt of a response body for an error message, redacted before it is cut."""
-    from taskbox.redaction import redact  # noqa: PLC0415
+    from taskbox.redaction import redact
 
     text = redact(body[:REDACT_WINDOW_BYTES].decode("utf-8", errors="replace"))
     return text[:MAX_BODY_IN_MESSAGE] + ("..." if len(text) > MAX_BODY_IN_MESSAGE else "")

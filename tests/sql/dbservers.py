@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from servers import free_port  # tests/servers.py (tests/ is on sys.path)
+
 HOST = "127.0.0.1"
 USER = "taskbox"
-PASSWORD = "tbx-Secret-pw-31337"  # noqa: S105 - a throwaway test server's password
+PASSWORD = "tbx-Secret-pw-31337"
 DATABASE = "taskbox"
 INSTALL_HINT = "run `make system-deps` (apt-get install postgresql mariadb-server)"
 START_TIMEOUT_S = 60.0
@@ -39,13 +41,6 @@ START_TIMEOUT_S = 60.0
 
 class ServerMissing(RuntimeError):
     """The server's binaries are not installed."""
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def _run_as() -> tuple[str | None, int, int]:
@@ -117,7 +112,7 @@ class PostgresServer:
 
     def admin(self, dbname: str = DATABASE) -> Any:
         """A psycopg connection as the superuser, over the unix socket (autocommit)."""
-        import psycopg  # noqa: PLC0415
+        import psycopg
 
         return psycopg.connect(
             host=str(self.socket_dir), port=self.port, user="postgres", dbname=dbname, autocommit=True
@@ -191,7 +186,7 @@ def start_postgres() -> PostgresServer:
         raise RuntimeError(message)
     _wait_for_port(port, None, log, "PostgreSQL")
     with server.admin("postgres") as conn:
-        from psycopg import sql  # noqa: PLC0415
+        from psycopg import sql
 
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(USER), sql.Literal(PASSWORD)))
         conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DATABASE), sql.Identifier(USER)))
@@ -230,7 +225,7 @@ class MariaDBServer:
 
     def admin(self, database: str | None = DATABASE) -> Any:
         """A PyMySQL connection as root over the unix socket (autocommit)."""
-        import pymysql  # noqa: PLC0415
+        import pymysql
 
         return pymysql.connect(unix_socket=self.socket_path, user="root", database=database, autocommit=True)
 
@@ -321,7 +316,7 @@ def shared(kind: str) -> Any:
     """
     server = _running.get(kind)
     if server is None:
-        import atexit  # noqa: PLC0415
+        import atexit
 
         server = start_postgres() if kind == "postgres" else start_mariadb()
         _running[kind] = server

@@ -14,7 +14,7 @@ Invariants:
     * Every resolved address must pass, not just the one used.
     * A host that is neither an IP literal nor a valid DNS name (RFC 1123 labels of at most 63
       characters, 253 in all, IDNA ``xn--`` labels that decode, no percent-escapes or spaces, not ending
-      in a number) is refused before any lookup as :class:`~taskbox.http.errors.RequestNotSendable`
+      in a number) is refused before any lookup as :class:`~taskbox.net.errors.RequestNotSendable`
       (USER, not retried): it can never resolve.
     * Exceptions come only from an explicit allow-list: the task's ``allow`` and the container's
       ``TASKBOX_HTTP_ALLOW`` (comma-separated CIDRs and host names).
@@ -33,7 +33,8 @@ from typing import Any
 
 import httpx
 
-from taskbox.http.errors import SsrfBlocked
+from taskbox import settings
+from taskbox.net.errors import SsrfBlocked
 
 __all__ = ["AddressPolicy", "GuardedTransport", "Resolver", "check_host_syntax", "system_resolver"]
 
@@ -52,7 +53,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        from taskbox.http.errors import HTTPUnavailable  # noqa: PLC0415
+        from taskbox.net.errors import HTTPUnavailable
 
         raise HTTPUnavailable(f"cannot resolve {host!r}: {exc}") from None
     seen: list[str] = []
@@ -79,7 +80,7 @@ def literal_ip(host: str) -> IPAddress | None:
 
 
 def check_host_syntax(host: str) -> None:
-    """Raise :class:`~taskbox.http.errors.RequestNotSendable` unless ``host`` is an IP literal or a valid DNS name.
+    """Raise :class:`~taskbox.net.errors.RequestNotSendable` unless ``host`` is an IP literal or a valid DNS name.
 
     Args:
         host: A URL's host as httpx parsed it (lower case, IDNA-encoded; IPv6 with or without brackets).
@@ -100,14 +101,14 @@ def check_host_syntax(host: str) -> None:
         for label in labels:
             if label.lower().startswith("xn--"):
                 try:
-                    import idna  # noqa: PLC0415  (httpx's dependency)
+                    import idna
 
                     idna.decode(label)
                 except (ImportError, UnicodeError, ValueError) as exc:
                     problem = f"label {label!r} is not valid IDNA ({exc})"
                     break
     if problem:
-        from taskbox.http.errors import RequestNotSendable  # noqa: PLC0415
+        from taskbox.net.errors import RequestNotSendable
 
         raise RequestNotSendable(f"the URL's host {host!r} can never be valid: {problem}")
 
@@ -131,11 +132,9 @@ class AddressPolicy:
 
     """
 
-    def __init__(
-        self, allow: Iterable[str] = (), *, environ: Any = None, resolver: Resolver | None = None
-    ) -> None:
+    def __init__(self, allow: Iterable[str] = (), *, environ: Any = None, resolver: Resolver | None = None) -> None:
         env = os.environ if environ is None else environ
-        entries = [e.strip() for e in list(allow) + env.get(ALLOW_ENV, "").split(",") if e.strip()]
+        entries = [e.strip() for e in [*allow, *settings.items(ALLOW_ENV, environ=env)] if e.strip()]
         self.networks: list[Any] = []
         self.hosts: set[str] = set()
         for entry in entries:
@@ -190,7 +189,7 @@ class AddressPolicy:
 @functools.lru_cache(maxsize=4)
 def _tls_context(cafile: str | None, capath: str | None) -> Any:
     """A verifying TLS context, built once per CA location (loading the CA bundle costs ~40 ms)."""
-    import ssl  # noqa: PLC0415
+    import ssl
 
     if cafile or capath:
         return ssl.create_default_context(cafile=cafile or None, capath=capath or None)

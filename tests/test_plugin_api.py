@@ -1,0 +1,72 @@
+"""Plugins written against the docs keep working: every name the plugin docs tell an author to import imports.
+
+The names are read from the docs themselves (``from taskbox... import ...`` in their Python code blocks, and
+dotted ``taskbox.x.Name`` references in backticks), so a name the docs add is checked without editing this test.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PLUGIN_DOCS = ("plugins.md", "jobs.md")
+_CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+_DOTTED = re.compile(r"`(taskbox(?:\.\w+)+)`")
+
+
+def imports_in(doc: str) -> list[tuple[str, str]]:
+    """``(module, name)`` for each ``from taskbox... import name``; ``("taskbox.x", "")`` for ``import taskbox.x``."""
+    found = []
+    for block in _CODE_BLOCK.findall((DOCS / doc).read_text()):
+        for node in ast.walk(ast.parse(block.replace("...", "pass"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "taskbox":
+                found += [(node.module, alias.name) for alias in node.names]
+            elif isinstance(node, ast.Import):
+                found += [(alias.name, "") for alias in node.names if alias.name.split(".")[0] == "taskbox"]
+    return found
+
+
+def references_in(doc: str) -> list[str]:
+    return sorted(set(_DOTTED.findall((DOCS / doc).read_text())))
+
+
+def resolve(dotted: str) -> object:
+    """Import the longest importable module prefix of ``dotted`` and get the rest as attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ModuleNotFoundError(dotted)
+
+
+IMPORTS = sorted({pair for doc in PLUGIN_DOCS for pair in imports_in(doc)})
+REFERENCES = sorted({ref for doc in PLUGIN_DOCS for ref in references_in(doc)})
+
+
+def test_the_docs_name_what_an_executor_author_imports():
+    names = {f"{module}.{name}" for module, name in IMPORTS}
+    expected = {"taskbox.executors.Executor", "taskbox.executors.config.ExecutorConfig", "taskbox.errors.InputError",
+                "taskbox.executors.jobs.AsyncExecutor", "taskbox.executors.registry.register"}  # fmt: skip
+    assert expected <= names
+
+
+@pytest.mark.parametrize(("module", "name"), IMPORTS, ids=[f"{m}.{n}" for m, n in IMPORTS])
+def test_documented_import_works(module: str, name: str):
+    mod = importlib.import_module(module)
+    if name:
+        assert hasattr(mod, name), f"docs say `from {module} import {name}`, but {module} has no {name}"
+
+
+@pytest.mark.parametrize("dotted", REFERENCES)
+def test_documented_dotted_name_resolves(dotted: str):
+    assert resolve(dotted) is not None
