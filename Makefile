@@ -6,10 +6,12 @@ VENV        ?= .venv
 VENV_PY      = $(VENV)/bin/python
 FLYTEKIT_VENV ?= .venv-flytekit
 FLYTEKIT_VERSION ?= 1.16.31
+FLYTE2_VENV ?= .venv-flyte2
+FLYTE2_VERSION ?= 2.12.1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-servers bench golden flytekit-venv system-deps clean
+.PHONY: help venv demo test test-servers bench golden flytekit-venv flyte2-venv system-deps clean
 .PHONY: docker-engine base-image images image-sizes image-test image-tags image-clean push
 
 # Executor images (issue 6). The variants build on BASE_IMAGE: the local debootstrap base by default (the
@@ -63,7 +65,7 @@ test-servers: ## install the loopback S3 server (moto) and GCS emulator into .ve
 TEST_WORKERS ?= $(shell n=$$(( $$(nproc 2>/dev/null || echo 1) + 1 )); [ $$n -gt 8 ] && n=8; echo $$n)
 TEST_XDIST   = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
-test: venv lint typecheck test-servers flytekit-venv base-image ## run the whole test suite on TEST_WORKERS processes (flytekit in .venv-flytekit checks wire compatibility; Docker for the image tests)
+test: venv lint typecheck test-servers flytekit-venv flyte2-venv base-image ## run the whole test suite on TEST_WORKERS processes (flytekit in .venv-flytekit checks wire compatibility; Docker for the image tests)
 	$(VENV_PY) -m pytest $(TEST_XDIST) $(PYTEST_ARGS)
 
 .PHONY: soak
@@ -84,12 +86,20 @@ $(FLYTEKIT_VENV)/.installed:
 	$(FLYTEKIT_VENV)/bin/pip install -q 'flytekit==$(FLYTEKIT_VERSION)' 'flytekitplugins-sqlalchemy==$(FLYTEKIT_VERSION)' pandas pyarrow pydantic 'psycopg[binary]'
 	touch $@
 
+flyte2-venv: $(FLYTE2_VENV)/.installed ## the flyte 2 SDK and taskbox[flyte2] in their own virtual environment (the v2 peer: a0 tests, bench)
+
+$(FLYTE2_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(FLYTE2_VENV)
+	$(FLYTE2_VENV)/bin/pip install -q --upgrade pip
+	$(FLYTE2_VENV)/bin/pip install -q 'flyte[connector]==$(FLYTE2_VERSION)' -e '.[flyte2,sql,sqlite]' pandas
+	touch $@
+
 golden: flytekit-venv ## regenerate the flytekit-made fixtures in tests/golden/
 	$(FLYTEKIT_VENV)/bin/python tests/golden/make_fixtures.py
 	$(FLYTEKIT_VENV)/bin/python tests/golden/make_sql_fixtures.py
 
-bench: venv flytekit-venv base-image ## measure taskbox against flytekit, side by side, as ratios (and the sqlite image's cold start)
-	$(VENV_PY) bench/run.py --flytekit-venv $(FLYTEKIT_VENV)
+bench: venv flytekit-venv flyte2-venv base-image ## measure taskbox against flytekit, side by side, as ratios (and the sqlite image's cold start)
+	$(VENV_PY) bench/run.py --flytekit-venv $(FLYTEKIT_VENV) --flyte2-venv $(FLYTE2_VENV)
 
 docker-engine: ## install docker.io and debootstrap (as root) and start dockerd without a bridge if none answers
 	@scripts/docker-engine.sh

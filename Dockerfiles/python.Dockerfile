@@ -1,4 +1,5 @@
-# taskbox executor image "python": user tasks from code bundles (taskbox fast-execute).
+# taskbox executor image "python": user tasks from code bundles (taskbox fast-execute; with the flyte2 extra,
+# flyte-sdk tasks under `a0`).
 #
 # Build context: made by `taskbox image build --variant VARIANT`: requirements.txt, the taskbox wheel in
 # dist/, images/strip_venv.py, images/bin/ (flytekit's command names) and the host's CA bundle,
@@ -6,6 +7,7 @@
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
+# Flyte 2 user tasks (`a0`, handed to the flyte SDK's runtime): --build-arg EXTRAS=s3,gcs,tables,run,flyte2
 ARG EXTRAS=s3,gcs,tables,run
 # Common data libraries are optional: --build-arg EXTRA_PACKAGES="pandas numpy" (pip requirements).
 ARG EXTRA_PACKAGES=""
@@ -24,12 +26,13 @@ RUN python3 -m venv /opt/taskbox \
     && /opt/taskbox/bin/python -m pip install --no-cache-dir -r requirements.txt
 COPY strip_venv.py ./
 COPY dist/ dist/
-COPY bin/ /opt/taskbox/bin/
 RUN set -- dist/taskbox-*.whl \
     && /opt/taskbox/bin/python -m pip install --no-cache-dir "$1[${EXTRAS}]" ${EXTRA_PACKAGES} \
     && /opt/taskbox/bin/python strip_venv.py /opt/taskbox \
     && /opt/taskbox/bin/python -c "import pyarrow.parquet, s3fs, gcsfs" \
     && /opt/taskbox/bin/taskbox executors
+# flytekit's and Flyte 2's command names (pyflyte-execute, pyflyte-fast-execute, a0), after pip: ours win.
+COPY bin/ /opt/taskbox/bin/
 
 FROM ${BASE_IMAGE}
 ARG BASE_IMAGE

@@ -22,12 +22,13 @@ RUN python3 -m venv /opt/taskbox \
     && /opt/taskbox/bin/python -m pip install --no-cache-dir -r requirements.txt
 COPY strip_venv.py ./
 COPY dist/ dist/
-COPY bin/ /opt/taskbox/bin/
 RUN set -- dist/taskbox-*.whl \
     && /opt/taskbox/bin/python -m pip install --no-cache-dir "$1[${EXTRAS}]" \
     && /opt/taskbox/bin/python strip_venv.py /opt/taskbox \
     && /opt/taskbox/bin/python -c "import pyarrow.parquet, sqlglot, sqlalchemy, psycopg, pymysql, s3fs, gcsfs" \
     && /opt/taskbox/bin/taskbox executors
+# flytekit's and Flyte 2's command names (pyflyte-execute, pyflyte-fast-execute, a0), after pip: ours win.
+COPY bin/ /opt/taskbox/bin/
 
 FROM ${BASE_IMAGE}
 ARG BASE_IMAGE

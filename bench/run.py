@@ -286,18 +286,19 @@ def compile_sources(*extra: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flytekit-venv", default=str(ROOT / ".venv-flytekit"), type=Path)
+    parser.add_argument("--flyte2-venv", default=str(ROOT / ".venv-flyte2"), type=Path)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--only",
-        choices=("cold-start", "fast-execute", "sql", "sql-small", "http", "image"),
+        choices=("cold-start", "a0", "fast-execute", "sql", "sql-small", "http", "image"),
         action="append",
         help="run only these benchmarks",
     )
     parser.add_argument("--sql-runs", type=int, default=3, help="runs per SQL case (each moves up to 1M rows)")
     parser.add_argument("--baseline-src", type=Path, help="also measure the taskbox in this src/ (before/after)")
     ns = parser.parse_args()
-    selected = set(ns.only or ("cold-start", "fast-execute", "sql-small", "sql", "http", "image"))
+    selected = set(ns.only or ("cold-start", "a0", "fast-execute", "sql-small", "sql", "http", "image"))
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     baseline = ns.baseline_src.resolve() if ns.baseline_src else None
     compile_sources(*([baseline] if baseline else []))
@@ -313,6 +314,12 @@ def main() -> int:
                     ("taskbox execute (echo)", "flytekit pyflyte-execute (trivial @task)", COLD_START_TARGET),
                 )
             )
+        if "a0" in selected:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import flyte2 as flyte2_bench
+
+            a0_results = flyte2_bench.bench_a0(work / "a0", ns.flyte2_venv.resolve(), ns.runs)
+            summaries.append(flyte2_bench.report_a0(a0_results))
         if "fast-execute" in selected:
             sys.path.insert(0, str(Path(__file__).resolve().parent))
             import fast_execute as fast_execute_bench

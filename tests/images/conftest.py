@@ -10,7 +10,8 @@
     images/base/make-base.sh on first use: the tests pull nothing from a registry.
 
 ``variant_image`` (session)
-    ``variant_image("sqlite")`` -> the tag of that variant built on ``base_image``. Each variant is built
+    ``variant_image("sqlite")`` -> the tag of that variant built on ``base_image``
+    (``variant_image("python", extras="s3,gcs,tables,run,flyte2")``: with other pip extras). Each variant is built
     once per session, in series, and tagged ``taskbox-test/<variant>:<build key>``: an image with the same
     key (same Dockerfile, wheel contents, build arguments and base) is reused across sessions. Images of
     earlier sources are left alone (another session may still be using them): ``make image-clean``.
@@ -74,26 +75,29 @@ def base_image(docker_client: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def variant_image(docker_client: Any, base_image: str) -> Callable[[str], str]:
+def variant_image(docker_client: Any, base_image: str) -> Callable[..., str]:
     built: dict[str, str | ImageBuildError] = {}
 
-    def get(variant: str) -> str:
-        if variant not in built:
+    def get(variant: str, extras: str | None = None) -> str:
+        """The variant's tag; ``extras`` replaces the Dockerfile's ``EXTRAS`` (a separate image)."""
+        key = f"{variant}-{extras.replace(',', '-')}" if extras else variant
+        if key not in built:
             try:
-                built[variant] = build_variant(
+                built[key] = build_variant(
                     docker_client,
                     variant,
                     base_image=base_image,
                     version=__version__,
                     revision=REVISION,
                     source=ROOT,
-                    key_tag=f"taskbox-test/{variant}",
+                    key_tag=f"taskbox-test/{key}",
+                    extra_buildargs={"EXTRAS": extras} if extras else None,
                 ).tag
             except ImageBuildError as exc:
-                built[variant] = exc
-        result = built[variant]
+                built[key] = exc
+        result = built[key]
         if isinstance(result, ImageBuildError):
-            pytest.fail(f"building the {variant} image failed: {result}", pytrace=False)
+            pytest.fail(f"building the {key} image failed: {result}", pytrace=False)
         return result
 
     return get

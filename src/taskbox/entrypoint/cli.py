@@ -40,6 +40,13 @@ def cmd_execute(argv: list[str]) -> int:
     return execute(opts, guard)
 
 
+def cmd_a0(argv: list[str]) -> int:
+    """``taskbox a0``: Flyte 2's container contract (prebuilt executors, and flyte-sdk tasks via the SDK)."""
+    from taskbox.entrypoint.a0 import main as a0_main
+
+    return a0_main(argv)
+
+
 def cmd_fast_execute(argv: list[str]) -> int:
     """``taskbox fast-execute``: install a code bundle, then run ``execute`` in this process."""
     from taskbox.entrypoint.fast_execute import main as fast_execute_main
@@ -76,10 +83,11 @@ def cmd_executors(argv: list[str]) -> int:
 
         print(json.dumps([i._asdict() for i in infos], indent=2))
         return 0
+    width = max((len(info.name) for info in infos), default=0) + 1
     for info in infos:
         fields = ", ".join(sorted((info.config_schema or {}).get("properties", {}))) or "-"
-        print(f"{info.name:<10} task types: {', '.join(info.task_types):<20} {info.source:<16} {info.status}")
-        print(f"{'':<10} config: {fields}")
+        print(f"{info.name:<{width}} task types: {', '.join(info.task_types):<20} {info.source:<16} {info.status}")
+        print(f"{'':<{width}} config: {fields}")
     return 0
 
 
@@ -109,6 +117,11 @@ def cmd_inspect(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="taskbox inspect", description="Print a Flyte .pb file as JSON.")
     p.add_argument("uri", help="path or URI of the file")
     p.add_argument("--type", choices=sorted(_INSPECT_TYPES), help="message type (guessed from the file name)")
+    p.add_argument(
+        "--flyte2",
+        action="store_true",
+        help="a Flyte 2 (a0) file: inputs/outputs as flyteidl2's Inputs/Outputs (ordered entries, context)",
+    )
     ns = p.parse_args(argv)
     import importlib
 
@@ -116,8 +129,15 @@ def cmd_inspect(argv: list[str]) -> int:
 
     from taskbox import storage
 
-    module_name, cls_name = _INSPECT_TYPES[ns.type or _guess_inspect_type(ns.uri)]
-    message = getattr(importlib.import_module(module_name), cls_name)()
+    kind = ns.type or _guess_inspect_type(ns.uri)
+    if ns.flyte2 and kind == "literals":
+        from taskbox.entrypoint.v2messages import v2_message
+
+        name = ns.uri.rstrip("/").rsplit("/", 1)[-1]
+        message = v2_message("outputs" if name.startswith("outputs") else "inputs")()
+    else:
+        module_name, cls_name = _INSPECT_TYPES[kind]
+        message = getattr(importlib.import_module(module_name), cls_name)()
     message.ParseFromString(storage.read_bytes(ns.uri))
     print(MessageToJson(message, indent=2))
     return 0
@@ -147,6 +167,7 @@ def cmd_image(argv: list[str]) -> int:
 
 COMMANDS = {
     "execute": (cmd_execute, "run one task under Flyte's container contract (pyflyte-execute's flags)"),
+    "a0": (cmd_a0, "run one task under Flyte 2's container contract (the flyte SDK's `a0` flags)"),
     "fast-execute": (cmd_fast_execute, "install a code bundle, then run `execute` in the same process"),
     "run": (cmd_run, "run one task with plain JSON/YAML inputs and outputs; the exit code tells the outcome"),
     "bundle": (cmd_bundle, "pack a source tree into a content-addressed code bundle and upload it"),

@@ -31,7 +31,7 @@ import os
 import time
 import traceback
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from taskbox import redaction, storage
 from taskbox.errors import TaskboxError
@@ -175,6 +175,7 @@ def commit_error(
     *,
     companions: Mapping[str, bytes] | None = None,
     stale: Iterable[str] = (),
+    document: Any = None,
 ) -> str:
     """Write ``error.pb`` for ``exc`` as the run's commit, removing a stale ``outputs.pb`` first.
 
@@ -184,12 +185,16 @@ def commit_error(
         companions: File name -> bytes written before ``error.pb`` (``taskbox run``'s ``error.json``).
         stale: Output files an earlier successful run may have left (``outputs.json``, one per output);
             removed after ``outputs.pb``, so no partial outputs remain beside an error.
+        document: The error document to write instead of :func:`error_document` (``a0`` writes Flyte 2's,
+            always as ``error.pb``).
 
     Returns:
         The URI written.
 
     """
-    document = error_document(exc)
+    file_name = ERROR_FILE if document is not None else error_file_name()
+    if document is None:
+        document = error_document(exc)
     try:
         _prepare(output_prefix, OUTPUTS_FILE, stale, companions)
     except TaskboxError as prepare_exc:
@@ -197,6 +202,6 @@ def commit_error(
         # not be removed is ignored, and the attempt fails (and is retried) instead of ending with no
         # commit file at all.
         _log.warning("could not clear the prefix before writing the error document: %s", prepare_exc)
-    uri = storage.join(output_prefix, error_file_name())
+    uri = storage.join(output_prefix, file_name)
     storage.write_bytes(uri, document.SerializeToString())
     return uri

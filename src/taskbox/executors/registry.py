@@ -52,6 +52,7 @@ class KnownExecutor(namedtuple("KnownExecutor", "name target task_types extra", 
 # Kept sorted by name (checked below), like fsspec's known_implementations.
 BUILTINS: tuple[KnownExecutor, ...] = (
     KnownExecutor("echo", "taskbox.executors.echo:EchoExecutor", ("echo",)),
+    KnownExecutor("flyte-connector", "taskbox.executors.connector:ConnectorExecutor", ("flyte-connector",), "flyte2"),
     KnownExecutor("http", "taskbox.executors.http:HTTPExecutor", ("http", "webhook"), "http"),
     KnownExecutor("http-job", "taskbox.executors.http_job:HTTPJobExecutor", ("http-job",), "http"),
     KnownExecutor("sql", "taskbox.executors.sql:SQLExecutor", ("sqlalchemy", "sql"), "sql"),

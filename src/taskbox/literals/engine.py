@@ -570,7 +570,28 @@ def _wants_union(python_type: Any, literal_type: types_pb2.LiteralType | None) -
 # -------------------------------------------------------------------- guessing
 
 
+def _is_pickle(lt: types_pb2.LiteralType) -> bool:
+    """Whether ``lt`` is a pickled value's (flytekit, flyte 2): tag ``FlytePickle``, blob ``PythonPickle``, a union."""
+    kind = lt.WhichOneof("type")
+    if lt.structure.tag == "FlytePickle" or (kind == "blob" and lt.blob.format == "PythonPickle"):
+        return True
+    variants = lt.union_type.variants if kind == "union_type" else ()
+    return bool(variants) and all(_is_pickle(v) for v in variants)
+
+
+def _pickle_error(lt: types_pb2.LiteralType) -> Exception:
+    name = lt.metadata.fields["python_class_name"].string_value if "python_class_name" in lt.metadata.fields else ""
+    what = f" ({name})" if name else ""
+    return unsupported(
+        f"a pickled Python object{what}: the SDK pickles types it has no transformer for, and a prebuilt "
+        "executor cannot unpickle them; declare a type both sides know (int, float, str, bool, datetime, list, "
+        "dict, a dataclass or pydantic model, an enum, File, Dir, DataFrame)"
+    )
+
+
 def _guess_builtin(lt: types_pb2.LiteralType) -> Any:
+    if _is_pickle(lt):
+        raise _pickle_error(lt)
     kind = lt.WhichOneof("type")
     if kind == "simple":
         simple = _SIMPLE_TO_PYTHON.get(lt.simple)
