@@ -11,7 +11,7 @@ FLYTE2_VERSION ?= 2.12.1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-servers bench golden flytekit-venv flyte2-venv system-deps clean
+.PHONY: help venv demo test test-servers bench golden flyte2-golden flytekit-venv flyte2-venv system-deps clean
 .PHONY: docker-engine base-image images image-sizes image-test image-tags image-clean push
 
 # Executor images (issue 6). The variants build on BASE_IMAGE: the local debootstrap base by default (the
@@ -81,9 +81,10 @@ fuzz: venv ## fuzz inputs.pb/template parsing for FUZZ_SECONDS (600) and run the
 
 flytekit-venv: $(FLYTEKIT_VENV)/.installed ## flytekit in its own virtual environment (the peer, for bench and golden files)
 
-$(FLYTEKIT_VENV)/.installed:
+$(FLYTEKIT_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(FLYTEKIT_VENV)
 	$(FLYTEKIT_VENV)/bin/pip install -q 'flytekit==$(FLYTEKIT_VERSION)' 'flytekitplugins-sqlalchemy==$(FLYTEKIT_VERSION)' pandas pyarrow pydantic 'psycopg[binary]'
+	$(FLYTEKIT_VENV)/bin/pip install -q -e '.[sql,sqlite,http]'
 	touch $@
 
 flyte2-venv: $(FLYTE2_VENV)/.installed ## the flyte 2 SDK and taskbox[flyte2] in their own virtual environment (the v2 peer: a0 tests, bench)
@@ -93,6 +94,9 @@ $(FLYTE2_VENV)/.installed: pyproject.toml
 	$(FLYTE2_VENV)/bin/pip install -q --upgrade pip
 	$(FLYTE2_VENV)/bin/pip install -q 'flyte[connector]==$(FLYTE2_VERSION)' -e '.[flyte2,sql,sqlite]' pandas
 	touch $@
+
+flyte2-golden: flyte2-venv ## regenerate the flyte-2-made fixtures in tests/flyte2/golden/
+	$(FLYTE2_VENV)/bin/python tests/flyte2/make_golden.py
 
 golden: flytekit-venv ## regenerate the flytekit-made fixtures in tests/golden/
 	$(FLYTEKIT_VENV)/bin/python tests/golden/make_fixtures.py

@@ -282,3 +282,23 @@ def test_pkl_bundle_goes_to_the_sdk_unchanged(tmp_path):
         assert commit_files(str(out)) == {"outputs.pb"}, proc.stderr[-3000:]
         assert sdk("check", "dataclass", str(out / "outputs.pb"))["equal"]
     assert (tmp_path / "taskbox" / "outputs.pb").read_bytes() == (tmp_path / "flyte" / "outputs.pb").read_bytes()
+
+
+def test_a0_in_process_with_sdk_inputs(tmp_path):
+    """``taskbox.entrypoint.a0.main`` called in this process (as an embedding would), read back by the SDK."""
+    import signal
+
+    from taskbox.entrypoint import a0
+
+    prepared = sdk("prepare", "dataclass", str(tmp_path))
+    args = fill(
+        _echo_args(prepared["interface"]), str(tmp_path / "inputs.pb"), str(tmp_path / "out"), str(tmp_path / "raw")
+    )
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        code = a0.main(args[1:], environ={})
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # a0.main installs the SIGTERM guard
+    assert code == 0
+    assert commit_files(str(tmp_path / "out")) == {"outputs.pb"}
+    assert sdk("check", "dataclass", str(tmp_path / "out" / "outputs.pb"), "x")["equal"]
