@@ -111,6 +111,14 @@ def test_malformed_a0_line_exits_2_and_still_writes_error_pb(tmp_path):
     assert not document.error.HasField("timestamp") and not document.error.worker  # v2 has neither field
 
 
+def test_a0_without_a_resolver_or_pkl_is_a_usage_error(tmp_path):
+    proc = run([TASKBOX, "a0", "-i", "in.pb", "-o", str(tmp_path), "-v", "v1"])
+    assert proc.returncode == 2
+    assert "--resolver CLASS" in proc.stderr
+    document = errors_pb2.ErrorDocument.FromString((tmp_path / "error.pb").read_bytes())
+    assert document.error.code == "InvalidConfig" and "--resolver" in document.error.message
+
+
 def test_a0_is_a_command_and_an_image_entrypoint_prefix(tmp_path):
     for prefix in (["a0"], ["taskbox", "a0"]):
         proc = run([TASKBOX, *prefix, "-o", str(tmp_path)])
@@ -138,3 +146,9 @@ def test_bad_prebuilt_resolver_args_are_user_errors(tmp_path, resolver_args, mes
     assert document.error.code == "InvalidTemplate", document.error.code
     assert message in document.error.message, document.error.message
     assert not (out / "outputs.pb").exists()
+
+
+def test_a0_help_names_the_flags_and_the_prebuilt_resolver():
+    proc = run([TASKBOX, "a0", "--help"])
+    assert proc.returncode == 0
+    assert "--outputs-path" in proc.stdout and PREBUILT_RESOLVER in proc.stdout

@@ -97,10 +97,17 @@ def main(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
     Returns:
         The exit code.
     """
+    if argv[:1] in (["-h"], ["--help"]):
+        from taskbox.entrypoint.cmdline_v2 import USAGE
+
+        print(USAGE)
+        return EXIT_OK
     guard = TerminationGuard()
     guard.install()
     try:
         opts = parse_a0(argv, environ)
+        if opts.resolver is None and not opts.pkl:
+            raise UsageError("a0: --resolver CLASS [ARGS...] (or a --pkl bundle) is required")
     except UsageError as exc:
         print(f"taskbox {exc}", file=sys.stderr)
         _commit_usage_error(argv, exc)

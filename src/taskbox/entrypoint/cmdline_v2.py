@@ -43,6 +43,7 @@ from taskbox.entrypoint.cmdline import (
 )
 
 __all__ = [
+    "USAGE",
     "A0Options",
     "PREBUILT_RESOLVER",
     "a0_args",
@@ -57,6 +58,16 @@ PREBUILT_RESOLVER = "taskbox.flyte2.PrebuiltTaskResolver"
 RUN_NAME = "{{.runName}}"
 ACTION_NAME = "{{.actionName}}"
 RUN_START_TIME = "{{.runStartTime}}"
+#: ``taskbox a0 --help``.
+USAGE = """usage: taskbox a0 --inputs URI --outputs-path PREFIX [--version V] [--raw-data-path PREFIX]
+                  [--checkpoint-path PREFIX] [--prev-checkpoint PREFIX] [--run-name NAME] [--name NAME]
+                  [--run-start-time TIME] [--run-base-dir URI] [--project P] [--domain D] [--org O]
+                  [--image-cache X] [--tgz URI | --pkl URI] [--dest DIR] --resolver CLASS [ARGS...]
+
+Flyte 2's container contract (the flyte SDK's `a0`). Prebuilt executors:
+  --resolver taskbox.flyte2.PrebuiltTaskResolver template <encoded TaskTemplate> [executor NAME]
+Any other resolver (or --pkl) is a flyte-sdk task, run by the installed flyte SDK (taskbox[flyte2]).
+Short forms: -i -o -v -r -c -p. See docs/flyte2.md."""
 #: The prefix of an encoded template: a version, so the encoding can change without guessing.
 _TEMPLATE_PREFIX = "tbx1:"
 
