@@ -1,9 +1,13 @@
 """``taskbox image build --executor``: the example third-party executor (examples/greet-executor) built on
-the ``base`` image through the Docker SDK, checked inside the image, then run end to end."""
+the ``base`` image through the Docker SDK, checked inside the image, then run end to end (also as its flytekit
+task, ``taskbox_greet.flytekit_task.GreetTask``, serialized by ``pyflyte package``)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +15,10 @@ from helpers import ROOT, TASKBOX, encode_inputs, make_template, put, read_outpu
 from taskbox import storage
 from taskbox.authoring.base import CONTAINER_ARGS_PREFIX
 from taskbox.images import build as sdk
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flytekit_plugin"))
+
+from fk import CLASS_PATH, fill, package, placeholders, tool
 
 EXAMPLE = ROOT / "examples" / "greet-executor"
 STR = simple("STRING")
@@ -63,6 +71,26 @@ def test_greet_runs_in_its_image(docker_client, greet_image, s3_base, container_
     result = sdk.run(docker_client, tag, [values.get(a, a) for a in template.container.args], environment=container_env)
     assert result.exit_code == 0, result.stderr[-4000:]
     assert read_outputs(prefix, {"message": STR}) == {"message": "Hi, Ada!"}
+
+
+def test_greets_flytekit_task_runs_in_its_image(docker_client, greet_image, tmp_path):
+    """The plugin's flytekit task class, serialized by flytekit, runs in the plugin's image (which has no flytekit)."""
+    tag, _ = greet_image
+    work = tmp_path / "work"
+    work.mkdir(mode=0o777)
+    work.chmod(0o777)  # the container runs as uid 65532
+    env = {"TBX_GREET_IMAGE": tag}
+    spec = package(env, "fk_greet", work)["greet"]
+    assert (spec["image"], spec["type"], spec["args"][-1]) == (tag, "greet", CLASS_PATH + "greet")
+    tool(env, "inputs", "fk_greet", "greet", str(work), json.dumps({"name": "Ada"}))
+    volumes = {str(work): {"bind": str(work), "mode": "rw"}}
+    result = sdk.run(docker_client, tag, fill(spec["args"], placeholders(work, "greet")), volumes=volumes)
+    assert result.exit_code == 0, result.stderr[-4000:]
+    read_back = tool(env, "outputs", "fk_greet", "greet", str(work / "out" / "outputs.pb"))
+    assert read_back == {"result": {"message": "Hi, Ada!"}}
+    assert tool(env, "task", "fk_greet", "greet", json.dumps({"name": "Ada"})) == read_back  # as the local run
+    probe = sdk.run(docker_client, tag, ["-c", "import flytekit"], entrypoint=["python3"])
+    assert probe.exit_code != 0 and "No module named 'flytekit'" in probe.stderr
 
 
 def test_a_package_without_executors_is_refused(docker_client, greet_image, tmp_path):

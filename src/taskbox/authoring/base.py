@@ -21,13 +21,23 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from taskbox import __version__
 from taskbox.entrypoint.cmdline import template_task_args
 from taskbox.errors import TaskboxError
 
-__all__ = ["DEFAULT_IMAGE_REGISTRY", "LocalRun", "TaskFailed", "TemplateTask", "default_image", "run_template"]
+__all__ = [
+    "DEFAULT_IMAGE_REGISTRY",
+    "IMAGE_VARIANTS",
+    "LocalRun",
+    "SecretSpec",
+    "TaskFailed",
+    "TemplateTask",
+    "declared_secrets",
+    "default_image",
+    "run_template",
+]
 
 #: Registry of taskbox's executor images (each variant's repository is in the image catalog).
 DEFAULT_IMAGE_REGISTRY = "ghcr.io/taskbox"
@@ -35,6 +45,42 @@ DEFAULT_IMAGE_REGISTRY = "ghcr.io/taskbox"
 #: The args of a prebuilt-executor template, less the executor's name (built by
 #: :func:`taskbox.entrypoint.cmdline.template_task_args`).
 CONTAINER_ARGS_PREFIX = tuple(template_task_args(None))
+
+
+#: The image catalog's variant that holds each built-in executor (``echo`` is in every image, ``base`` first).
+IMAGE_VARIANTS = {"echo": "base", "http": "http", "http-job": "http", "sql": "sql", "sqlite": "sqlite"}
+
+
+class SecretSpec(NamedTuple):
+    """A Flyte secret a configuration reads: a reference (group, key, version, custom environment variable)."""
+
+    group: str
+    key: str | None = None
+    group_version: str | None = None
+    env_var: str | None = None
+
+
+def declared_secrets(config: Any) -> tuple[SecretSpec, ...]:
+    """The secrets a validated executor config reads, each once, in order.
+
+    A config model names them with ``secret_refs()`` (the HTTP models; a plugin's model may define it too)
+    or ``secret_connect_args`` (the SQL model); each reference has ``group``, ``key``, ``group_version`` and
+    optionally ``env_var``.
+
+    Args:
+        config: The executor's config model instance, or ``None``.
+    """
+    if config is None:
+        return ()
+    refs: list[Any] = []
+    if callable(getattr(config, "secret_refs", None)):
+        refs = list(config.secret_refs())
+    elif getattr(config, "secret_connect_args", None):
+        refs = list(config.secret_connect_args.values())
+    seen: dict[SecretSpec, None] = {}
+    for ref in refs:
+        seen.setdefault(SecretSpec(ref.group, ref.key, ref.group_version, getattr(ref, "env_var", None)), None)
+    return tuple(seen)
 
 
 def default_image(variant: str) -> str:
@@ -219,16 +265,21 @@ class LocalRun:
     Args:
         workdir: Local directory for the run's files (created if needed); a new temporary directory
             (kept, since the outputs may point into it) if ``None``.
+        output_prefix: Where ``outputs.pb``/``error.pb`` are committed (any storage URI); ``workdir/out`` if
+            ``None``.
+        raw_output_prefix: Where data blobs go (any storage URI); ``workdir/raw`` if ``None``.
 
     """
 
-    def __init__(self, workdir: str | None) -> None:
+    def __init__(
+        self, workdir: str | None, *, output_prefix: str | None = None, raw_output_prefix: str | None = None
+    ) -> None:
         from taskbox.literals import ConversionContext
 
         self.workdir = workdir or tempfile.mkdtemp(prefix="taskbox-run-")
         os.makedirs(self.workdir, exist_ok=True)
-        self.raw = os.path.join(self.workdir, "raw")
-        self.prefix = os.path.join(self.workdir, "out")
+        self.raw = raw_output_prefix or os.path.join(self.workdir, "raw")
+        self.prefix = output_prefix or os.path.join(self.workdir, "out")
         self.ctx = ConversionContext(raw_output_prefix=self.raw, working_dir=os.path.join(self.workdir, "work"))
 
     def write(self, name: str, data: bytes) -> str:
@@ -257,14 +308,46 @@ class LocalRun:
             TaskFailed: The entrypoint committed ``error.pb``.
 
         """
-        from flyteidl.core import errors_pb2, execution_pb2, literals_pb2
+        from flyteidl.core import literals_pb2
 
-        from taskbox.entrypoint.execute import ExecuteOptions, execute
-        from taskbox.entrypoint.signals import TerminationGuard
         from taskbox.literals import literal_map_to_python
 
+        data = self.commit(
+            resolver,
+            resolver_args,
+            inputs.SerializeToString(),
+            checkpoint_path=checkpoint_path,
+            prev_checkpoint=prev_checkpoint,
+        )
+        return literal_map_to_python(literals_pb2.LiteralMap.FromString(data), output_types, self.ctx)
+
+    def commit(
+        self,
+        resolver: str,
+        resolver_args: list[str],
+        inputs: bytes,
+        *,
+        checkpoint_path: str | None = None,
+        prev_checkpoint: str | None = None,
+    ) -> bytes:
+        """Write ``inputs`` (serialized) as ``inputs.pb``, run the entrypoint, return the ``outputs.pb`` it committed.
+
+        Returns:
+            The bytes of ``outputs.pb`` (a ``LiteralMap``), as propeller would read them.
+
+        Raises:
+            TaskFailed: The entrypoint committed ``error.pb``.
+
+        """
+        from flyteidl.core import errors_pb2, execution_pb2
+
+        from taskbox import storage
+        from taskbox.entrypoint.commit import ERROR_FILE, OUTPUTS_FILE
+        from taskbox.entrypoint.execute import ExecuteOptions, execute
+        from taskbox.entrypoint.signals import TerminationGuard
+
         options = ExecuteOptions(
-            inputs=self.write("inputs.pb", inputs.SerializeToString()),
+            inputs=self.write("inputs.pb", inputs),
             output_prefix=self.prefix,
             resolver=resolver,
             resolver_args=resolver_args,
@@ -273,19 +356,13 @@ class LocalRun:
             prev_checkpoint=prev_checkpoint,
         )
         execute(options, TerminationGuard())
-        error_path = os.path.join(self.prefix, "error.pb")
-        if os.path.exists(error_path):
-            doc = errors_pb2.ErrorDocument()
-            with open(error_path, "rb") as fh:
-                doc.ParseFromString(fh.read())
-            err = doc.error
+        error_uri = storage.join(self.prefix, ERROR_FILE)
+        if storage.exists(error_uri):
+            err = errors_pb2.ErrorDocument.FromString(storage.read_bytes(error_uri)).error
             raise TaskFailed(
                 err.message,
                 code=err.code,
                 origin=execution_pb2.ExecutionError.ErrorKind.Name(err.origin),
                 recoverable=err.kind == errors_pb2.ContainerError.RECOVERABLE,
             )
-        outputs = literals_pb2.LiteralMap()
-        with open(os.path.join(self.prefix, "outputs.pb"), "rb") as fh:
-            outputs.ParseFromString(fh.read())
-        return literal_map_to_python(outputs, output_types, self.ctx)
+        return storage.read_bytes(storage.join(self.prefix, OUTPUTS_FILE))

@@ -193,14 +193,14 @@ def prebuilt_args(resolver: str, args: list[str]) -> dict[str, str]:
     """
     if resolver != PREBUILT_RESOLVER:
         raise TemplateError(f"unknown taskbox resolver {resolver!r} under a0; expected {PREBUILT_RESOLVER}")
+    if args[:1] == ["--"]:
+        args = args[1:]
     if len(args) % 2 or not args:
         raise TemplateError(f"{PREBUILT_RESOLVER} takes 'template <encoded> [executor <name>]', got {len(args)} args")
-    fields = dict(zip(args[::2], args[1::2], strict=True))
-    unknown = sorted(set(fields) - set(_PREBUILT_KEYS))
-    if unknown or "template" not in fields:
-        raise TemplateError(
-            f"{PREBUILT_RESOLVER} takes 'template <encoded> [executor <name>]', got keys {sorted(fields)}"
-        )
+    keys = args[::2]
+    fields = dict(zip(keys, args[1::2], strict=True))
+    if len(fields) != len(keys) or set(fields) - set(_PREBUILT_KEYS) or "template" not in fields:
+        raise TemplateError(f"{PREBUILT_RESOLVER} takes 'template <encoded> [executor <name>]', got keys {keys}")
     return fields
 
 

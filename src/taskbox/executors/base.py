@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from taskbox.context import ExecutionContext
 
-__all__ = ["FLYTE_PLACEHOLDER", "Executor", "placeholder_names", "validate_config"]
+__all__ = ["FLYTE_PLACEHOLDER", "Executor", "config_error", "placeholder_names", "validate_config"]
 
 #: Flyte's input placeholder, ``{{ .inputs.name }}`` (group 1 is the name), as flytekit's templates write it.
 FLYTE_PLACEHOLDER = re.compile(r"\{\{\s*\.?inputs\.(\w+)\s*\}\}", re.IGNORECASE)
@@ -162,7 +162,13 @@ def validate_config(executor: type[Executor], custom: Mapping[str, Any]) -> Any:
     try:
         return model.model_validate(dict(custom))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid {executor.task_type} config: {problems}") from None
+        raise config_error(executor.task_type, exc) from None
+
+
+def config_error(task_type: str, exc: Any) -> ConfigError:
+    """The ``ConfigError`` for a pydantic ``ValidationError`` of a ``task_type`` config: each field's problem.
+
+    Example: ``invalid sqlite config: timeout_seconds: Input should be greater than 0``.
+    """
+    problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors())
+    return ConfigError(f"invalid {task_type} config: {problems}")

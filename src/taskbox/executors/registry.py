@@ -15,7 +15,8 @@ Invariants:
       ``pip install 'taskbox[extra]'`` hint; an unknown name or task type raises ``ExecutorNotFound``
       listing what is available.
     * flytekit's executor class paths map to the taskbox executor of the same task type, so
-      templates serialized by flytekit run without flytekit.
+      templates serialized by flytekit run without flytekit; so does ``taskbox.flytekit.executors.<name>``
+      (the class path of :mod:`taskbox.flytekit`'s tasks), which names executor ``<name>`` and is never imported.
     * Lookup order: registered from code (validated at registration), built-ins, entry points, then a
       ``module:Class`` path. An entry point named like a built-in is never loaded (so none is declared).
 """
@@ -74,6 +75,9 @@ FLYTEKIT_ALIASES: dict[str, str] = {
     "flytekit.extras.sqlite3.task.SQLite3TaskExecutor": "sqlite",
     "flytekitplugins.sqlalchemy.task.SQLAlchemyTaskExecutor": "sql",
 }
+#: The module of :mod:`taskbox.flytekit`'s shim executors: ``<prefix><name>`` names the taskbox executor ``<name>``
+#: (a built-in or an entry point). Resolved by name, never imported: executor images have no flytekit.
+FLYTEKIT_SHIM_PREFIX = "taskbox.flytekit.executors."
 
 _BY_NAME = {k.name: k for k in BUILTINS}
 _BY_TASK_TYPE = {t: k for k in BUILTINS for t in k.task_types}
@@ -192,6 +196,8 @@ def _cached(key: str, load: Any) -> type[Executor]:
 def load(ref: str) -> type[Executor]:
     """Load an executor by registry name, flytekit class path, or ``module:Class`` import path.
 
+    ``taskbox.flytekit.executors.<name>`` (:data:`FLYTEKIT_SHIM_PREFIX`) is executor ``<name>``.
+
     Args:
         ref: The reference, as the template's resolver arguments carry it.
 
@@ -199,6 +205,8 @@ def load(ref: str) -> type[Executor]:
         The validated executor class.
     """
     name = FLYTEKIT_ALIASES.get(ref, ref)
+    if name.startswith(FLYTEKIT_SHIM_PREFIX):
+        name = ref = name[len(FLYTEKIT_SHIM_PREFIX) :]
     registered = _registered.get(name)
     if registered is not None:
         return registered

@@ -27,21 +27,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
+
+from taskbox.authoring.base import IMAGE_VARIANTS, SecretSpec, declared_secrets
 
 __all__ = ["IMAGE_VARIANTS", "PrebuiltConfig", "SecretSpec", "executor_class"]
-
-#: The image catalog's variant of each built-in executor (anything else runs in the ``base`` image).
-IMAGE_VARIANTS = {"sqlite": "sqlite", "sql": "sql", "http": "http", "http-job": "http"}
-
-
-class SecretSpec(NamedTuple):
-    """A Flyte secret the executor reads (a reference: group, key, version, custom environment variable)."""
-
-    group: str
-    key: str | None = None
-    group_version: str | None = None
-    env_var: str | None = None
 
 
 def executor_class(ref: str) -> Any:
@@ -94,7 +84,7 @@ class PrebuiltConfig:
         custom = model.model_dump(mode="json", exclude_none=True) if model is not None else {}
         object.__setattr__(self, "custom", custom)
         object.__setattr__(self, "task_type", cls.task_type)
-        object.__setattr__(self, "secrets", _declared_secrets(model))
+        object.__setattr__(self, "secrets", declared_secrets(model))
 
     def __hash__(self) -> int:
         return hash((self.executor, json.dumps(self.custom, sort_keys=True)))
@@ -169,19 +159,3 @@ class PrebuiltConfig:
     def image_variant(self) -> str:
         """The image catalog's variant that holds this executor (``base`` for plugins)."""
         return IMAGE_VARIANTS.get(self.executor, "base")
-
-
-def _declared_secrets(model: Any) -> tuple[SecretSpec, ...]:
-    """The secret references a validated config uses: HTTP headers and auth, SQL connect arguments."""
-    if model is None:
-        return ()
-    refs: list[Any] = []
-    if hasattr(model, "secret_refs"):
-        refs = list(model.secret_refs())
-    elif getattr(model, "secret_connect_args", None):
-        refs = list(model.secret_connect_args.values())
-    seen: dict[SecretSpec, None] = {}
-    for ref in refs:
-        spec = SecretSpec(ref.group, ref.key, ref.group_version, getattr(ref, "env_var", None))
-        seen.setdefault(spec, None)
-    return tuple(seen)

@@ -27,29 +27,17 @@ from typing import Any
 
 __all__ = ["PrebuiltTaskResolver", "parse_loader_args"]
 
-_KEYS = ("template", "executor")
-
 
 def parse_loader_args(args: Sequence[str]) -> dict[str, str]:
-    """``template <encoded> [executor <name>]`` as a dict.
+    """``template <encoded> [executor <name>]`` as a dict (:func:`taskbox.entrypoint.a0.prebuilt_args`).
 
     Raises:
         TemplateError: Another shape.
     """
+    from taskbox.entrypoint.a0 import prebuilt_args
     from taskbox.entrypoint.cmdline_v2 import PREBUILT_RESOLVER
-    from taskbox.errors import TemplateError
 
-    usage = f"{PREBUILT_RESOLVER} takes 'template <encoded> [executor <name>]'"
-    args = list(args)
-    if args[:1] == ["--"]:
-        args = args[1:]
-    if not args or len(args) % 2:
-        raise TemplateError(f"{usage}, got {len(args)} args")
-    keys = args[::2]
-    fields = dict(zip(keys, args[1::2], strict=True))
-    if len(fields) != len(keys) or set(fields) - set(_KEYS) or "template" not in fields:
-        raise TemplateError(f"{usage}, got keys {keys}")
-    return fields
+    return prebuilt_args(PREBUILT_RESOLVER, list(args))
 
 
 class PrebuiltTaskResolver:

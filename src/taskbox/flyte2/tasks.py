@@ -177,15 +177,11 @@ class PrebuiltTask(TaskTemplate):  # type: ignore[misc]
     def container_args(self, serialize_context: Any) -> list[str]:
         """``a0 ... --resolver taskbox.flyte2.PrebuiltTaskResolver template <encoded> executor <name>``."""
         from taskbox.entrypoint.cmdline import INPUT, OUTPUT_PREFIX
-        from taskbox.entrypoint.cmdline_v2 import a0_args
-        from taskbox.flyte2.resolver import PrebuiltTaskResolver
+        from taskbox.entrypoint.cmdline_v2 import PREBUILT_RESOLVER, a0_args
 
-        resolver = PrebuiltTaskResolver()
-        args = a0_args(
-            resolver.import_path,
-            resolver.loader_args(self, serialize_context.root_dir),
-            version=serialize_context.version,
-        )
+        # PrebuiltTaskResolver.loader_args gives the same resolver args (flyte's own resolver protocol)
+        resolver_args = ["template", self.encoded_template(), "executor", self.plugin_config.executor]
+        args = a0_args(PREBUILT_RESOLVER, resolver_args, version=serialize_context.version)
         paths = {INPUT: serialize_context.input_path, OUTPUT_PREFIX: serialize_context.output_path}
         return [paths.get(arg) or arg for arg in args]
 
@@ -330,13 +326,12 @@ def _config_errors(task_type: str) -> Iterator[None]:
     """Report a config that does not validate as ``ConfigError`` (the HTTP models raise pydantic's error)."""
     from pydantic import ValidationError
 
-    from taskbox.errors import ConfigError
+    from taskbox.executors.base import config_error
 
     try:
         yield
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid {task_type} config: {problems}") from None
+        raise config_error(task_type, exc) from None
 
 
 def _init_from(
