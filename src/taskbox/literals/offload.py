@@ -143,7 +143,7 @@ def offload_literals(
             out.literals[name].CopyFrom(literal)
             continue
         uri = storage.join(output_prefix, f"{name}_offloaded_metadata.pb")
-        storage.write_bytes(uri, literal.SerializeToString())
+        storage.write_bytes(uri, literal.SerializeToString(deterministic=True))
         declared = _declared_type((variables or {}).get(name))
         ref = out.literals[name]
         ref.offloaded_metadata.uri = uri

@@ -152,8 +152,15 @@ def value_to_plain(value: struct_pb2.Value) -> Any:
 
 
 def struct_to_plain(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """``google.protobuf.Struct`` -> dict."""
-    return {key: value_to_plain(v) for key, v in struct.fields.items()}
+    """``google.protobuf.Struct`` -> dict, keys in sorted order.
+
+    A ``Struct``'s fields are a protobuf map, whose iteration order changes from process to process; a
+    dict built in that order would be re-encoded (msgpack) with a different key order on every run, and
+    Flyte's cache keys and data-catalog hashes depend on the output bytes. Sorted keys make equal inputs
+    give byte-identical outputs (``tests/golden/test_deterministic_outputs.py``).
+    """
+    fields = struct.fields
+    return {key: value_to_plain(fields[key]) for key in sorted(fields)}
 
 
 # ------------------------------------------------------------------ python -> plain
