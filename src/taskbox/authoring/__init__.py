@@ -11,7 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Any
+from taskbox._lazy import lazy_attributes
 
 __all__ = ["HTTPJobTask", "HTTPTask", "SQLTask", "SQLiteTask", "TaskFailed", "TemplateTask", "run_template"]
 
@@ -26,10 +26,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'taskbox.authoring' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

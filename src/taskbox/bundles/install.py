@@ -20,14 +20,13 @@ from taskbox.bundles.extract import Limits, fetch_and_extract
 
 __all__ = ["LIMIT_ENV", "extract_bundle", "limits_from_env"]
 
-_MIB = 1024 * 1024
-
-#: Environment variable -> (:class:`taskbox.bundles.Limits` field, unit).
-LIMIT_ENV: dict[str, tuple[str, int]] = {
-    "TASKBOX_BUNDLE_MAX_MB": ("max_compressed", _MIB),
-    "TASKBOX_BUNDLE_MAX_EXTRACTED_MB": ("max_total", _MIB),
-    "TASKBOX_BUNDLE_MAX_FILES": ("max_members", 1),
-    "TASKBOX_BUNDLE_MAX_RATIO": ("max_ratio", 1),
+#: Environment variable -> :class:`taskbox.bundles.Limits` field (units, minimums and defaults: the
+#: settings registry, :mod:`taskbox.settings`).
+LIMIT_ENV: dict[str, str] = {
+    "TASKBOX_BUNDLE_MAX_MB": "max_compressed",
+    "TASKBOX_BUNDLE_MAX_EXTRACTED_MB": "max_total",
+    "TASKBOX_BUNDLE_MAX_FILES": "max_members",
+    "TASKBOX_BUNDLE_MAX_RATIO": "max_ratio",
 }
 
 
@@ -38,24 +37,11 @@ def limits_from_env(env: Mapping[str, str] | None = None) -> Limits:
         env: The environment (``os.environ`` by default).
 
     Raises:
-        taskbox.errors.ConfigError: A variable is not a positive integer.
+        taskbox.errors.ConfigError: A variable is not a whole number of at least 1 (``USER:InvalidConfig``).
     """
-    from taskbox.errors import ConfigError
+    from taskbox import settings
 
-    env = os.environ if env is None else env
-    overrides: dict[str, int] = {}
-    for var, (field, unit) in LIMIT_ENV.items():
-        raw = env.get(var, "").strip()
-        if not raw:
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value <= 0:
-            raise ConfigError(f"{var}={raw!r}: expected a positive integer")
-        overrides[field] = value * unit
-    return Limits(**overrides)
+    return Limits(**{field: settings.integer(var, environ=env) for var, field in LIMIT_ENV.items()})
 
 
 def extract_bundle(uri: str, target: str) -> None:

@@ -42,7 +42,7 @@ from taskbox import redaction, storage
 from taskbox.entrypoint import commit
 from taskbox.entrypoint.cmdline import UsageError
 from taskbox.entrypoint.cmdline_v2 import PREBUILT_RESOLVER, A0Options, decode_template, parse_a0
-from taskbox.entrypoint.execute import read_encoded_inputs
+from taskbox.entrypoint.execute import commit_failure, commit_outputs, read_encoded_inputs
 from taskbox.entrypoint.pipeline import Steps, run_committed, run_steps
 from taskbox.entrypoint.resolvers import LoadedTask
 from taskbox.entrypoint.signals import EXIT_TERMINATED, TerminationGuard
@@ -53,7 +53,6 @@ __all__ = ["FlyteSDKMissing", "PrebuiltSteps", "decode_inline_template", "error_
 log = logging.getLogger("taskbox")
 
 EXIT_OK = 0
-EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: The resolver args' keys of :data:`PREBUILT_RESOLVER`.
 _PREBUILT_KEYS = ("template", "executor")
@@ -237,32 +236,14 @@ def _run_prebuilt(opts: A0Options, guard: TerminationGuard) -> int:
     outcome = run_committed(
         guard,
         lambda working_dir, cancelled: run_steps(steps, working_dir, cancelled),
-        on_success=lambda outputs: _commit_outputs(opts.outputs_path, outputs),
+        on_success=lambda outputs: commit_outputs(opts.outputs_path, outputs),
         on_failure=lambda failure: _commit_failure(opts.outputs_path, failure),
     )
     return EXIT_TERMINATED if guard.received else int(outcome.result)
 
 
-def _commit_outputs(outputs_path: str, outputs: Any) -> int:
-    uri = commit.commit_outputs(outputs_path, outputs)  # v1 LiteralMap bytes == v2 Outputs bytes
-    log.info("committed %s", uri)
-    return EXIT_OK
-
-
 def _commit_failure(outputs_path: str, failure: BaseException) -> int:
-    document = error_document_v2(failure)
-    error = document.error
-    first_line = error.message.splitlines()[0] if error.message else ""
-    recoverable = "recoverable" if error.kind == error.RECOVERABLE else "non-recoverable"
-    print(f"taskbox: task failed ({error.code}, {recoverable}): {first_line}", file=sys.stderr)
-    try:
-        uri = commit.commit_error(outputs_path, failure, document=document)
-    except BaseException as exc:  # noqa: BLE001 - the last resort: say it on stderr and fail the pod
-        print(f"taskbox: could not write the error document under {outputs_path}: {redaction.redact(str(exc))}",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_FAILED
-    log.info("committed %s", uri)
-    return EXIT_OK
+    return commit_failure(outputs_path, failure, document=error_document_v2(failure))
 
 
 def _commit_usage_error(argv: list[str], exc: UsageError) -> None:

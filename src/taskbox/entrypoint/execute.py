@@ -38,6 +38,8 @@ from taskbox.errors import InputError
 __all__ = [
     "DEFAULT_MAX_INPUTS_BYTES",
     "ExecuteOptions",
+    "commit_failure",
+    "commit_outputs",
     "execute",
     "make_working_dir",
     "read_encoded_inputs",
@@ -128,8 +130,8 @@ def execute(opts: ExecuteOptions, guard: TerminationGuard, prepare: Callable[[],
     outcome = run_committed(
         guard,
         lambda working_dir, cancelled: run_steps(steps, working_dir, cancelled),
-        on_success=lambda outputs: _commit_outputs(opts.output_prefix, outputs),
-        on_failure=lambda failure: _commit_failure(opts.output_prefix, failure),
+        on_success=lambda outputs: commit_outputs(opts.output_prefix, outputs),
+        on_failure=lambda failure: commit_failure(opts.output_prefix, failure),
     )
     code: int = outcome.result
     if guard.received:
@@ -139,21 +141,37 @@ def execute(opts: ExecuteOptions, guard: TerminationGuard, prepare: Callable[[],
     return code
 
 
-def _commit_outputs(output_prefix: str, outputs: Any) -> int:
+def commit_outputs(output_prefix: str, outputs: Any) -> int:
+    """Commit ``outputs.pb`` (v1's ``LiteralMap`` bytes are also v2's ``Outputs``) and return exit code 0."""
     uri = commit.commit_outputs(output_prefix, outputs)
     log.info("committed %s", uri)
     return EXIT_OK
 
 
-def _commit_failure(output_prefix: str, failure: BaseException) -> int:
-    code, origin, recoverable, message = commit.describe(failure)
+def commit_failure(output_prefix: str, failure: BaseException, *, document: Any = None) -> int:
+    """Say the failure on stderr, commit ``error.pb`` and return the exit code (1 if not even that works).
+
+    Args:
+        output_prefix: Where the commit goes.
+        failure: What ended the run.
+        document: The error document to write (``a0`` passes Flyte 2's); v1's for ``failure`` if ``None``.
+    """
+    if document is None:
+        code, origin, recoverable, message = commit.describe(failure)
+    else:
+        from flyteidl.core import execution_pb2
+
+        error = document.error
+        code, message = error.code, error.message
+        origin = "USER" if error.origin == execution_pb2.ExecutionError.USER else "SYSTEM"
+        recoverable = error.kind == error.RECOVERABLE
     first_line = message.splitlines()[0] if message else ""
     print(
         f"taskbox: task failed ({code}, {origin}, {'recoverable' if recoverable else 'non-recoverable'}): {first_line}",
         file=sys.stderr,
     )
     try:
-        uri = commit.commit_error(output_prefix, failure)
+        uri = commit.commit_error(output_prefix, failure, document=document)
     except BaseException as exc:  # noqa: BLE001
         print(
             f"taskbox: could not write the error document under {output_prefix}: {redaction.redact(str(exc))}",

@@ -20,8 +20,9 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskbox.errors import ConfigError
@@ -172,3 +173,18 @@ def config_error(task_type: str, exc: Any) -> ConfigError:
     """
     problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors())
     return ConfigError(f"invalid {task_type} config: {problems}")
+
+
+@contextlib.contextmanager
+def config_errors(task_type: str) -> Iterator[None]:
+    """Turn a pydantic ``ValidationError`` raised inside the block into :func:`config_error`'s ``ConfigError``.
+
+    For code that builds a config model directly (the HTTP authoring classes do) and must report it as
+    the container does.
+    """
+    from pydantic import ValidationError  # only executors with configs pay for pydantic
+
+    try:
+        yield
+    except ValidationError as exc:
+        raise config_error(task_type, exc) from None

@@ -19,7 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Any
+from taskbox._lazy import lazy_attributes
 
 __all__ = [
     "HTTPJobTask",
@@ -42,18 +42,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'taskbox.flyte2' has no attribute {name!r}")
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("flyte", "flyteidl2"):
-            raise
-        raise ModuleNotFoundError(
-            f"taskbox.flyte2.{name} needs the flyte SDK ({exc.name} is missing): pip install 'taskbox[flyte2]'",
-            name=exc.name,
-        ) from None
+__getattr__, __dir__ = lazy_attributes(
+    __name__, _LAZY, requires=("flyte", "flyteidl2"), needs="the flyte SDK", extra="flyte2"
+)

@@ -61,8 +61,8 @@ class PrebuiltTaskResolver:
             TemplateError: The args or the template cannot be read.
             ConfigError: The template's config does not validate.
         """
-        from taskbox.flyte2.runner import decode
+        from taskbox.entrypoint.a0 import decode_inline_template
         from taskbox.flyte2.tasks import PrebuiltTask
 
         fields = parse_loader_args(loader_args)
-        return PrebuiltTask.from_template(decode(fields["template"]), fields.get("executor"))
+        return PrebuiltTask.from_template(decode_inline_template(fields["template"]), fields.get("executor"))

@@ -96,17 +96,6 @@ class CancelToken:
                 event.set()
 
 
-def decode(encoded: str) -> Any:
-    """Decode the args' template text into a v1 ``TaskTemplate`` (:func:`taskbox.entrypoint.a0.decode_inline_template`).
-
-    Raises:
-        TemplateError: Not an encoded template, over ``TASKBOX_MAX_TEMPLATE_BYTES``, or not a template.
-    """
-    from taskbox.entrypoint.a0 import decode_inline_template
-
-    return decode_inline_template(encoded)
-
-
 def run_template(
     encoded: str, executor: str | None, inputs: bytes, paths: RunPaths, cancel: CancelToken | None = None
 ) -> Result:

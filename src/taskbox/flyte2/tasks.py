@@ -43,17 +43,17 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import inspect
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import flyte
 from flyte.extend import TaskPluginRegistry, TaskTemplate
 
+from taskbox.executors.base import config_errors
 from taskbox.flyte2.config import PrebuiltConfig
 
 __all__ = [
@@ -321,19 +321,6 @@ def _required(cls: type, **values: Any) -> None:
         raise TypeError(f"{cls.__name__}() missing required argument(s): {', '.join(map(repr, missing))}")
 
 
-@contextlib.contextmanager
-def _config_errors(task_type: str) -> Iterator[None]:
-    """Report a config that does not validate as ``ConfigError`` (the HTTP models raise pydantic's error)."""
-    from pydantic import ValidationError
-
-    from taskbox.executors.base import config_error
-
-    try:
-        yield
-    except ValidationError as exc:
-        raise config_error(task_type, exc) from None
-
-
 def _init_from(
     task: PrebuiltTask,
     authored: Any,
@@ -501,7 +488,7 @@ class HTTPTask(PrebuiltTask):
         from taskbox.authoring.http import HTTPTask as Authored
 
         flyte_options, config = _split(options)
-        with _config_errors("http"):
+        with config_errors("http"):
             authored = Authored(name, url, method=method, output_pointers=output_pointers, image=_image_ref(image),
                                 **config)  # fmt: skip
         _init_from(self, authored, dict(outputs or {}), inputs, image, retries, flyte_options)
@@ -560,7 +547,7 @@ class HTTPJobTask(PrebuiltTask):
         from taskbox.authoring.http_job import HTTPJobTask as Authored
 
         flyte_options, config = _split(options)
-        with _config_errors("http-job"):
+        with config_errors("http-job"):
             authored = Authored(name, submit_url=submit_url, status_url=status_url, submit_method=submit_method,
                                 json_body=json_body, form_body=form_body, submit_headers=submit_headers,
                                 output_pointers=output_pointers, image=_image_ref(image), **config)  # fmt: skip

@@ -23,7 +23,7 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Any
+from taskbox._lazy import lazy_attributes
 
 __all__ = [
     "ExecutorSpec",
@@ -48,18 +48,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'taskbox.flytekit' has no attribute {name!r}")
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name != "flytekit" and not (exc.name or "").startswith("flytekit."):
-            raise
-        raise ModuleNotFoundError(
-            f"taskbox.flytekit.{name} needs flytekit ({exc.name} is missing): pip install 'taskbox[flytekit]'",
-            name=exc.name,
-        ) from None
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, requires=("flytekit",), needs="flytekit", extra="flytekit")

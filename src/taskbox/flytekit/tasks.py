@@ -33,10 +33,10 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from taskbox.executors.base import config_errors
 from taskbox.flytekit.task import FLYTEKIT_OPTIONS, TaskboxTask
 
 __all__ = ["HTTPJobTask", "HTTPTask", "SQLTask", "SQLiteTask"]
@@ -54,19 +54,6 @@ def _sql_outputs(outputs: Mapping[str, Any] | None) -> dict[str, Any]:
     from flytekit.types.structured import StructuredDataset
 
     return {"results": StructuredDataset}
-
-
-@contextlib.contextmanager
-def _config_errors(task_type: str) -> Iterator[None]:
-    """Report a config that does not validate as ``ConfigError`` (the HTTP models raise pydantic's error)."""
-    from pydantic import ValidationError
-
-    from taskbox.executors.base import config_error
-
-    try:
-        yield
-    except ValidationError as exc:
-        raise config_error(task_type, exc) from None
 
 
 class SQLiteTask(TaskboxTask):
@@ -197,7 +184,7 @@ class HTTPTask(TaskboxTask):
         from taskbox.authoring.http import HTTPTask as Authored
 
         flytekit_options, config = _split(options)
-        with _config_errors("http"):
+        with config_errors("http"):
             authored = Authored(name, url, method=method, output_pointers=output_pointers, **config)
         super().__init__(name, executor=authored.executor, config=authored.config, inputs=inputs,
                          outputs=outputs, image=image, retries=retries, **flytekit_options)  # fmt: skip
@@ -249,7 +236,7 @@ class HTTPJobTask(TaskboxTask):
         from taskbox.authoring.http_job import HTTPJobTask as Authored
 
         flytekit_options, config = _split(options)
-        with _config_errors("http-job"):
+        with config_errors("http-job"):
             authored = Authored(name, submit_url=submit_url, status_url=status_url, submit_method=submit_method,
                                 json_body=json_body, form_body=form_body, submit_headers=submit_headers,
                                 output_pointers=output_pointers, **config)  # fmt: skip
