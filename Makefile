@@ -99,8 +99,7 @@ flyte2-golden: flyte2-venv ## regenerate the flyte-2-made fixtures in tests/flyt
 	$(FLYTE2_VENV)/bin/python tests/flyte2/make_golden.py
 
 golden: flytekit-venv ## regenerate the flytekit-made fixtures in tests/golden/
-	$(FLYTEKIT_VENV)/bin/python tests/golden/make_fixtures.py
-	$(FLYTEKIT_VENV)/bin/python tests/golden/make_sql_fixtures.py
+	set -e; for maker in tests/golden/make_*.py; do $(FLYTEKIT_VENV)/bin/python $$maker; done
 
 bench: venv flytekit-venv flyte2-venv base-image ## measure taskbox against flytekit, side by side, as ratios (and the sqlite image's cold start)
 	$(VENV_PY) bench/run.py --flytekit-venv $(FLYTEKIT_VENV) --flyte2-venv $(FLYTE2_VENV)

@@ -99,10 +99,12 @@ def run_steps(steps: Steps, working_dir: str, cancelled: threading.Event) -> Any
     from taskbox.literals import ConversionContext, offload_limits_from_env
     from taskbox.literals.maps import encoded_map_to_python, python_to_encoded_map
     from taskbox.literals.offload import offload_encoded
+    from taskbox.literals.origins import Origins
 
     task = steps.load(working_dir)
     raw_prefix = steps.raw_output_prefix()
-    conversion = ConversionContext(raw_output_prefix=raw_prefix, working_dir=working_dir)
+    # Origins: a value passed through unchanged keeps its union variant, hash and metadata.
+    conversion = ConversionContext(raw_output_prefix=raw_prefix, working_dir=working_dir, origins=Origins())
     # The input bytes are dropped input by input as they are converted (memory ~ file size).
     inputs = encoded_map_to_python(
         steps.read_inputs(task, conversion), task.input_types, conversion, optional=task.optional_inputs

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from taskbox.literals.origins import Origins
 
 __all__ = ["ConversionContext", "local_path", "random_segment"]
 
@@ -53,16 +57,21 @@ class ConversionContext:
         raw_output_prefix: Path or URI under which uploaded files, directories and tables are written
             (Flyte's ``--raw-output-data-prefix``), e.g. ``/tmp/raw`` or ``s3://bucket/raw``.
         working_dir: Local directory for downloads of remote inputs.
+        origins: What decoded inputs carried beyond their values (union variants, hashes), so that
+            outputs passed through unchanged are written back as they came (one task attempt's
+            :class:`taskbox.literals.origins.Origins`); ``None`` remembers nothing. Not part of equality.
 
     """
 
-    __slots__ = ("raw_output_prefix", "working_dir")
+    __slots__ = ("origins", "raw_output_prefix", "working_dir")
     raw_output_prefix: str
     working_dir: str
+    origins: Origins | None
 
-    def __init__(self, raw_output_prefix: str, working_dir: str) -> None:
+    def __init__(self, raw_output_prefix: str, working_dir: str, *, origins: Origins | None = None) -> None:
         object.__setattr__(self, "raw_output_prefix", raw_output_prefix)
         object.__setattr__(self, "working_dir", working_dir)
+        object.__setattr__(self, "origins", origins)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("ConversionContext is immutable")

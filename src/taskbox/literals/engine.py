@@ -369,13 +369,17 @@ class TypeEngine:
             raise TypeError("TypeEngine.to_literal needs python_type or literal_type")
         ctx = ctx or ConversionContext.default()
         try:
-            return cls._encode(ctx, value, python_type, literal_type)
+            literal = cls._encode(ctx, value, python_type, literal_type)
         except TaskboxError:
             raise
         except _CONVERSION_ERRORS as exc:
             hinted = python_type not in _VAGUE and (literal_type is None or cls._hint_fits(python_type, literal_type))
             target = describe_python_type(python_type) if hinted else describe_type(literal_type)
             raise OutputError(_mismatch_message(target, describe_value(value), exc)) from exc
+        origins = ctx.origins
+        if origins is not None and origins.restores:  # a value passed through keeps its hash and metadata
+            literal = origins.restore(value, literal)
+        return literal
 
     @classmethod
     def _encode(
@@ -474,8 +478,10 @@ class TypeEngine:
 
         """
         ctx = ctx or ConversionContext.default()
+        origins = ctx.origins
+        noted = origins.noted if origins is not None else 0
         try:
-            return cls._decode(ctx, literal, python_type, literal_type)
+            value = cls._decode(ctx, literal, python_type, literal_type)
         except TaskboxError:
             raise
         except _CONVERSION_ERRORS as exc:
@@ -483,6 +489,9 @@ class TypeEngine:
             if target is None:
                 target = describe_type(literal_type) if literal_type is not None else "a Python value"
             raise InputError(_mismatch_message(target, describe_literal(literal), exc)) from exc
+        if origins is not None and (literal.hash or literal.metadata or origins.noted != noted):
+            origins.note_literal(value, literal)  # it, or a literal inside it, carries a hash or metadata
+        return value
 
     @classmethod
     def _decode(

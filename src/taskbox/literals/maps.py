@@ -79,6 +79,8 @@ def literal_map_to_python(
             out[name] = TypeEngine.to_python_value(lm.literals[name], python_type, literal_type=literal_type, ctx=ctx)
         except TaskboxError as exc:
             raise reprefix(exc, f"input {name!r}") from exc
+        if ctx is not None and ctx.origins is not None:
+            ctx.origins.claim_input(name, out[name])
     return out
 
 
@@ -109,6 +111,9 @@ def python_to_literal_map(
             literal = TypeEngine.to_literal(values[name], python_type, literal_type=literal_type, ctx=ctx)
         except TaskboxError as exc:
             raise reprefix(exc, f"output {name!r}") from exc
+        origins = ctx.origins if ctx is not None else None
+        if origins is not None and origins.holds_input(name):  # an immutable input passed through by name
+            literal = origins.restore_output(name, values[name], literal) or literal
         lm.literals[name].CopyFrom(literal)
     return lm
 
@@ -153,6 +158,8 @@ def encoded_map_to_python(
             out[name] = wire.decode_literal(encoded.pop(name), python_type, literal_type, ctx)
         except TaskboxError as exc:
             raise reprefix(exc, f"input {name!r}") from exc
+        if ctx is not None and ctx.origins is not None:
+            ctx.origins.claim_input(name, out[name])
     _check_inputs(extra, variables)
     if missing is not None:
         raise InputError(missing)
@@ -181,4 +188,9 @@ def python_to_encoded_map(
             encoded[name] = wire.encode_literal(values[name], python_type, literal_type, ctx)
         except TaskboxError as exc:
             raise reprefix(exc, f"output {name!r}") from exc
+        origins = ctx.origins if ctx is not None else None
+        if origins is not None and origins.holds_input(name):  # an immutable input passed through by name
+            original = origins.restore_output(name, values[name], literals_pb2.Literal.FromString(encoded[name]))
+            if original is not None:
+                encoded[name] = original.SerializeToString(deterministic=True)
     return wire.EncodedLiteralMap(encoded)

@@ -183,11 +183,24 @@ def _variant_fits_exactly(value: Any, variant: types_pb2.LiteralType) -> bool:
     if kind == "enum_type":
         return isinstance(value, enum.Enum)
     if kind == "simple" and variant.simple == types_pb2.STRUCT:
+        if type(value) is dict:
+            return _fits_schema(value, variant)
         return _title(variant) == type(value).__name__
     try:
         return _exactly(value, TypeEngine.guess_python_type(variant))
     except Exception:  # noqa: BLE001 - an untranslatable variant is simply not an exact fit
         return False
+
+
+def _fits_schema(value: dict[Any, Any], variant: types_pb2.LiteralType) -> bool:
+    """Whether a plain dict's keys are a struct variant's fields: every required one, no unknown one."""
+    properties = variant.metadata.fields.get("properties")
+    if properties is None or properties.WhichOneof("kind") != "struct_value":
+        return False
+    required = variant.metadata.fields.get("required")
+    needed = {v.string_value for v in required.list_value.values} if required is not None else set()
+    keys = set(value)
+    return needed <= keys <= set(properties.struct_value.fields)
 
 
 def encode_by_type(ctx: Any, value: Any, lt: types_pb2.LiteralType) -> literals_pb2.Literal:
@@ -197,6 +210,11 @@ def encode_by_type(ctx: Any, value: Any, lt: types_pb2.LiteralType) -> literals_
     def attempt(variant: types_pb2.LiteralType) -> Callable[[], literals_pb2.Literal]:
         return lambda: TypeEngine.to_literal(value, literal_type=variant, ctx=ctx)
 
+    known = _known_variant(ctx, value, variants)
+    if known is not None:  # the value was read as this variant: keep it, never re-guess
+        found = _try_encode([(known, attempt(variants[known]))])
+        if found:
+            return _wrap(found[0][1], variants[known])
     found = _try_encode([(i, attempt(v)) for i, v in enumerate(variants)])
     if not found:
         raise Mismatch()
@@ -218,14 +236,19 @@ def decode_by_type(ctx: Any, literal: literals_pb2.Literal, lt: types_pb2.Litera
         candidates = [
             v for v in variants if (not tag or not v.structure.tag or v.structure.tag == tag) and is_castable(stored, v)
         ]
-        candidates = _by_title(candidates, stored, lambda v: v)
+        same = [v for v in candidates if v == stored]  # flytekit stores the variant's own type
+        candidates = same if len(same) == 1 else _by_title(candidates, stored, lambda v: v)
         inner = literal.scalar.union.value
         found = _try_decode([(v, _lt_decoder(inner, v, ctx)) for v in candidates])
         if not found:
             raise Mismatch(f"no union variant matches the stored variant {tag!r}")
         if len(found) > 1:
             raise Mismatch(f"ambiguous: several union variants match the stored variant {tag!r}")
-        return found[0][1]
+        variant, value = found[0]
+        origins = getattr(ctx, "origins", None)
+        if origins is not None:
+            origins.note_variant(value, variant)
+        return value
     actual = essence(infer_literal_type(literal))
     found = _try_decode([(v, _lt_decoder(literal, v, ctx)) for v in variants])
     if not found:
@@ -234,6 +257,23 @@ def decode_by_type(ctx: Any, literal: literals_pb2.Literal, lt: types_pb2.Litera
     if len(exact) == 1 or len(found) == 1:
         return (exact or found)[0][1]
     raise Mismatch("ambiguous: several union variants decode this literal")
+
+
+def _known_variant(ctx: Any, value: Any, variants: list[types_pb2.LiteralType]) -> int | None:
+    """Return the index of the variant ``value`` was decoded as (equal type, else same tag and essence)."""
+    origins = getattr(ctx, "origins", None)
+    known = origins.variant_of(value) if origins is not None else None
+    if known is None:
+        return None
+    for index, variant in enumerate(variants):
+        if variant == known:
+            return index
+    same = [
+        i
+        for i, v in enumerate(variants)
+        if v.structure.tag == known.structure.tag and _title(v) == _title(known) and essence(v) == essence(known)
+    ]
+    return same[0] if len(same) == 1 else None
 
 
 def _lt_decoder(literal: literals_pb2.Literal, lt: types_pb2.LiteralType, ctx: Any) -> Callable[[], Any]:

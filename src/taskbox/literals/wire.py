@@ -367,6 +367,8 @@ def decode_literal(data: bytes, python_type: Any, literal_type: types_pb2.Litera
     """
     plan = plan_for(python_type, literal_type)
     if plan is not None:
+        origins = getattr(ctx, "origins", None)
+        noted = origins.noted if origins is not None else 0
         try:
             value = _read(data, 0, len(data), plan, ctx, [containers_allowed(len(data))])
         except (_Irregular, IndexError):
@@ -377,6 +379,8 @@ def decode_literal(data: bytes, python_type: Any, literal_type: types_pb2.Litera
                 f"values they would take over {CONTAINER_RATIO} times its size in memory"
             ) from None
         if value is not _FALLBACK:
+            if origins is not None and origins.noted != noted:  # an element carried a hash or metadata
+                origins.note_literal(value, parse_literal(data))
             return value
     literal = parse_literal(data)
     del data  # the caller holds no reference: the bytes go before the conversion allocates
@@ -547,7 +551,9 @@ def encode_literal(value: Any, python_type: Any, literal_type: types_pb2.Literal
         StorageError: Uploading data failed.
 
     """
-    plan = plan_for(python_type, literal_type)
+    origins = getattr(ctx, "origins", None)
+    # An input literal carried a hash or metadata: the engine puts them back on values passed through.
+    plan = None if origins is not None and origins.restores else plan_for(python_type, literal_type)
     if plan is not None and plan.kind not in ("list", "map"):
         data = _primitive_bytes(plan.kind, value)
         if data is not None:
