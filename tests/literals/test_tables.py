@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from flyteidl.core import literals_pb2, types_pb2
 
-from taskbox.errors import InputError, OutputError
+from taskbox.errors import InputError, OutputError, UnsupportedType
 from taskbox.literals import StructuredDataset, TypeEngine
 
 TABLE = pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"], "score": [0.5, 1.5, 2.5]})
@@ -91,8 +91,12 @@ def test_local_dataset_uri_is_uploaded(ctx, tmp_path):
 def test_dataset_with_dataframe_is_written(ctx):
     lit = TypeEngine.to_literal(StructuredDataset(dataframe=TABLE), StructuredDataset, ctx=ctx)
     assert os.listdir(lit.scalar.structured_dataset.uri) == ["00000"]
-    with pytest.raises(OutputError, match="only parquet"):
-        TypeEngine.to_literal(TABLE, literal_type=sd_type("csv"), ctx=ctx)
+    as_csv = TypeEngine.to_literal(TABLE, literal_type=sd_type("csv"), ctx=ctx)
+    assert as_csv.scalar.structured_dataset.metadata.structured_dataset_type.format == "csv"
+    assert os.listdir(as_csv.scalar.structured_dataset.uri) == [".csv"]
+    assert TypeEngine.to_python_value(as_csv, pa.Table, ctx=ctx).equals(TABLE)
+    with pytest.raises(UnsupportedType, match="'json' format"):
+        TypeEngine.to_literal(TABLE, literal_type=sd_type("json"), ctx=ctx)
     with pytest.raises(OutputError, match="expected StructuredDataset"):
         TypeEngine.to_literal({"a": 1}, StructuredDataset, ctx=ctx)
     with pytest.raises(ValueError):

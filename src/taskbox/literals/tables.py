@@ -1,19 +1,29 @@
 """Tables as StructuredDataset literals: StructuredDataset handles, pyarrow tables, pandas frames.
 
-Why: flytekit writes a dataframe as parquet to ``<raw>/<random32hex>/00000`` and emits
-``structured_dataset{uri=<raw>/<random32hex>, metadata.structured_dataset_type{columns, format}}``
-(F:flytekit/types/structured/basic_dfs.py, structured_dataset.py). Its declared type for any dataframe
-is ``structured_dataset_type{}`` unless ``Annotated`` adds columns or a format. Old FlyteSchema producers
-send ``Scalar.schema`` instead, which is read as a parquet dataset.
+Why: flytekit writes a dataframe to a folder ``<raw>/<random32hex>`` (``00000`` for parquet, ``.csv`` for
+CSV) and emits ``structured_dataset{uri=<raw>/<random32hex>, metadata.structured_dataset_type{columns,
+format}}`` (F:flytekit/types/structured/basic_dfs.py, structured_dataset.py). Its declared type for any
+dataframe is ``structured_dataset_type{}`` unless ``Annotated`` adds columns or a format. Old FlyteSchema
+producers send ``Scalar.schema`` instead, which is read as a parquet dataset. Formats, layouts and the
+CSV typing rules are in :mod:`taskbox.literals.tableformats`.
 
 Invariants:
     * pyarrow (and pandas) are imported only when a table is actually written or read; dataframe types
       are recognised by qualified name, so the check itself imports nothing.
-    * Only parquet is written. A StructuredDataset that already has a URI is passed through (a local
-      one is uploaded to ``<raw>/<random32hex>/<basename>`` first, as flytekit's ``put_raw_data``,
-      unless it already lies under a local raw-output prefix or came from a literal).
-    * The literal's format is the declared one if non-empty, else the dataset's own ``file_format``;
-      its columns are the declared ones if any, else the dataset's own.
+    * A dataframe is written in the declared format (``""``: parquet); the literal's format is the one
+      written. flytekit writes a bare ``Annotated[pd.DataFrame, "csv"]`` output as parquet (its encoder
+      for bare frames ignores the annotation) and a pyarrow table only as parquet; taskbox writes what
+      the type declares, which flytekit reads either way (it decodes by the literal's format).
+    * A StructuredDataset that already has a URI is passed through (a local one is uploaded to
+      ``<raw>/<random32hex>/<basename>`` first, as flytekit's ``put_raw_data``, unless it already lies
+      under a local raw-output prefix or came from a literal; a single local CSV file goes to
+      ``<raw>/<random32hex>/.csv``, where flytekit's reader looks).
+    * The literal's format is the declared one if non-empty, else the dataset's own ``file_format``. One
+      exception keeps the literal true: data whose format is known (read from a literal, or staged by
+      an executor: ``in_place``) and differs from the declared one is converted to the declared format
+      when both are supported, and otherwise keeps its own format (as flytekit passes a literal through).
+    * Reading goes by the literal's format, never the reader's annotation (flytekit picks its decoder so).
+    * The literal's columns are the declared ones if any, else the dataset's own.
     * Union tag: ``StructuredDataset Transformer``.
 """
 
@@ -28,17 +38,17 @@ from typing import Any
 from flyteidl.core import literals_pb2, types_pb2
 
 from taskbox import storage
+from taskbox.literals import tableformats
 from taskbox.literals.context import local_path
 from taskbox.literals.engine import Mismatch, TypeEngine, TypeTransformer, strip_annotated
 from taskbox.literals.primitives import msgpack_value, scalar_of
 from taskbox.literals.structs import struct_to_plain
+from taskbox.literals.tableformats import CSV, PARQUET, write_table
 from taskbox.literals.typeinfo import schema_column_simple_type
 from taskbox.literals.types import StructuredDataset
 
-__all__ = ["DATAFRAMES", "REGISTERED", "is_dataframe", "write_parquet"]
+__all__ = ["DATAFRAMES", "REGISTERED", "is_dataframe"]
 
-PARQUET = "parquet"
-PART_NAME = f"{0:05}"  # flytekit's single parquet part, "00000"
 _ARROW_TABLES = frozenset({"pyarrow.lib.Table", "pyarrow.Table"})
 _PANDAS_FRAMES = frozenset({"pandas.DataFrame", "pandas.core.frame.DataFrame"})
 _Columns = list[types_pb2.StructuredDatasetType.DatasetColumn]
@@ -76,30 +86,6 @@ def _columns(columns: Mapping[str, Any] | None) -> _Columns:
     return out
 
 
-def write_parquet(ctx: Any, frame: Any) -> str:
-    """Write a pyarrow table or pandas frame to ``<raw>/<random32hex>/00000``; return the folder URI."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    options: dict[str, Any] = {}
-    if _qualname(type(frame)) in _PANDAS_FRAMES:
-        frame = pa.Table.from_pandas(frame)
-        options = {"coerce_timestamps": "us", "allow_truncated_timestamps": False}  # flytekit's pandas writer
-    if not isinstance(frame, pa.Table):
-        raise Mismatch()
-    uri = ctx.random_remote_path()
-    if storage.is_local(uri):
-        folder = local_path(uri)
-        os.makedirs(folder, exist_ok=True)
-        pq.write_table(frame, os.path.join(folder, PART_NAME), **options)
-        return uri
-    staging = ctx.random_local_path(PART_NAME)
-    os.makedirs(os.path.dirname(staging), exist_ok=True)
-    pq.write_table(frame, staging, **options)
-    storage.upload(staging, storage.join(uri, PART_NAME))
-    return uri
-
-
 class StructuredDatasetTransformer(TypeTransformer[Any]):
     """StructuredDataset handles and dataframes ("StructuredDataset Transformer")."""
 
@@ -120,23 +106,14 @@ class StructuredDatasetTransformer(TypeTransformer[Any]):
             declared = self.get_literal_type(python_type).structured_dataset_type
         columns: _Columns = list(declared.columns)
         if isinstance(value, StructuredDataset) and value.dataframe is None:
-            assert value.uri is not None
-            uri = value.uri
-            if storage.is_local(uri) and not value.in_place and not ctx.holds(local_path(uri)):
-                path = local_path(uri)
-                uri = storage.upload(
-                    path, ctx.random_remote_path(os.path.basename(path.rstrip("/"))), recursive=os.path.isdir(path)
-                )
-            fmt = declared.format or value.file_format
+            uri, fmt = self._pass_on(ctx, value, declared.format)
             columns = columns or _columns(value.columns)
         else:
             frame = value.dataframe if isinstance(value, StructuredDataset) else value
             if not is_dataframe(frame):
                 raise Mismatch()
-            if declared.format not in ("", PARQUET):
-                raise ValueError(f"only parquet can be written, the declared format is {declared.format!r}")
-            uri = write_parquet(ctx, frame)
-            fmt = PARQUET
+            fmt = tableformats.storage_format(declared.format, "write")
+            uri = write_table(ctx, frame, fmt)
         literal = literals_pb2.Literal()
         sd = literal.scalar.structured_dataset
         sd.uri = uri
@@ -146,6 +123,31 @@ class StructuredDatasetTransformer(TypeTransformer[Any]):
         sdt.columns.extend(columns)
         sdt.format = fmt
         return literal
+
+    @staticmethod
+    def _pass_on(ctx: Any, value: StructuredDataset, declared: str) -> tuple[str, str]:
+        """Where a dataset handle with a URI ends up, and the format its literal declares."""
+        assert value.uri is not None
+        own = value.file_format
+        fmt = declared or own
+        known = own and declared and own != declared and value.in_place
+        if known and tableformats.supported(own) and tableformats.supported(declared):
+            if tableformats.storage_format(own) != tableformats.storage_format(declared):
+                # The data is `own`; the type says `declared`: store it as declared.
+                return write_table(ctx, value.to_arrow(), declared), declared
+        elif known:
+            fmt = own  # cannot convert: keep the literal true to the data
+        uri = value.uri
+        if storage.is_local(uri) and not value.in_place and not ctx.holds(local_path(uri)):
+            path = local_path(uri)
+            name = os.path.basename(path.rstrip("/"))
+            if os.path.isfile(path) and fmt.lower() == CSV:
+                # flytekit's CSV reader opens <uri>/.csv: lay a single file out that way.
+                folder = ctx.random_remote_path()
+                storage.upload(path, storage.join(folder, tableformats.part_name(CSV)))
+                return folder, fmt
+            uri = storage.upload(path, ctx.random_remote_path(name), recursive=os.path.isdir(path))
+        return uri, fmt
 
     def to_python_value(self, ctx: Any, literal: literals_pb2.Literal, expected_python_type: Any) -> Any:
         uri, fmt, incoming = self._read_literal(literal)

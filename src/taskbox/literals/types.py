@@ -10,7 +10,8 @@ Invariants:
     * A handle that came from a literal remembers that literal's URI, so passing it on never re-uploads.
     * ``File["csv"]`` / ``Directory["csv"]`` are cached subclasses whose ``format`` is the Blob format
       (flytekit's ``FlyteFile["csv"]``); the plain classes have format ``""``.
-    * pyarrow and pandas are imported only by the table-reading methods.
+    * pyarrow and pandas are imported only by the table-reading methods; a dataset is read by its
+      ``file_format`` (parquet or csv, :mod:`taskbox.literals.tableformats`).
 """
 
 from __future__ import annotations
@@ -181,8 +182,9 @@ class StructuredDataset:
     """A table stored as files under a URI (Flyte's StructuredDataset), or a dataframe to be written.
 
     Args:
-        uri: Where the dataset lives (a directory of parquet files, or a single file).
-        file_format: Storage format recorded in the literal; ``"parquet"`` unless told otherwise.
+        uri: Where the dataset lives: a folder (flytekit's layout: ``00000`` for parquet, ``.csv`` for CSV)
+            or a single file.
+        file_format: Storage format recorded in the literal: ``"parquet"`` (the default) or ``"csv"``.
         columns: Optional column names mapped to Python types or ``LiteralType`` values.
         dataframe: A ``pyarrow.Table`` or ``pandas.DataFrame`` to write on output instead of a ``uri``.
             A dataframe passed as the first positional argument is taken as ``dataframe`` (flytekit's
@@ -231,18 +233,30 @@ class StructuredDataset:
         return target
 
     def to_arrow(self, columns: list[str] | None = None) -> Any:
-        """Read the dataset into a ``pyarrow.Table`` (parquet only), optionally selecting columns."""
+        """Read the dataset into a ``pyarrow.Table``, optionally selecting columns.
+
+        Parquet and CSV datasets are read (see :mod:`taskbox.literals.tableformats`); a CSV's columns get
+        the types declared in :attr:`columns`, the others are inferred.
+
+        Args:
+            columns: Columns to read, in this order; by default the declared :attr:`columns`, else all.
+
+        Raises:
+            UnsupportedType: The dataset's format is neither parquet nor csv.
+            InputError: The data cannot be read in its format, or does not fit its declared columns.
+            StorageError: Downloading a remote dataset failed.
+
+        """
         if self.dataframe is not None:
             import pyarrow as pa
 
             table = self.dataframe if isinstance(self.dataframe, pa.Table) else pa.Table.from_pandas(self.dataframe)
             return table.select(columns) if columns else table
-        if self.file_format not in ("parquet", ""):
-            raise ValueError(f"cannot read a {self.file_format!r} dataset; only parquet is supported")
-        import pyarrow.parquet as pq
+        from taskbox.literals import tableformats
 
+        tableformats.storage_format(self.file_format, "read")  # an unsupported format fails before any download
         selected = columns if columns is not None else (list(self.columns) if self.columns else None)
-        return pq.read_table(self._local_source(), columns=selected)
+        return tableformats.read_table(self._local_source(), self.file_format, self.columns, selected, where=self.uri)
 
     def to_pandas(self, columns: list[str] | None = None) -> Any:
         """Read the dataset into a ``pandas.DataFrame`` (needs pandas)."""
