@@ -67,8 +67,15 @@ def _python_type(spec: str) -> Any:
     if name in ("file", "dir", "directory"):
         base: Any = File if name == "file" else Directory  # both take a format: File["csv"]
         return base[args[0]] if args else base
-    if name in ("table", "dataset", "structureddataset") and not args:
-        return StructuredDataset
+    if name in ("table", "dataset", "structureddataset") and len(args) <= 1:
+        if not args:
+            return StructuredDataset
+        from taskbox.literals.tableformats import FORMATS  # table[csv]: the declared storage format
+
+        fmt = args[0].strip().lower()
+        if fmt not in FORMATS:
+            raise ValueError(f"a table's format is one of {', '.join(FORMATS)}, got {fmt!r}")
+        return typing.Annotated[StructuredDataset, fmt]
     if name in ("list", "array") and len(args) == 1:
         return list[_python_type(args[0])]  # type: ignore[misc]
     if name in ("dict", "map") and len(args) in (1, 2):
@@ -89,9 +96,9 @@ def parse_type(spec: Any) -> Any:
 
     Args:
         spec: A type-language string (``int``, ``float``, ``str``, ``bool``, ``datetime``, ``duration``,
-            ``json`` (a struct), ``file``, ``file[csv]``, ``dir``, ``table``, ``list[T]``, ``dict[str, T]``,
-            ``T?``/``optional[T]``, ``A | B``, ``enum[a, b]``), or a ``LiteralType`` in protobuf's JSON
-            mapping (a mapping such as ``{"simple": "INTEGER"}``).
+            ``json`` (a struct), ``file``, ``file[csv]``, ``dir``, ``table``, ``table[csv]``, ``list[T]``,
+            ``dict[str, T]``, ``T?``/``optional[T]``, ``A | B``, ``enum[a, b]``), or a ``LiteralType`` in
+            protobuf's JSON mapping (a mapping such as ``{"simple": "INTEGER"}``).
 
     Raises:
         ConfigError: The spec is neither.

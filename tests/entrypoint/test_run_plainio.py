@@ -46,6 +46,10 @@ def test_type_language(spec, python_type):
 
 def test_type_language_formats_enums_and_protobuf_json():
     assert plainio.parse_type("file[csv]").blob.format == "csv"
+    assert plainio.parse_type("table[csv]").structured_dataset_type.format == "csv"
+    assert plainio.parse_type("table[Parquet]").structured_dataset_type.format == "parquet"
+    with pytest.raises(ConfigError, match="a table's format is one of parquet, csv, got 'avro'"):
+        plainio.parse_type("table[avro]")
     assert list(plainio.parse_type("enum[red, green]").enum_type.values) == ["red", "green"]
     assert plainio.parse_type({"simple": "INTEGER"}) == simple("INTEGER")
     for bad in ("integr", "list[int", "dict[int, str]", 5, {"nope": 1}):
