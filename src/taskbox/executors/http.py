@@ -53,9 +53,18 @@ class HTTPExecutor(Executor):
 
     @classmethod
     def config_inputs(cls, config: Mapping[str, Any]) -> list[str]:
-        """Input names of the placeholders, in the config's ``placeholder_style`` (``{inputs.x}`` for webhook)."""
+        """Input names of the placeholders, in the config's ``placeholder_style`` (``{inputs.x}`` for webhook).
+
+        A flytekit webhook config (``show_data``/``show_url``/``timeout_sec``) names inputs as its connector
+        reads them: ``{inputs.x}`` and ``{inputs.x.key}`` in the values of ``url``, ``headers`` and ``data``.
+        """
+        from taskbox.http.config import WEBHOOK_MARKERS
         from taskbox.http.templating import placeholder_pattern
 
+        if any(k in config for k in WEBHOOK_MARKERS):
+            from taskbox.http.webhook import INPUT_NAMES
+
+            return placeholder_names([config.get(k) for k in ("url", "headers", "data")], INPUT_NAMES)
         style = "webhook" if config.get("placeholder_style") == "webhook" else "flyte"
         return placeholder_names(config, placeholder_pattern(style))
 
@@ -73,9 +82,12 @@ class HTTPExecutor(Executor):
 
         """
         from taskbox.errors import ConfigError
+        from taskbox.http.config import WEBHOOK_MARKERS
         from taskbox.typespec import parse_type
 
         out: dict[str, Any] = dict(declared)
+        if any(k in config for k in WEBHOOK_MARKERS):
+            config = {**config, "webhook": "info"}  # flytekit's webhook: its one output, ``info``
         for key, spec in _NAMED_OUTPUTS:
             if isinstance(config.get(key), str) and config[key] not in out:
                 out[config[key]] = parse_type(spec)

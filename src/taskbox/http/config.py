@@ -197,7 +197,9 @@ class HTTPConfig(ExecutorConfig):
         pagination: Page following.
         allow: CIDRs and host names the SSRF guard lets through.
         placeholder_style: ``flyte`` (``{{ .inputs.x }}``) or ``webhook`` (``{inputs.x}``).
-        webhook: flytekit ``WebhookTask`` compatibility: the output name of the ``info`` dict.
+        webhook: flytekit ``WebhookTask`` compatibility: the output name of the ``info`` dict (the
+            request is then rendered as flytekit's connector renders it: :mod:`taskbox.http.webhook`).
+        webhook_data: Webhook: the template's ``data`` (GET: query parameters; POST: the JSON body).
         webhook_show_data: Webhook: include ``input_data`` in ``info``.
         webhook_show_url: Webhook: include ``url`` in ``info``.
 
@@ -229,6 +231,7 @@ class HTTPConfig(ExecutorConfig):
     allow: list[str] = Field(default_factory=list)
     placeholder_style: Literal["flyte", "webhook"] = "flyte"
     webhook: str | None = None
+    webhook_data: Any = None
     webhook_show_data: bool = False
     webhook_show_url: bool = False
 

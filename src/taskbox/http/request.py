@@ -16,9 +16,10 @@ Invariants:
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from taskbox.http.templating import check_header_value
 
 if TYPE_CHECKING:
     from taskbox.context import ExecutionContext
@@ -29,27 +30,6 @@ __all__ = ["RESOLVER", "build_request", "check_header_value", "resolver"]
 #: Tests of the SSRF guard set this to a stub resolver; ``None`` means the system resolver.
 RESOLVER: Any = None
 
-_SENDABLE = re.compile(r"^[\t\x20-\x7e]*$")
-
-
-def check_header_value(name: str, value: str, template: str) -> None:
-    """Raise ``InputError`` when an input placed into header ``name`` makes it unsendable.
-
-    Args:
-        name: The header's name.
-        value: The rendered value.
-        template: The configured value (only a value that placeholders changed is the inputs' doing;
-            a bad literal value is refused as ``USER:InvalidConfig`` where the request is built).
-
-    """
-    if value != template and not _SENDABLE.match(value):
-        from taskbox.errors import InputError
-
-        raise InputError(
-            f"header {name!r}: an input made its value unsendable (only printable ASCII and tab may go into a "
-            f"header; got {value!r})"
-        )
-
 
 def _secret(context: ExecutionContext, ref: Any) -> str:
     return context.secrets.get(ref.group, ref.key, ref.group_version or None, env_var=ref.env_var)
@@ -58,8 +38,21 @@ def _secret(context: ExecutionContext, ref: Any) -> str:
 def build_request(
     context: ExecutionContext, config: HTTPConfig, inputs: Mapping[str, Any]
 ) -> tuple[str, dict[str, str], dict[str, Any], set[str], Any]:
-    """Render the request: ``(url, headers, httpx body kwargs, secret header names, data shown to webhooks)``."""
-    from taskbox import redaction
+    """Render the request: ``(url, headers, httpx body kwargs, secret header names, data shown to webhooks)``.
+
+    A flytekit webhook template (``config.webhook``) is rendered as flytekit's connector renders it
+    (:func:`taskbox.http.webhook.render_webhook`); secret headers and ``auth`` are added the same way to both.
+    """
+    if config.webhook:
+        from taskbox.http.webhook import render_webhook
+
+        url, headers, body, shown = render_webhook(config, inputs, context.template)
+    else:
+        url, headers, body, shown = _render(config, inputs)
+    return url, headers, body, _add_secrets(context, config, headers), shown
+
+
+def _render(config: HTTPConfig, inputs: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any], Any]:
     from taskbox.http.templating import jsonable, render_text, render_url, render_value
 
     style = config.placeholder_style
@@ -67,19 +60,6 @@ def build_request(
     headers = {k: render_text(v, inputs, style) for k, v in config.headers.items()}
     for name, value in headers.items():
         check_header_value(name, value, config.headers[name])
-    secret_names: set[str] = set()
-    for name, ref in config.secret_headers.items():
-        headers[name] = ref.prefix + _secret(context, ref)
-        secret_names.add(name.lower())
-    if config.auth is not None:
-        if config.auth.type == "bearer":
-            headers["Authorization"] = "Bearer " + _secret(context, config.auth.token)
-        else:
-            pair = f"{config.auth.username}:{_secret(context, config.auth.password)}"
-            token = base64.b64encode(pair.encode()).decode()
-            redaction.register(token)
-            headers["Authorization"] = "Basic " + token
-        secret_names.add("authorization")
     body: dict[str, Any] = {}
     shown: Any = None
     if config.query:
@@ -99,7 +79,27 @@ def build_request(
     elif config.form_body is not None:
         shown = {k: _param(render_value(v, inputs, style)) for k, v in config.form_body.items()}
         body["data"] = shown
-    return url, headers, body, secret_names, shown
+    return url, headers, body, shown
+
+
+def _add_secrets(context: ExecutionContext, config: HTTPConfig, headers: dict[str, str]) -> set[str]:
+    """Add the secret headers and ``auth`` to ``headers``; return the (lower-case) names of secret headers."""
+    from taskbox import redaction
+
+    secret_names: set[str] = set()
+    for name, ref in config.secret_headers.items():
+        headers[name] = ref.prefix + _secret(context, ref)
+        secret_names.add(name.lower())
+    if config.auth is not None:
+        if config.auth.type == "bearer":
+            headers["Authorization"] = "Bearer " + _secret(context, config.auth.token)
+        else:
+            pair = f"{config.auth.username}:{_secret(context, config.auth.password)}"
+            token = base64.b64encode(pair.encode()).decode()
+            redaction.register(token)
+            headers["Authorization"] = "Basic " + token
+        secret_names.add("authorization")
+    return secret_names
 
 
 def _param(value: Any) -> Any:

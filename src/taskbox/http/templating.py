@@ -30,7 +30,15 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from taskbox.errors import InputError
 
-__all__ = ["is_dot_segment", "jsonable", "placeholder_pattern", "render_text", "render_url", "render_value"]
+__all__ = [
+    "check_header_value",
+    "is_dot_segment",
+    "jsonable",
+    "placeholder_pattern",
+    "render_text",
+    "render_url",
+    "render_value",
+]
 
 _PATTERNS = {
     "flyte": re.compile(r"\{\{\s*\.?inputs\.(\w+)\s*\}\}", re.IGNORECASE),
@@ -169,3 +177,24 @@ def render_url(template: str, inputs: Mapping[str, Any], style: str = "flyte") -
     netloc = render_text(parts.netloc, inputs, style, host_value)
     scheme = render_text(parts.scheme, inputs, style, host_value).lower()
     return urlunsplit((scheme, netloc, path(parts.path), component(parts.query), component(parts.fragment)))
+
+
+#: What may go into a header value: printable ASCII and tab.
+_SENDABLE = re.compile(r"^[\t\x20-\x7e]*$")
+
+
+def check_header_value(name: str, value: str, template: str) -> None:
+    """Raise ``InputError`` when an input placed into header ``name`` makes it unsendable.
+
+    Args:
+        name: The header's name.
+        value: The rendered value.
+        template: The configured value (only a value that placeholders changed is the inputs' doing;
+            a bad literal value is refused as ``USER:InvalidConfig`` where the request is built).
+
+    """
+    if value != template and not _SENDABLE.match(value):
+        raise InputError(
+            f"header {name!r}: an input made its value unsendable (only printable ASCII and tab may go into a "
+            f"header; got {value!r})"
+        )

@@ -1,0 +1,5 @@
+
+7
+info/
+-+
+ ‚«status_codeÌÈ­response_data¢okmsgpack

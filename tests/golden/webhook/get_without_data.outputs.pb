@@ -1,0 +1,5 @@
+
+o
+infog
+ec
+X„«status_codeÌÈ­response_data¢okªinput_data€£urlÙ&http://127.0.0.1:43339/plain?a=1&b=twomsgpack

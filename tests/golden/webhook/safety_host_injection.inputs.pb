@@ -1,0 +1,5 @@
+
+)
+host!
+
+golden.invalid:59999/admin?

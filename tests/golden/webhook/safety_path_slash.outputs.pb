@@ -1,0 +1,5 @@
+
+i
+infoa
+_]
+R„«status_codeÌÈ­response_data¢okªinput_data€£urlÙ http://127.0.0.1:40141/items/a/bmsgpack

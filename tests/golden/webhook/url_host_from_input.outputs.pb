@@ -1,0 +1,5 @@
+
+c
+info[
+YW
+L„«status_codeÌÈ­response_data¢okªinput_data€£url»http://127.0.0.1:36977/hookmsgpack
