@@ -112,6 +112,7 @@ def _entries() -> tuple[Setting, ...]:
         # Places, lists, names.
         s("TASKBOX_HTTP_ALLOW", "list", (), "CIDRs and host names the SSRF guard lets through"),
         s("TASKBOX_CACHE_DIR", "path", None, "the sqlite executor's download cache"),
+        s("TASKBOX_SQL_READ_ONLY", "bool", False, "makes every run of the sql executor read-only"),
         s("TASKBOX_LOG_LEVEL", "str", "INFO", "log level (also `taskbox run --log-level`)"),
         # flytekit's variables that taskbox reads as settings.
         s("FLYTE_FAIL_ON_ERROR", "bool", False, "exit 1 after writing error.pb (`--fail-on-error`)"),

@@ -247,13 +247,13 @@ SQL_CASES: dict[
         ("inside a SQL comment",),
         False,
     ),
-    "placeholder-inside-a-larger-literal": (
-        {"query_template": "SELECT id FROM items WHERE name LIKE '%{{ .inputs.v }}%'"},
+    "placeholder-inside-a-quoted-alias": (
+        {"query_template": "SELECT id AS 'c{{ .inputs.v }}' FROM items"},
         {"v": STR},
         {"v": "x' OR 1=1 --"},
         None,
         "USER:SqlRejected",
-        ("must be the whole literal",),
+        ("quoted alias",),
         False,
     ),
     "identifier-not-allow-listed": (

@@ -9,81 +9,16 @@ placeholders substituted the way propeller substitutes them.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import zipfile
-from pathlib import Path
 
 import pytest
 import sqltesting
-from flyteidl.core import tasks_pb2
+from flytekit_golden import GOLDEN, MANIFEST, load, propeller_args, read_with_flytekit
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
-from helpers import TASKBOX, commit_files, encode_inputs, put, read_error, run, simple
+from helpers import commit_files, encode_inputs, put, read_error, run, simple
 from taskbox import storage
-
-GOLDEN = sqltesting.ROOT / "tests" / "golden" / "sql"
-MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
-
-READ_WITH_FLYTEKIT = r"""
-import json, sys
-import pandas as pd
-from flyteidl.core import literals_pb2
-from flytekit import FlyteContextManager
-from flytekit.core.type_engine import TypeEngine
-from flytekit.models.literals import Literal
-
-lm = literals_pb2.LiteralMap()
-lm.ParseFromString(open(sys.argv[1], "rb").read())
-literal = Literal.from_flyte_idl(lm.literals["results"])
-df = TypeEngine.to_python_value(FlyteContextManager.current_context(), literal, pd.DataFrame)
-assert isinstance(df, pd.DataFrame), type(df)
-print(json.dumps({"columns": list(df.columns), "rows": json.loads(df.to_json(orient="values", date_format="iso"))}))
-"""
-
-
-@pytest.fixture(scope="session")
-def flytekit_python() -> str:
-    """flytekit's interpreter: $TASKBOX_FLYTEKIT_PYTHON or .venv-flytekit (`make flytekit-venv` if missing)."""
-    python = os.environ.get("TASKBOX_FLYTEKIT_PYTHON") or str(sqltesting.ROOT / ".venv-flytekit" / "bin" / "python")
-    if not Path(python).exists():
-        subprocess.run(["make", "flytekit-venv"], cwd=sqltesting.ROOT, check=True, timeout=900)
-    probe = subprocess.run([python, "-c", "import flytekit, pandas, pyarrow"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.fail(f"{python} cannot import flytekit/pandas/pyarrow (run `make flytekit-venv`): {probe.stderr[-500:]}")
-    return python
-
-
-def load(name: str) -> tasks_pb2.TaskTemplate:
-    template = tasks_pb2.TaskTemplate()
-    template.ParseFromString((GOLDEN / name).read_bytes())
-    return template
-
-
-def propeller_args(template: tasks_pb2.TaskTemplate, inputs: str, prefix: str, raw: str, task: str) -> list[str]:
-    """flytekit's container args with the placeholders filled and taskbox's entrypoint in front."""
-    values = {
-        "{{.input}}": inputs,
-        "{{.outputPrefix}}": prefix,
-        "{{.rawOutputDataPrefix}}": raw,
-        "{{.taskTemplatePath}}": task,
-    }
-    args = [values.get(a, a) for a in template.container.args]
-    assert args[0] == "pyflyte-execute"
-    return [TASKBOX, "execute", *args[1:]]
-
-
-def read_with_flytekit(python: str, prefix: str) -> dict:
-    proc = subprocess.run(
-        [python, "-c", READ_WITH_FLYTEKIT, os.path.join(prefix, "outputs.pb")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_fixtures_are_flytekits():

@@ -99,9 +99,10 @@ def test_near_miss_placeholder_is_named():
         compile_template("SELECT {{ inputs.x }}", [], dialect=None)
 
 
-def test_placeholder_inside_a_larger_literal_is_rejected_with_advice():
-    with pytest.raises(SqlRejected, match="must be the whole literal"):
-        compile_template("SELECT * FROM t WHERE name LIKE '%{{ .inputs.q }}%'", ["q"], dialect="postgres")
+def test_placeholder_inside_a_larger_literal_is_bound_as_text():
+    # More in test_quoted_placeholders.py.
+    sql, params = render("SELECT * FROM t WHERE name LIKE '%{{ .inputs.q }}%'", {"q": 5}, dialect="postgres")
+    assert sql == "SELECT * FROM t WHERE name LIKE ('%' || :q || '%')" and params == {"q": "5"}
 
 
 def test_placeholder_inside_a_comment_is_rejected():

@@ -4,17 +4,22 @@ Why: flytekit's ``SQLAlchemyTask`` pastes input values into the SQL, keeps the p
 (and logs it), commits whatever the query does and reads the whole result into pandas. This executor
 runs the same templates (``custom`` = ``query_template``, ``uri``, ``connect_args``,
 ``secret_connect_args``) with bound parameters, secrets only from Flyte's secret store, a read-only
-transaction by default, a statement timeout, and a streamed Parquet result (server-side cursors on
-PostgreSQL and MySQL/MariaDB).
+transaction by default for taskbox's own tasks, a statement timeout, and a streamed Parquet result
+(server-side cursors on PostgreSQL and MySQL/MariaDB).
 
 Invariants:
     * A URI with a password, or a password in ``connect_args``, is refused: credentials come from
       ``secret_connect_args`` (Flyte secrets), so they are never in the template, and are registered
       for redaction before use. The URL is logged only with its password hidden.
-    * ``read_only`` (the default) makes the transaction read-only in the database and never commits;
-      statements sqlglot classifies as writes are refused before connecting, and so are constructs a
-      read-only transaction does not contain (server files and programs: ``lo_export``, ``INTO
-      OUTFILE``, ``COPY``...; see :func:`taskbox.sql.dialects.read_only_hazard`), named in the error.
+    * Read-only mode makes the transaction read-only in the database and never commits; statements
+      sqlglot classifies as writes are refused before connecting, and so are constructs a read-only
+      transaction does not contain (server files and programs: ``lo_export``, ``INTO OUTFILE``,
+      ``COPY``...; see :func:`taskbox.sql.dialects.read_only_hazard`), named in the error.
+    * Whether a run is read-only (:func:`read_only_mode`): ``TASKBOX_SQL_READ_ONLY`` set true in the
+      container makes every run read-only; else the template's ``read_only`` decides; else a template
+      flytekit's ``SQLAlchemyTask`` serialized (:func:`is_flytekit_template`) commits, as flytekit
+      does, and every other one is read-only. A template cannot lift the container's setting through
+      its own ``container.env``.
     * Read-only mode never creates or changes a file: a ``sqlite://`` database is opened ``mode=ro`` and
       must exist.
     * Driver failures are translated by :func:`taskbox.sql.errors.translate`; nothing is written to
@@ -29,19 +34,25 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
+from taskbox.errors import ConfigError
 from taskbox.executors.base import Executor
 from taskbox.sql.config import QueryConfig, SecretRef, query_outputs
 
 if TYPE_CHECKING:
     from taskbox.context import ExecutionContext
 
-__all__ = ["SQLConfig", "SQLExecutor"]
+__all__ = ["SQLConfig", "SQLExecutor", "is_flytekit_template", "read_only_mode"]
 
 log = logging.getLogger("taskbox.sql")
 
 #: connect_args keys that hold credentials; they must come from secret_connect_args.
 CREDENTIAL_ARGS = frozenset({"password", "passwd", "pwd", "pass", "sslpassword", "passfile", "token", "secret"})
 DEFAULT_CONNECT_TIMEOUT_S = 30
+#: The ``custom`` fields flytekit's ``SQLAlchemyTask.get_custom`` writes, and its executor's class path.
+FLYTEKIT_FIELDS = frozenset({"query_template", "uri", "connect_args", "secret_connect_args"})
+FLYTEKIT_EXECUTOR = "flytekitplugins.sqlalchemy.task.SQLAlchemyTaskExecutor"
+#: The container setting that makes every run read-only.
+READ_ONLY_SETTING = "TASKBOX_SQL_READ_ONLY"
 
 
 class SQLConfig(QueryConfig):
@@ -52,15 +63,16 @@ class SQLConfig(QueryConfig):
         connect_args: Extra keyword arguments for the driver's ``connect()`` (no credentials).
         secret_connect_args: Driver arguments taken from Flyte secrets, e.g.
             ``{"password": {"group": "db", "key": "password"}}``.
-        read_only: Run in a read-only transaction that is never committed (the default); ``false``
-            commits the statement's writes.
+        read_only: ``true``: run in a read-only transaction that is never committed; ``false``: commit
+            the statement's writes. Unset: read-only, except for a template flytekit's ``SQLAlchemyTask``
+            serialized, which commits as under flytekit (see :func:`read_only_mode`).
 
     """
 
     uri: str = Field(min_length=1)
     connect_args: dict[str, Any] = Field(default_factory=dict)
     secret_connect_args: dict[str, SecretRef] | None = None
-    read_only: bool = True
+    read_only: bool | None = None
 
     @field_validator("uri")
     @classmethod
@@ -117,23 +129,26 @@ class SQLExecutor(Executor):
         url = normalise_url(make_url(config.uri))
         backend = url.get_backend_name()
         plan = OutputPlan.from_types(context.output_types)
+        read_only, why = read_only_mode(config, context.template)
         compiled = compile_template(
             config.query_template,
             _input_names(context, inputs),
             dialect=sqlglot_dialect(backend),
             identifiers=config.identifiers,
         )
-        if config.read_only and compiled.hazard:
+        if read_only and compiled.hazard:
             raise errors.ReadOnlyViolation(
                 f"the statement uses {compiled.hazard}; a read-only transaction does not prevent that, so the "
-                "read-only task refuses it. Set read_only: false in the task config to run it"
+                f"read-only task refuses it ({why})"
             )
-        if config.read_only and compiled.kind == "write":
+        if read_only and compiled.kind == "write":
             raise errors.ReadOnlyViolation(
-                f"the statement is a {compiled.statement or 'write'}, which changes data, but the task is read-only; "
-                "set read_only: false in the task config to allow writes"
+                f"the statement is a {compiled.statement or 'write'}, which changes data, but the task is read-only "
+                f"({why})"
             )
-        if backend == "sqlite" and config.read_only:
+        if not read_only:
+            log.info("read-write: the statement's changes are committed (%s)", why)
+        if backend == "sqlite" and read_only:
             url = _sqlite_read_only(url)
         engine = create_engine(
             url, connect_args=_connect_args(context, config, backend), poolclass=NullPool, hide_parameters=True
@@ -144,16 +159,16 @@ class SQLExecutor(Executor):
                 enforced = begin_session(
                     conn,
                     backend,
-                    read_only=config.read_only,
+                    read_only=read_only,
                     timeout_s=config.timeout_seconds,
                     is_mariadb=bool(getattr(engine.dialect, "is_mariadb", False)),
                 )
-                if config.read_only and not enforced and compiled.kind != "read":
+                if read_only and not enforced and compiled.kind != "read":
                     raise errors.ReadOnlyViolation(
                         f"the {backend} database cannot run this statement in a read-only transaction and taskbox "
-                        "cannot tell that it only reads; set read_only: false to run it"
+                        f"cannot tell that it only reads ({why})"
                     )
-                result, source = _execute(conn, compiled, inputs, plan, config, backend)
+                result, source = _execute(conn, compiled, inputs, plan, config, backend, read_only)
                 if plan.kind != "none" and source is None:
                     raise errors.ResultShapeError("the statement returns no rows, but the task declares outputs")
                 outputs, publish = collect(
@@ -165,7 +180,7 @@ class SQLExecutor(Executor):
                     cancelled=context.cancelled,
                 )
                 result.close()
-                if config.read_only:
+                if read_only:
                     conn.rollback()
                 else:
                     conn.commit()
@@ -177,7 +192,9 @@ class SQLExecutor(Executor):
         return outputs
 
 
-def _execute(conn: Any, compiled: Any, inputs: Mapping[str, Any], plan: Any, config: SQLConfig, backend: str) -> Any:
+def _execute(
+    conn: Any, compiled: Any, inputs: Mapping[str, Any], plan: Any, config: SQLConfig, backend: str, read_only: bool
+) -> Any:
     """Execute the statement; return ``(result to close, RowSource or None when it returns no rows)``.
 
     A table from PostgreSQL on psycopg goes through a raw server-side cursor inside SQLAlchemy's transaction
@@ -192,14 +209,14 @@ def _execute(conn: Any, compiled: Any, inputs: Mapping[str, Any], plan: Any, con
     raw = conn.connection.driver_connection
     if plan.kind == "table" and postgres.uses_psycopg(raw):
         sql, params = compiled.render(inputs, quote=quote, style="pyformat")
-        log.info("running query (%s): %s", "read-only" if config.read_only else "read-write", sql)
+        log.info("running query (%s): %s", "read-only" if read_only else "read-write", sql)
         cursor, source = postgres.open_cursor(
             raw, sql, params, stream=compiled.kind == "read", batch_rows=config.batch_rows
         )
         return cursor, (source if cursor.description else None)
     clause, params = compiled.sqlalchemy_clause(inputs, quote=quote)
     check_statement_size(conn, backend, clause.text, params)
-    log.info("running query (%s): %s", "read-only" if config.read_only else "read-write", clause.text)
+    log.info("running query (%s): %s", "read-only" if read_only else "read-write", clause.text)
     stream = plan.kind == "table" and compiled.kind == "read" and stream_supported(backend)
     runner = conn.execution_options(yield_per=config.batch_rows) if stream else conn
     result = runner.execute(clause, params)
@@ -207,6 +224,76 @@ def _execute(conn: Any, compiled: Any, inputs: Mapping[str, Any], plan: Any, con
         return result, None
     hints = type_hints(backend, getattr(result.cursor, "description", None))
     return result, CursorSource(list(result.keys()), result.fetchmany, hints)
+
+
+def is_flytekit_template(template: Any) -> bool:
+    """Tell whether flytekit's ``SQLAlchemyTask`` plugin serialized this template (so it expects flytekit's commit).
+
+    Its fields say so: task type ``sqlalchemy``, flytekit's executor class as the container's last
+    argument, and only the ``custom`` fields flytekit writes (no ``read_only`` or other taskbox field).
+    taskbox's own templates (``taskbox.authoring.SQLTask``, ``taskbox.flytekit``) name taskbox's executor.
+
+    Args:
+        template: A ``flyteidl.core.tasks_pb2.TaskTemplate``, or ``None`` (``taskbox run`` without one).
+
+    """
+    if template is None or getattr(template, "type", "") != "sqlalchemy":
+        return False
+    args = list(template.container.args) if template.HasField("container") else []
+    if not args or args[-1] != FLYTEKIT_EXECUTOR:
+        return False
+    fields = set(template.custom.fields) if template.HasField("custom") else set()
+    return "query_template" in fields and fields <= FLYTEKIT_FIELDS
+
+
+def read_only_mode(config: SQLConfig, template: Any, environ: Mapping[str, str] | None = None) -> tuple[bool, str]:
+    """Decide whether this run is read-only, and say why (the sentence ends the refusal's message).
+
+    In order: ``TASKBOX_SQL_READ_ONLY`` true in the container makes it read-only whatever the template
+    says; else the template's ``read_only``; else a template flytekit's ``SQLAlchemyTask`` serialized
+    commits (flytekit's behaviour); else read-only.
+
+    Args:
+        config: The validated ``custom``.
+        template: The task template, if any.
+        environ: The environment (``os.environ`` if ``None``).
+
+    Returns:
+        ``(read_only, why)``.
+
+    Raises:
+        ConfigError: The setting is malformed, or the template's own ``container.env`` sets it to
+            anything but a true value (a template cannot lift the image's setting).
+
+    """
+    from taskbox import settings
+
+    own = _template_env(template).get(READ_ONLY_SETTING)
+    if own is not None and own.strip().lower() not in settings.TRUTHY:
+        raise ConfigError(
+            f"the task template's container env sets {READ_ONLY_SETTING}={own!r}; only the image or the platform "
+            "may set it (a template may only set it true). Remove it, and set read_only in the task config instead"
+        )
+    if settings.boolean(READ_ONLY_SETTING, environ=environ):
+        return True, f"{READ_ONLY_SETTING} is set in this container, which makes every sql task read-only"
+    if config.read_only is not None:
+        return config.read_only, (
+            "the task config sets read_only: true; set read_only: false to allow writes"
+            if config.read_only
+            else "the task config sets read_only: false"
+        )
+    if is_flytekit_template(template):
+        return False, (
+            f"a template of flytekit's SQLAlchemyTask commits, as under flytekit; set {READ_ONLY_SETTING}=1 in the "
+            "image, or read_only: true in the template, to make it read-only"
+        )
+    return True, "read-only is the default; set read_only: false in the task config to allow writes"
+
+
+def _template_env(template: Any) -> dict[str, str]:
+    if template is None or not template.HasField("container"):
+        return {}
+    return {kv.key: kv.value for kv in template.container.env}
 
 
 def _sqlite_read_only(url: Any) -> Any:

@@ -7,8 +7,9 @@ is kept beside the downloaded databases (:mod:`taskbox.sql.sqlite_fetch`) and re
 
 Invariants:
     * The key is a SHA-256 of the template, the inputs, the dialect, the identifiers, :data:`FORMAT` and
-      the identity (path, size, mtime) of the compiling code: taskbox's ``templating``/``dialects`` sources
-      and sqlglot's (and its optional Rust tokenizer's) installed package. A change to any is a miss.
+      the identity (path, size, mtime) of the compiling code: taskbox's ``templating``, ``dialects`` and
+      ``quoted_placeholders`` sources and sqlglot's (and its optional Rust tokenizer's) installed package. A
+      change to any is a miss.
     * Only a successful compilation is stored; a rejected template is compiled, and rejected, every time.
     * Entries live in the cache's verified private root (mode 0700, ours); a file that is not ours and
       0600, is a symbolic link, does not parse or does not match its key is ignored and recompiled.
@@ -31,21 +32,21 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from taskbox.sql import dialects, templating
+from taskbox.sql import dialects, quoted_placeholders, templating
 from taskbox.sql.templating import CompiledQuery, _Bind, _Identifier, _Text, compile_template
 
 __all__ = ["FORMAT", "compile_cached"]
 
 log = logging.getLogger("taskbox.sql")
 
-FORMAT = 1
+FORMAT = 2
 _MAX_ENTRY_BYTES = 4 * 1024 * 1024
 
 
 def _code_identity() -> list[Any]:
     import importlib.util
 
-    files: list[str | None] = [templating.__file__, dialects.__file__]
+    files: list[str | None] = [templating.__file__, dialects.__file__, quoted_placeholders.__file__]
     for package in ("sqlglot", "sqlglotrs"):
         spec = importlib.util.find_spec(package)
         files.append(spec.origin if spec is not None else None)
@@ -71,7 +72,7 @@ def _dump(key: str, q: CompiledQuery) -> bytes:
         if isinstance(s, _Text):
             segments.append(["t", s.text])
         elif isinstance(s, _Bind):
-            segments.append(["b", s.input, s.op, s.negated])
+            segments.append(["b", s.input, s.op, s.negated, s.text])
         else:
             segments.append(["i", s.input])
     document = {
@@ -97,7 +98,7 @@ def _load(key: str, data: bytes) -> CompiledQuery:
         if s[0] == "t":
             segments.append(_Text(str(s[1])))
         elif s[0] == "b":
-            segments.append(_Bind(str(s[1]), str(s[2]), bool(s[3])))
+            segments.append(_Bind(str(s[1]), str(s[2]), bool(s[3]), bool(s[4])))
         elif s[0] == "i":
             segments.append(_Identifier(str(s[1])))
         else:

@@ -42,6 +42,7 @@ __all__ = [
     "normalise_url",
     "read_only_hazard",
     "server_view",
+    "sqlglot_dialect",
     "stream_supported",
     "type_hints",
 ]
@@ -52,6 +53,30 @@ _DEFAULT_DRIVERS = {
     "mysql": ("MySQLdb", "pymysql"),
     "mariadb": ("MySQLdb", "pymysql"),
 }
+
+
+# SQLAlchemy backend name -> sqlglot dialect.
+_SQLGLOT_DIALECTS = {
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+    "mssql": "tsql",
+    "oracle": "oracle",
+    "snowflake": "snowflake",
+    "bigquery": "bigquery",
+    "redshift": "redshift",
+    "duckdb": "duckdb",
+    "trino": "trino",
+    "presto": "presto",
+    "clickhouse": "clickhouse",
+    "databricks": "databricks",
+}
+
+
+def sqlglot_dialect(backend: str) -> str | None:
+    """Return the sqlglot dialect for a SQLAlchemy backend name (``None``: sqlglot's generic SQL)."""
+    return _SQLGLOT_DIALECTS.get(backend.lower())
 
 
 def normalise_url(url: Any) -> Any:

@@ -8,7 +8,8 @@ Template rules (flytekit's syntax, made safe):
     * ``{{ .inputs.name }}``: case-insensitive, spaces optional. A bare placeholder is a bind
       parameter; so is a placeholder that is a *whole* quoted literal (``'{{ .inputs.name }}'``), which
       flytekit templates use for strings. A placeholder inside a larger literal (``'%{{ .inputs.q }}%'``)
-      is rejected: put the wildcards in the value instead.
+      makes the literal a concatenation of its pieces and a parameter bound to the text flytekit would
+      have pasted (:mod:`taskbox.sql.quoted_placeholders`): ``('%' || :q || '%')``.
     * A list value after ``IN`` / ``NOT IN`` binds as *one* array parameter on PostgreSQL
       (``= ANY(%(ids)s)`` / ``<> ALL(...)``, the same rows as the expanded list, any length); elsewhere,
       and on other databases, it expands to one parameter per item. Past the driver's parameter limit
@@ -40,7 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskbox.sql import dialects
+from taskbox.sql.dialects import sqlglot_dialect
 from taskbox.sql.errors import BindLimitExceeded, SqlRejected
+from taskbox.sql.quoted_placeholders import rewrite_literal
 
 __all__ = ["CompiledQuery", "compile_template", "sqlglot_dialect"]
 
@@ -76,28 +79,6 @@ _CLAUSE_TOKENS = frozenset(
         "SEMICOLON",
     }
 )
-# SQLAlchemy backend name -> sqlglot dialect.
-_SQLGLOT_DIALECTS = {
-    "postgresql": "postgres",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "sqlite": "sqlite",
-    "mssql": "tsql",
-    "oracle": "oracle",
-    "snowflake": "snowflake",
-    "bigquery": "bigquery",
-    "redshift": "redshift",
-    "duckdb": "duckdb",
-    "trino": "trino",
-    "presto": "presto",
-    "clickhouse": "clickhouse",
-    "databricks": "databricks",
-}
-
-
-def sqlglot_dialect(backend: str) -> str | None:
-    """Return the sqlglot dialect for a SQLAlchemy backend name (``None``: sqlglot's generic SQL)."""
-    return _SQLGLOT_DIALECTS.get(backend.lower())
 
 
 @dataclass(frozen=True)
@@ -110,6 +91,7 @@ class _Bind:
     input: str
     op: str = ""  # the ``IN`` / ``NOT IN`` text right before the placeholder, if any
     negated: bool = False
+    text: bool = False  # bound as the text flytekit would paste (a placeholder inside a literal)
 
 
 @dataclass(frozen=True)
@@ -180,7 +162,7 @@ class CompiledQuery:
     ) -> tuple[str, dict[str, Any], set[str]]:
         """:meth:`render`, and the names of the list parameters bound as one array."""
         arrays: set[str] = set()
-        names = _bind_names(self.inputs)
+        names, text_names = _bind_names(self.inputs, self._segments)
         parts: list[tuple[str, str]] = []  # (kind, text): kind "text" or "bind"
         params: dict[str, Any] = {}
         counted = 0
@@ -190,9 +172,15 @@ class CompiledQuery:
             elif isinstance(seg, _Identifier):
                 parts.append(("text", _escape_text(self._identifier(seg.input, values.get(seg.input), quote), style)))
             else:
+                marker = "%({})s" if style == "pyformat" else ":{}"
+                if seg.text:
+                    name = text_names[seg.input]
+                    params[name] = literal_text(seg.input, values.get(seg.input))
+                    parts.append(("bind", marker.format(name)))
+                    counted += 1
+                    continue
                 name = names[seg.input]
                 value = bindable(seg.input, values.get(seg.input))
-                marker = "%({})s" if style == "pyformat" else ":{}"
                 if isinstance(value, list) and seg.op and self.dialect == "postgres" and style != "sqlite":
                     # One array parameter: the same rows as IN (a, b, ...), with no limit on the length.
                     params[name] = value
@@ -261,15 +249,35 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _bind_names(inputs: Sequence[str]) -> dict[str, str]:
-    """Bind parameter names: the input's own name when it is a plain ASCII identifier."""
+def _bind_names(
+    inputs: Sequence[str], segments: Sequence[_Text | _Bind | _Identifier] = ()
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Bind parameter names: the input's own name when it is a plain ASCII identifier.
+
+    Returns:
+        ``(names, text_names)``: the parameter of each input, and of each input bound as text inside a
+        literal (the same name unless the input is also bound with its own type: then ``<name>_text``).
+
+    """
     names: dict[str, str] = {}
     used: set[str] = set()
     for i, name in enumerate(inputs):
         candidate = name if _ASCII_NAME.match(name) and name.lower() not in used else f"p{i}_"
         names[name] = candidate
         used.add(candidate.lower())
-    return names
+    typed = {s.input for s in segments if isinstance(s, _Bind) and not s.text}
+    text_names: dict[str, str] = {}
+    for name in dict.fromkeys(s.input for s in segments if isinstance(s, _Bind) and s.text):
+        if name not in typed:
+            text_names[name] = names[name]
+            continue
+        candidate, n = f"{names[name]}_text", 0
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{names[name]}_text{n}"
+        text_names[name] = candidate
+        used.add(candidate.lower())
+    return names, text_names
 
 
 def _join(parts: list[tuple[str, str]]) -> str:
@@ -304,6 +312,19 @@ def _escape_text(text: str, style: str) -> str:
 def _escape_text_binds(text: str) -> str:
     r"""Escape ``:word`` so ``sqlalchemy.text()`` keeps it as text (``\:word``, unescaped on compile)."""
     return _TEXT_BIND.sub(lambda m: "\\:" + m.group(1), text)
+
+
+def literal_text(name: str, value: Any) -> str:
+    """The text flytekit pastes for a value (``str(value)``), bound for a placeholder inside a literal.
+
+    flytekit renders every value with ``str()``: ``True``, ``1.5``, ``2024-01-02 03:04:05+00:00``,
+    ``1 day, 0:00:05``, ``None``, ``[1, 2]``. An enum gives its value (flytekit would give its Python name).
+
+    Raises:
+        SqlRejected: The value cannot be bound at all (see :func:`bindable`).
+
+    """
+    return str(bindable(name, value))
 
 
 def bindable(name: str, value: Any) -> Any:
@@ -405,13 +426,19 @@ def compile_template(
     sentinels: dict[str, str] = {}
     pos = 0
     for i, m in enumerate(matches):
-        token = f"tbx{nonce}p{i}"
+        token = f"tbx{nonce}p{i}x"  # the end mark keeps p1 from matching inside p10
         sentinels[token] = m.group(1)
         pieces += [template[pos : m.start()], token]
         pos = m.end()
     pieces.append(template[pos:])
     source = "".join(pieces)
-    tokens = _tokenize(source, dialect)
+    try:
+        tokens = _tokenize(source, dialect)
+    except SqlRejected as exc:  # name the placeholders, not their sentinels
+        message = str(exc)
+        for token, name in sentinels.items():
+            message = message.replace(token, f"{{{{ .inputs.{name} }}}}")
+        raise SqlRejected(message) from None
 
     segments: list[_Text | _Bind | _Identifier] = []
     cursor = 0
@@ -438,12 +465,23 @@ def compile_template(
         name = sentinels[found[0]]
         whole = len(found) == 1 and (
             (kind == "VAR" and raw == found[0])
-            or (kind in _STRING_TOKENS and tok.text == found[0] and len(raw) == len(found[0]) + 2)
+            or (kind == "STRING" and tok.text == found[0] and len(raw) == len(found[0]) + 2)
         )
-        if not whole:
+        if kind in _STRING_TOKENS:
+            for quoted in (sentinels[s] for s in found):
+                if quoted in identifiers:
+                    raise SqlRejected(f"input {quoted!r} is an identifier; write its placeholder without quotes")
+            splice = rewrite_literal(tokens, index, source, sentinels, dialect, _tokenize, whole=whole)
+            if splice is not None:
+                segments.append(_Text(source[cursor : splice.start]))
+                for what, text in splice.pieces:
+                    segments.append(_Text(text) if what == "sql" else _Bind(text, text=True))
+                    if what == "input" and text not in order:
+                        order.append(text)
+                cursor = tok.end + 1
+                continue
+        elif not whole:
             raise SqlRejected(_inside_message(name, kind))
-        if kind in _STRING_TOKENS and name in identifiers:
-            raise SqlRejected(f"input {name!r} is an identifier; write its placeholder without quotes")
         if name in identifiers:
             segments += [_Text(source[cursor : tok.start]), _Identifier(name)]
         else:
@@ -490,12 +528,6 @@ def _in_operator(tokens: Sequence[Any], index: int, floor: int) -> tuple[int | N
 
 
 def _inside_message(name: str, kind: str) -> str:
-    if kind in _STRING_TOKENS:
-        return (
-            f"the placeholder for input {name!r} is part of a larger string literal; input values are sent as "
-            f"bound parameters, never pasted into SQL text, so a quoted placeholder must be the whole literal "
-            f"('{{{{ .inputs.{name} }}}}'). Put wildcards or other text into the input value instead"
-        )
     if kind == "IDENTIFIER":
         return (
             f"the placeholder for input {name!r} is inside a quoted identifier; list the input under "

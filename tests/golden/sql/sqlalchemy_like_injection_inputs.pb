@@ -1,0 +1,5 @@
+
+%
+word
+
+' OR 1=1 OR name LIKE '
