@@ -161,18 +161,19 @@ def _failing_case(tmp_path, case):
 
 FAILURES = {
     # case: (code, origin, kind, words in the message)
-    "garbage-template": ("USER:InvalidTemplate", USER, NON_RECOVERABLE, "not a serialized TaskTemplate"),
+    # the platform's files (inputs.pb, {{.taskTemplatePath}}): missing or damaged is SYSTEM and recoverable
+    "garbage-template": ("SYSTEM:TemplateCorrupt", SYSTEM, RECOVERABLE, "not a serialized TaskTemplate"),
     "unknown-executor": ("USER:ExecutorNotFound", USER, NON_RECOVERABLE, "no executor named 'no-such-executor'"),
     "executor-not-installed": ("USER:ExecutorNotInstalled", USER, NON_RECOVERABLE, "reinstall taskbox-testplugins"),
     "broken-plugin": ("SYSTEM:InvalidPlugin", SYSTEM, NON_RECOVERABLE, "not a subclass"),
     "config-for-echo": ("USER:InvalidConfig", USER, NON_RECOVERABLE, "takes no configuration"),
-    "garbage-inputs": ("USER:InvalidInput", USER, NON_RECOVERABLE, "not a serialized LiteralMap"),
+    "garbage-inputs": ("SYSTEM:InputsCorrupt", SYSTEM, RECOVERABLE, "not a serialized LiteralMap"),
     "missing-input": ("USER:InvalidInput", USER, NON_RECOVERABLE, "x"),
     "mistyped-input": ("USER:InvalidInput", USER, NON_RECOVERABLE, "x"),
     "missing-output": ("USER:InvalidOutput", USER, NON_RECOVERABLE, "y"),
     "user-failure": ("USER:InvalidInput", USER, NON_RECOVERABLE, "the input was wrong"),
     "untranslated-failure": ("SYSTEM:ValueError", SYSTEM, RECOVERABLE, "an untranslated bug"),
-    "inputs-not-found": ("SYSTEM:StorageNotFound", SYSTEM, NON_RECOVERABLE, "nowhere"),
+    "inputs-not-found": ("SYSTEM:InputsNotFound", SYSTEM, RECOVERABLE, "nowhere"),
     "unknown-resolver": ("USER:InvalidTemplate", USER, NON_RECOVERABLE, "unknown resolver 'my.resolver'"),
     "flytekit-code-resolver": ("USER:InvalidTemplate", USER, NON_RECOVERABLE, "needs flytekit's own image"),
 }

@@ -442,6 +442,26 @@ def test_missing_bundle_is_a_system_error(tmp_path, task):
     assert_error(prefix, "SYSTEM:StorageNotFound", "SYSTEM", recoverable=False)
 
 
+@pytest.mark.parametrize(
+    ("inputs", "code", "origin", "recoverable"),
+    [  # inputs.pb is the platform's under fast-execute too (docs/reliability.md, platform-written data)
+        (None, "SYSTEM:InputsNotFound", "SYSTEM", True),
+        (b"\x0a\xff\xff junk", "SYSTEM:InputsCorrupt", "SYSTEM", True),
+        (encode_inputs({"x": "21"}, {"x": simple("STRING")}), "USER:InvalidInput", "USER", False),
+    ],
+    ids=["missing", "damaged", "mistyped"],
+)
+def test_platform_inputs_are_blamed_as_under_execute(tmp_path, task, source, inputs, code, origin, recoverable):
+    bundle = upload_bundle(str(source), str(tmp_path / "store"))
+    path = tmp_path / "platform-inputs.pb"
+    if inputs is not None:
+        path.write_bytes(inputs)
+    prefix = str(tmp_path / "out")
+    proc = run(fast_args(bundle, tmp_path / "dest", str(path), prefix, task[1]))
+    assert proc.returncode == 0, proc.stderr
+    assert_error(prefix, code, origin, recoverable)
+
+
 def test_unwritable_dest_dir_is_a_system_error(tmp_path, task, source):
     bundle = upload_bundle(str(source), str(tmp_path / "store"))
     not_a_dir = tmp_path / "file"

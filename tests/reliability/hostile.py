@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flyteidl.core import errors_pb2, execution_pb2, literals_pb2, types_pb2
+from flyteidl.core import errors_pb2, execution_pb2, interface_pb2, literals_pb2, tasks_pb2, types_pb2
 
 from helpers import encode_inputs, execute_args, list_of, make_template, run, simple
 from reliability.ledger import ERROR, LEDGER, LOST, judge
@@ -45,7 +45,8 @@ class Case:
 
 
 def expect_error(family: str, proc: Any, prefix: str, code: str, words: tuple[str, ...] = (), *,
-                 recoverable: bool = False, exit_code: int = 0) -> errors_pb2.ContainerError:  # fmt: skip
+                 recoverable: bool = False, exit_code: int = 0, origin_name: str | None = None,
+                 ) -> errors_pb2.ContainerError:  # fmt: skip
     """Judge a finished run, record it in the ledger, and check the error contract.
 
     Args:
@@ -56,11 +57,14 @@ def expect_error(family: str, proc: Any, prefix: str, code: str, words: tuple[st
         words: Text the message must contain (what names the problem).
         recoverable: The expected kind.
         exit_code: The expected exit code (0 for ``taskbox execute`` after ``error.pb``).
+        origin_name: The expected origin (``"USER"``/``"SYSTEM"``) of a code without a prefix (Flyte 2's).
 
     Returns:
         The error document's ``ContainerError``.
     """
-    origin = execution_pb2.ExecutionError.USER if code.startswith("USER:") else execution_pb2.ExecutionError.SYSTEM
+    if origin_name is None:
+        origin_name = "USER" if code.startswith("USER:") else "SYSTEM"
+    origin = execution_pb2.ExecutionError.USER if origin_name == "USER" else execution_pb2.ExecutionError.SYSTEM
     kind = errors_pb2.ContainerError.RECOVERABLE if recoverable else errors_pb2.ContainerError.NON_RECOVERABLE
     seen: list[errors_pb2.ContainerError] = []
 
@@ -165,13 +169,19 @@ def nested_struct(depth: int) -> bytes:
 
 
 def nested_type(depth: int) -> bytes:
-    """A template whose input ``xs`` is declared list<list<...>> ``depth`` levels deep."""
-    base = make_template("echo", {"xs": INT}, {})
+    """A template whose input ``xs`` is declared list<list<...>> ``depth`` levels deep (sound protobuf).
+
+    The interface is appended as a second ``interface`` field, which protobuf merges into the first.
+    """
     data = INT.SerializeToString()
     for _ in range(depth):
         data = _length_delimited(_field(types_pb2.LiteralType, "collection_type"), data)
-    good = base.SerializeToString()
-    return good.replace(INT.SerializeToString(), data, 1)
+    variable = _length_delimited(_field(interface_pb2.Variable, "type"), data)
+    entry = _length_delimited(1, b"xs") + _length_delimited(2, variable)  # map entry {key, value}
+    variables = _length_delimited(_field(interface_pb2.VariableMap, "variables"), entry)
+    typed = _length_delimited(_field(interface_pb2.TypedInterface, "inputs"), variables)
+    base = make_template("echo", {}, {}).SerializeToString()
+    return base + _length_delimited(_field(tasks_pb2.TaskTemplate, "interface"), typed)
 
 
 def replace_once(data: bytes, old: bytes, new: bytes) -> bytes:

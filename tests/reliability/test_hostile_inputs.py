@@ -2,8 +2,11 @@
 
 Why: ``inputs.pb`` and the task template come from storage the task does not control. Flyte retries an
 attempt only when ``error.pb`` says RECOVERABLE, so a hostile file that crashes the process, leaves no
-error document, or is reported as a recoverable SYSTEM error (an untranslated exception) costs retries
-and hides the cause. Each case writes its hostile file, runs ``taskbox execute`` with Flyte's arguments in
+error document, or is reported as an untranslated exception (``SYSTEM:<Type>``) costs retries and hides
+the cause. Who is to blame is decided per row (docs/reliability.md, *Who is to blame for platform-written
+data*): a missing or damaged file that Flyte wrote is SYSTEM and recoverable (``SYSTEM:Inputs...``,
+``SYSTEM:Template...``); values that parse but do not fit, and bytes nested past protobuf's limit, are the
+user's. Each case writes its hostile file, runs ``taskbox execute`` with Flyte's arguments in
 a subprocess (a few ``taskbox run`` with plain files), and checks the contract with
 :func:`hostile.expect_error`:
 
@@ -74,13 +77,17 @@ def _self_reference(tmp_path: Path) -> str:
 
 DOC = {"doc": STRUCT}
 HUGE = "9" * (64 * MIB)
+#: Words of a damaged inputs.pb (SYSTEM:InputsCorrupt, recoverable: the platform wrote the file).
+DAMAGED = ("inputs.pb", "is damaged", "not a serialized LiteralMap")
+#: Words of a damaged template file at {{.taskTemplatePath}} (SYSTEM:TemplateCorrupt, recoverable).
+TEMPLATE_DAMAGED = ("task template", "is damaged", "not a serialized TaskTemplate")
 
 # name -> tmp_path -> Case. Built lazily: each test builds only its own (two of them hold 64 MiB).
 INPUT_CASES: dict[str, Callable[[Path], Case]] = {
     "empty": lambda _: Case("USER:InvalidInput", ("is missing",), inputs=b""),
-    "garbage": lambda _: Case("USER:InvalidInput", ("not a serialized LiteralMap",), inputs=b"\x0a\xff\xff\xff junk"),
-    "all-byte-values": lambda _: Case("USER:InvalidInput", ("not a serialized LiteralMap",), inputs=bytes(range(256))),
-    "truncated": lambda _: Case("USER:InvalidInput", ("not a serialized LiteralMap",), inputs=good_inputs()[:-3]),
+    "garbage": lambda _: Case("SYSTEM:InputsCorrupt", DAMAGED, recoverable=True, inputs=b"\x0a\xff\xff\xff junk"),
+    "all-byte-values": lambda _: Case("SYSTEM:InputsCorrupt", DAMAGED, recoverable=True, inputs=bytes(range(256))),
+    "truncated": lambda _: Case("SYSTEM:InputsCorrupt", DAMAGED, recoverable=True, inputs=good_inputs()[:-3]),
     "a-template-instead": lambda _: Case("USER:InvalidInput", ("is missing",), inputs=echo_template()),
     "string-for-integer": lambda _: Case(
         "USER:InvalidInput", ("input 'n'", "expected integer"), inputs=inputs_with(n=lit_of("one", str))
@@ -108,8 +115,8 @@ INPUT_CASES: dict[str, Callable[[Path], Case]] = {
         inputs=inputs_with(text=lit_of(HUGE, str)),
         env={"TASKBOX_MAX_INPUTS_BYTES": str(16 * MIB)},
     ),
-    "lists-nested-past-protobuf-limit": lambda _: Case(
-        "USER:InvalidInput", ("not a serialized LiteralMap",), inputs=nested_lists(200)
+    "lists-nested-past-protobuf-limit": lambda _: Case(  # sound protobuf (Flyte's Go reads it): the user's value
+        "USER:InvalidInput", ("input 'xs'", "nested deeper than protobuf's limit"), inputs=nested_lists(200)
     ),
     "lists-nested-deeper-than-declared": lambda _: Case(
         "USER:InvalidInput",
@@ -117,7 +124,10 @@ INPUT_CASES: dict[str, Callable[[Path], Case]] = {
         inputs=literal_map(n=lit_of(1, int), text=lit_of("a", str)) + nested_lists(40),
     ),
     "struct-nested-past-protobuf-limit": lambda _: Case(
-        "USER:InvalidInput", ("not a serialized LiteralMap",), template=echo_template(DOC), inputs=nested_struct(200)
+        "USER:InvalidInput",
+        ("input 'doc'", "nested deeper than protobuf's limit"),
+        template=echo_template(DOC),
+        inputs=nested_struct(200),
     ),
     "msgpack-nested-5000-deep": lambda _: Case(
         "USER:InvalidInput",
@@ -125,13 +135,17 @@ INPUT_CASES: dict[str, Callable[[Path], Case]] = {
         template=echo_template(DOC),
         inputs=literal_map(doc=msgpack_literal(b"\x81\xa1a" * 5000 + b"\x01")),
     ),
-    "non-utf8-string": lambda _: Case(
-        "USER:InvalidInput",
-        ("not a serialized LiteralMap",),
+    "non-utf8-string": lambda _: Case(  # Go's protobuf cannot write it: the file is damaged, not the user's value
+        "SYSTEM:InputsCorrupt",
+        ("inputs.pb", "input 'text'", "not a serialized LiteralMap", "UTF-8"),
+        recoverable=True,
         inputs=replace_once(inputs_with(text=lit_of("QQQQ", str)), b"QQQQ", b"\xff\xfe\xfd\xfc"),
     ),
     "non-utf8-map-key": lambda _: Case(
-        "USER:InvalidInput", ("not a serialized LiteralMap",), inputs=replace_once(good_inputs(), b"text", b"t\xffxt")
+        "SYSTEM:InputsCorrupt",
+        (*DAMAGED, "UTF-8"),
+        recoverable=True,
+        inputs=replace_once(good_inputs(), b"text", b"t\xffxt"),
     ),
     "non-utf8-msgpack-text": lambda _: Case(  # {"a": <2 bytes that are not UTF-8>}
         "USER:InvalidInput",
@@ -167,7 +181,9 @@ INPUT_CASES: dict[str, Callable[[Path], Case]] = {
     "offloaded-literal-points-at-itself": lambda tmp: Case(
         "USER:InvalidInput", ("input 'n'",), inputs=inputs_with(n=offloaded(_self_reference(tmp)))
     ),
-    "inputs-file-missing": lambda _: Case("SYSTEM:StorageNotFound", ("inputs.pb",), inputs=ABSENT),
+    "inputs-file-missing": lambda _: Case(
+        "SYSTEM:InputsNotFound", ("inputs.pb", "does not exist"), recoverable=True, inputs=ABSENT
+    ),
 }
 
 
@@ -180,9 +196,9 @@ def test_hostile_inputs_pb(tmp_path, name):
 
 TEMPLATE_CASES: dict[str, Callable[[Path], Case]] = {
     "empty": lambda _: Case("USER:InvalidTemplate", ("no type",), template=b""),
-    "garbage": lambda _: Case("USER:InvalidTemplate", ("not a serialized TaskTemplate",), template=b"\xff\xff junk"),
+    "garbage": lambda _: Case("SYSTEM:TemplateCorrupt", TEMPLATE_DAMAGED, recoverable=True, template=b"\xff\xff junk"),
     "truncated": lambda _: Case(
-        "USER:InvalidTemplate", ("not a serialized TaskTemplate",), template=echo_template()[:-3]
+        "SYSTEM:TemplateCorrupt", TEMPLATE_DAMAGED, recoverable=True, template=echo_template()[:-3]
     ),
     "inputs-instead": lambda _: Case("USER:InvalidTemplate", ("no type",), template=good_inputs()),
     "unknown-type": lambda _: Case(
@@ -221,12 +237,15 @@ TEMPLATE_CASES: dict[str, Callable[[Path], Case]] = {
     "unsupported-declared-type": lambda _: Case(
         "USER:UnsupportedType", ("input 'n'", "binary"), template=echo_template({**TYPES, "n": simple("BINARY")})
     ),
-    "type-nested-past-protobuf-limit": lambda _: Case(
-        "USER:InvalidTemplate", ("not a serialized TaskTemplate",), template=nested_type(200)
+    "type-nested-past-protobuf-limit": lambda _: Case(  # sound protobuf: the user's registered type
+        "USER:InvalidTemplate",
+        ("not a serialized TaskTemplate", "nested deeper than protobuf's limit"),
+        template=nested_type(200),
     ),
     "non-utf8-type": lambda _: Case(
-        "USER:InvalidTemplate",
-        ("not a serialized TaskTemplate",),
+        "SYSTEM:TemplateCorrupt",
+        (*TEMPLATE_DAMAGED, "UTF-8"),
+        recoverable=True,
         template=replace_once(make_template("QQQQ", TYPES, TYPES).SerializeToString(), b"QQQQ", b"ec\xffo"),
     ),
     "over-the-size-cap": lambda _: Case(
@@ -235,7 +254,9 @@ TEMPLATE_CASES: dict[str, Callable[[Path], Case]] = {
         template=echo_template(custom={"pad": "x" * 8192}),
         env={"TASKBOX_MAX_TEMPLATE_BYTES": "4096"},
     ),
-    "template-file-missing": lambda _: Case("SYSTEM:StorageNotFound", ("task.pb",), template=ABSENT),
+    "template-file-missing": lambda _: Case(
+        "SYSTEM:TemplateNotFound", ("task template", "task.pb", "does not exist"), recoverable=True, template=ABSENT
+    ),
 }
 
 

@@ -22,6 +22,9 @@ Invariants:
       ``USER:``/``SYSTEM:`` prefix (v2 carries the origin separately); any other exception is USER and
       recoverable, its type name the code (flyte's rule for an exception raised by a task). Messages are
       redacted.
+    * ``inputs.pb`` is the platform's under both kinds of task: missing, refused or damaged, it is a SYSTEM,
+      recoverable ``Inputs...`` error (:mod:`taskbox.entrypoint.blame`), also when flyte's runtime was the one
+      reading it (it would exit 1 without ``error.pb``; the pod failure is retried).
     * Exit 0 after any commit (the backend reads ``error.pb``); 143 after SIGTERM; 2 on a malformed command
       line (``error.pb`` is still written when ``--outputs-path`` was readable).
     * ``--tgz`` bundles go through taskbox's validated extraction into ``DEST/.taskbox-bundles/<key>/``,
@@ -42,7 +45,7 @@ from taskbox import redaction, storage
 from taskbox.entrypoint import commit
 from taskbox.entrypoint.cmdline import UsageError
 from taskbox.entrypoint.cmdline_v2 import PREBUILT_RESOLVER, A0Options, decode_template, parse_a0
-from taskbox.entrypoint.execute import commit_failure, commit_outputs, read_encoded_inputs
+from taskbox.entrypoint.execute import commit_failure, commit_outputs, read_platform_inputs
 from taskbox.entrypoint.pipeline import Steps, run_committed, run_steps
 from taskbox.entrypoint.resolvers import LoadedTask
 from taskbox.entrypoint.signals import EXIT_TERMINATED, TerminationGuard
@@ -139,7 +142,12 @@ class PrebuiltSteps(Steps):
         prev_checkpoint: ``--prev-checkpoint``.
         bundle: ``--tgz``: a code bundle holding a plugin executor, installed before the executor loads.
         dest: ``--dest`` for the bundle.
+
+    ``inputs.pb`` is the platform's (a missing, refused or damaged file is ``SYSTEM:Inputs...``, recoverable);
+    the template in the resolver args is the user's registration (a bad one stays ``USER:InvalidTemplate``).
     """
+
+    platform_inputs = True
 
     def __init__(
         self,
@@ -181,7 +189,7 @@ class PrebuiltSteps(Steps):
 
     def read_inputs(self, task: LoadedTask, conversion: Any) -> dict[str, bytes]:
         """``inputs.pb`` as name -> serialized literal."""
-        return read_encoded_inputs(self.inputs_uri)
+        return read_platform_inputs(self.inputs_uri)
 
 
 def prebuilt_args(resolver: str, args: list[str]) -> dict[str, str]:
@@ -336,7 +344,9 @@ def _commit_unless_committed(outputs_path: str, failure: BaseException) -> int:
     if _committed(outputs_path) == commit.ERROR_FILE and not isinstance(failure, TaskboxError):
         _redact_error(outputs_path)
         return EXIT_OK
-    return _commit_failure(outputs_path, failure)
+    from taskbox.entrypoint.blame import from_flyte_runtime
+
+    return _commit_failure(outputs_path, from_flyte_runtime(failure))
 
 
 def _redact_error(outputs_path: str) -> None:

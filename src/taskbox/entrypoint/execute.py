@@ -31,7 +31,7 @@ from taskbox.entrypoint import commit
 from taskbox.entrypoint.cmdline import ExecuteOptions
 from taskbox.entrypoint.pipeline import Steps, make_working_dir, remove_working_dir, run_committed, run_steps
 from taskbox.entrypoint.protofiles import read_message
-from taskbox.entrypoint.resolvers import LoadedTask, load_task
+from taskbox.entrypoint.resolvers import TEMPLATE_RESOLVERS, LoadedTask, load_task
 from taskbox.entrypoint.signals import EXIT_TERMINATED, TerminationGuard
 from taskbox.errors import InputError
 
@@ -44,6 +44,7 @@ __all__ = [
     "make_working_dir",
     "read_encoded_inputs",
     "read_inputs",
+    "read_platform_inputs",
     "remove_working_dir",
 ]
 
@@ -58,7 +59,14 @@ EXIT_FAILED = 1
 
 
 def read_inputs(uri: str) -> Any:
-    """Read ``inputs.pb`` as a ``LiteralMap`` (0 bytes is an empty map, as propeller may write)."""
+    """Read ``inputs.pb`` as a ``LiteralMap`` (0 bytes is an empty map, as propeller may write).
+
+    Raises:
+        InputDecodeError: The bytes do not parse.
+        InputError: They parse only past protobuf's nesting limit.
+        InputTooLarge: The file is over ``TASKBOX_MAX_INPUTS_BYTES``.
+        StorageError: The file cannot be read.
+    """
     from flyteidl.core import literals_pb2
 
     return _read_inputs_as(uri, literals_pb2.LiteralMap())
@@ -66,12 +74,15 @@ def read_inputs(uri: str) -> Any:
 
 def _read_inputs_as(uri: str, message: Any) -> Any:
     """Read ``inputs.pb`` into ``message`` under the inputs cap (``TASKBOX_MAX_INPUTS_BYTES``)."""
+    from taskbox.literals.wire import InputDecodeError
+
     return read_message(
         uri,
         message,
         limit_env="TASKBOX_MAX_INPUTS_BYTES",
         default_limit=DEFAULT_MAX_INPUTS_BYTES,
-        error=InputError,
+        error=InputDecodeError,
+        nested_error=InputError,
         what="LiteralMap",
     )
 
@@ -81,7 +92,8 @@ def read_encoded_inputs(uri: str) -> dict[str, bytes]:
 
     Protobuf parses only the map's frame here, so the file costs about twice its size until the inputs
     are converted (see :mod:`taskbox.literals.wire`), not protobuf's ~13x for a ``LiteralMap`` of small
-    literals.
+    literals. Errors as :func:`read_inputs`; who is to blame for them is the caller's decision
+    (:func:`read_platform_inputs` for the file propeller wrote).
     """
     from taskbox.literals import wire
 
@@ -91,8 +103,25 @@ def read_encoded_inputs(uri: str) -> dict[str, bytes]:
     return encoded
 
 
+def read_platform_inputs(uri: str) -> dict[str, bytes]:
+    """:func:`read_encoded_inputs` for the ``inputs.pb`` the platform wrote (``execute``, ``fast-execute``, ``a0``).
+
+    Raises:
+        PlatformFileError: The file is missing, refused or its frame is damaged (SYSTEM, recoverable).
+    """
+    from taskbox.entrypoint.blame import read_platform_file
+
+    return read_platform_file(lambda: read_encoded_inputs(uri), "Inputs")
+
+
 class _ExecuteSteps(Steps):
-    """``taskbox execute``'s hooks: the resolver and ``inputs.pb`` named on the command line."""
+    """``taskbox execute``'s hooks: the resolver and ``inputs.pb`` named on the command line.
+
+    Both files are the platform's: ``inputs.pb`` and, for the template resolvers, the template at
+    ``{{.taskTemplatePath}}`` (:mod:`taskbox.entrypoint.blame`).
+    """
+
+    platform_inputs = True
 
     def __init__(self, opts: ExecuteOptions, prepare: Callable[[], object] | None) -> None:
         super().__init__(
@@ -104,13 +133,20 @@ class _ExecuteSteps(Steps):
     def load(self, working_dir: str) -> LoadedTask:
         if self.prepare is not None:
             self.prepare()
-        return load_task(self.opts.resolver, self.opts.resolver_args, working_dir)
+        resolver, args = self.opts.resolver, self.opts.resolver_args
+        if resolver in TEMPLATE_RESOLVERS and 1 <= len(args) <= 2:  # the template file is read here, blamed apart
+            from taskbox.entrypoint.blame import read_platform_file
+            from taskbox.entrypoint.template import read_template
+
+            template = read_platform_file(lambda: read_template(args[0]), "Template")
+            return load_task(resolver, args, working_dir, template=template)
+        return load_task(resolver, args, working_dir)
 
     def raw_output_prefix(self) -> str:
         return self.opts.raw_output_prefix or storage.join(self.opts.output_prefix, "data")
 
     def read_inputs(self, task: LoadedTask, conversion: Any) -> dict[str, bytes]:
-        return read_encoded_inputs(self.opts.inputs)
+        return read_platform_inputs(self.opts.inputs)
 
 
 def execute(opts: ExecuteOptions, guard: TerminationGuard, prepare: Callable[[], object] | None = None) -> int:

@@ -50,12 +50,19 @@ __all__ = [
 class Steps:
     """The hooks of one run: what differs between callers. Subclasses override :meth:`load` and :meth:`read_inputs`.
 
+    Attributes:
+        platform_inputs: The platform wrote the inputs file (``execute``, ``fast-execute``, ``a0``): an input
+            whose bytes do not parse is the platform's failure, not the user's (:mod:`taskbox.entrypoint.blame`).
+            ``False`` (``taskbox run``): the user gave the file.
+
     Args:
         output_prefix: Where the outputs (and offloaded literals) go.
         checkpoint_path: ``--checkpoint-path``.
         prev_checkpoint: ``--prev-checkpoint``.
         log: The logger that says which task runs.
     """
+
+    platform_inputs = False
 
     def __init__(
         self,
@@ -93,22 +100,31 @@ def run_steps(steps: Steps, working_dir: str, cancelled: threading.Event) -> Any
         A :class:`taskbox.literals.wire.EncodedLiteralMap`.
 
     Raises:
-        Whatever a step raises (typed taskbox errors; anything else is classified at the commit).
+        Whatever a step raises (typed taskbox errors; anything else is classified at the commit). With
+        ``steps.platform_inputs``, an input whose bytes do not parse is a ``PlatformFileError``.
     """
     from taskbox.context import ExecutionContext
     from taskbox.literals import ConversionContext, offload_limits_from_env
     from taskbox.literals.maps import encoded_map_to_python, python_to_encoded_map
     from taskbox.literals.offload import offload_encoded
     from taskbox.literals.origins import Origins
+    from taskbox.literals.wire import InputDecodeError
 
     task = steps.load(working_dir)
     raw_prefix = steps.raw_output_prefix()
     # Origins: a value passed through unchanged keeps its union variant, hash and metadata.
     conversion = ConversionContext(raw_output_prefix=raw_prefix, working_dir=working_dir, origins=Origins())
     # The input bytes are dropped input by input as they are converted (memory ~ file size).
-    inputs = encoded_map_to_python(
-        steps.read_inputs(task, conversion), task.input_types, conversion, optional=task.optional_inputs
-    )
+    try:
+        inputs = encoded_map_to_python(
+            steps.read_inputs(task, conversion), task.input_types, conversion, optional=task.optional_inputs
+        )
+    except InputDecodeError as exc:  # an input's bytes are damaged: whose file was it?
+        if not steps.platform_inputs:
+            raise
+        from taskbox.entrypoint.blame import platform_file_error
+
+        raise platform_file_error(exc, "Inputs") from exc
     steps.step(f"read {len(inputs)} input(s)")
     context = ExecutionContext.from_env(
         output_prefix=steps.output_prefix,

@@ -2,7 +2,9 @@
 
 Why: ``inputs.pb`` and the task template come from storage that the task does not control. Both are
 read whole (protobuf has no streaming parser), so both are capped before they are read, and bytes that
-do not parse become the caller's user-facing error instead of a protobuf ``DecodeError``.
+do not parse become a typed error instead of a protobuf ``DecodeError``: the caller's decode error for
+damaged bytes, its plain user error for bytes nested past protobuf's limit (sound, but unreadable here).
+Who is to blame for a damaged file is the caller's decision (:mod:`taskbox.entrypoint.blame`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ from taskbox.errors import InputTooLarge, StorageTooLarge, UserError
 M = TypeVar("M")
 
 
-def read_message(uri: str, message: M, *, limit_env: str, default_limit: int, error: type[UserError], what: str) -> M:
+def read_message(
+    uri: str,
+    message: M,
+    *,
+    limit_env: str,
+    default_limit: int,
+    error: type[UserError],
+    what: str,
+    nested_error: type[UserError] | None = None,
+) -> M:
     """Fill ``message`` from the serialized bytes at ``uri``.
 
     Args:
@@ -25,13 +36,15 @@ def read_message(uri: str, message: M, *, limit_env: str, default_limit: int, er
         default_limit: The size cap in bytes.
         error: The error class for bytes that do not parse.
         what: The message's name, for the error ("TaskTemplate").
+        nested_error: The error class for bytes refused only for their nesting (``error`` if ``None``).
 
     Returns:
         ``message``, filled.
 
     Raises:
         InputTooLarge: The file is over the cap (refused before it is downloaded).
-        UserError: ``error``, for bytes that do not parse.
+        UserError: ``error``, for bytes that do not parse; ``nested_error`` for bytes nested too deep.
+        StorageError: The file cannot be read (not found, denied, transient failures past the retries).
     """
     from google.protobuf.message import DecodeError
 
@@ -44,5 +57,11 @@ def read_message(uri: str, message: M, *, limit_env: str, default_limit: int, er
     try:
         msg.ParseFromString(data)
     except DecodeError as exc:
+        from taskbox.literals.wire import too_deep
+
+        if too_deep(exc):
+            raise (nested_error or error)(
+                f"{uri} is nested deeper than protobuf's limit: not a serialized {what} taskbox can read ({exc})"
+            ) from None
         raise error(f"{uri} is not a serialized {what}: {exc}") from None
     return message

@@ -23,11 +23,23 @@ from taskbox.executors.base import validate_config
 DEFAULT_MAX_TEMPLATE_BYTES = 64 * 1024 * 1024
 
 
+class TemplateDecodeError(TemplateError):
+    """The template file's bytes do not parse as a ``TaskTemplate`` (damaged, truncated, not protobuf).
+
+    Code ``USER:InvalidTemplate`` as any :class:`~taskbox.errors.TemplateError`: so it is where the user gave
+    the file (``taskbox run``). Under ``taskbox execute`` the file at ``{{.taskTemplatePath}}`` is the
+    platform's, and the entrypoint reports the platform's error instead (:mod:`taskbox.entrypoint.blame`).
+    """
+
+
 def read_template(uri: str) -> Any:
     """Fetch and parse a serialized ``flyteidl.core.tasks_pb2.TaskTemplate``.
 
     Raises:
-        TemplateError: The bytes are not a TaskTemplate.
+        TemplateDecodeError: The bytes are not a TaskTemplate.
+        TemplateError: They are one nested deeper than protobuf reads.
+        InputTooLarge: The file is over ``TASKBOX_MAX_TEMPLATE_BYTES``.
+        StorageError: The file cannot be read.
 
     """
     from flyteidl.core import tasks_pb2
@@ -37,7 +49,8 @@ def read_template(uri: str) -> Any:
         tasks_pb2.TaskTemplate(),
         limit_env="TASKBOX_MAX_TEMPLATE_BYTES",
         default_limit=DEFAULT_MAX_TEMPLATE_BYTES,
-        error=TemplateError,
+        error=TemplateDecodeError,
+        nested_error=TemplateError,
         what="TaskTemplate",
     )
 

@@ -18,8 +18,8 @@ Invariants:
     * Encoded bytes equal ``Literal.SerializeToString(deterministic=True)`` of the literal the engine
       builds, map entries in upb's deterministic key order (:func:`_map_order`), checked by the golden
       tests.
-    * Bytes that do not parse raise :class:`~taskbox.errors.InputError` saying the inputs are "not a
-      serialized LiteralMap", as parsing the whole file did before.
+    * Bytes that do not parse raise :class:`InputDecodeError` saying the inputs are "not a serialized
+      LiteralMap"; bytes refused only for their nesting (:func:`too_deep`) are a plain ``InputError``.
     * An input decodes to at most :func:`containers_allowed` lists and maps (its size x 6 / 64 + 1M);
       more is :class:`~taskbox.errors.InputTooLarge` (nests of empty lists would cost ~16x the file).
 """
@@ -40,6 +40,7 @@ from taskbox.literals.engine import TypeEngine, reprefix, strip_annotated
 
 __all__ = [
     "EncodedLiteralMap",
+    "InputDecodeError",
     "Plan",
     "containers_allowed",
     "decode_literal",
@@ -47,6 +48,7 @@ __all__ = [
     "parse_literal",
     "plan_for",
     "split_map",
+    "too_deep",
 ]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -73,6 +75,10 @@ _CONTAINER_COST = 64
 def containers_allowed(size: int) -> int:
     """Return how many lists and maps an input of ``size`` bytes may decode to."""
     return (CONTAINER_RATIO * size + CONTAINER_FLOOR_BYTES) // _CONTAINER_COST
+
+
+class InputDecodeError(InputError):
+    """Inputs whose bytes do not parse: ``USER:InvalidInput``, or the platform's (:mod:`taskbox.entrypoint.blame`)."""
 
 
 class _OverBudget(Exception):
@@ -151,15 +157,23 @@ def _plan_hint(t: Any) -> Plan | None:
 
 
 def parse_literal(data: bytes) -> literals_pb2.Literal:
-    """Parse one serialized ``Literal``; bytes that do not parse are an :class:`InputError`."""
+    """Parse one serialized ``Literal``; :class:`InputDecodeError` if it does not, ``InputError`` if too deep."""
     from google.protobuf.message import DecodeError
 
     literal = literals_pb2.Literal()
     try:
         literal.ParseFromString(data)
     except DecodeError as exc:
-        raise InputError(f"the inputs are not a serialized LiteralMap: {exc}") from None
+        if too_deep(exc):
+            raise InputError(f"the inputs are nested deeper than protobuf's limit ({exc})") from None
+        raise InputDecodeError(f"the inputs are not a serialized LiteralMap: {exc}") from None
     return literal
+
+
+def too_deep(exc: Exception) -> bool:
+    """Whether protobuf refused sound bytes for their nesting (past its 100 levels; Go's limit is 10,000)."""
+    text = str(exc)
+    return "MaxDepth" in text or "too many levels of nesting" in text or "recursion" in text.lower()
 
 
 #: ``FileDescriptorProto`` of ``taskbox_wire.proto``: ``message LiteralMapBytes { map<string, bytes> literals = 1; }``,

@@ -1,0 +1,3 @@
+
+Q
+USER:RuntimeError:TypeError: t() missing 1 required positional argument: 'b' 

@@ -1,0 +1,3 @@
+
+n
+SYSTEM`DecodeError: Error parsing message with type 'flyteidl.core.LiteralMap': Wire format was corrupt 

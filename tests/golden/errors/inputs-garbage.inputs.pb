@@ -1,0 +1,2 @@
+
+ÿÿÿ not protobuf

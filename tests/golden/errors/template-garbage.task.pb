@@ -1,0 +1,1 @@
+ÿþ not a TaskTemplate

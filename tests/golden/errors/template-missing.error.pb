@@ -1,0 +1,3 @@
+
+}
+USER:ValueErrorhFlyteDataNotFoundException: USER:ValueError: error=Value error!  Received: <tmp>/task.pb. File not found 
