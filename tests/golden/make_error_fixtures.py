@@ -139,18 +139,11 @@ def _run(args: list[str], values: dict[str, str], cwd: str) -> subprocess.Comple
 def main() -> int:
     import flytekit
     from flyteidl.core import errors_pb2, execution_pb2
-    from flytekit.configuration import Image, ImageConfig, SerializationSettings
     from flytekit.extras.sqlite3.task import SQLite3Config, SQLite3Task
     from flytekit.tools.translator import get_serializable
+    from flytekit_common import serialization_settings
 
-    settings = SerializationSettings(
-        image_config=ImageConfig(
-            default_image=Image(name="default", fqn="cr.flyte.org/flyteorg/flytekit", tag="golden")
-        ),
-        project="golden",
-        domain="development",
-        version="v1",
-    )
+    settings = serialization_settings()
     if OUT.exists():
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True)

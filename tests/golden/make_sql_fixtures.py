@@ -118,23 +118,16 @@ def main() -> int:
     import flytekit
     from flyteidl.core import literals_pb2, tasks_pb2
     from flytekit import FlyteContextManager, kwtypes
-    from flytekit.configuration import Image, ImageConfig, SerializationSettings
     from flytekit.core.type_engine import TypeEngine
     from flytekit.extras.sqlite3.task import SQLite3Config, SQLite3Task
     from flytekit.models.literals import LiteralMap
     from flytekit.models.security import Secret
     from flytekit.tools.translator import get_serializable
     from flytekit.types.schema import FlyteSchema
+    from flytekit_common import serialization_settings
     from flytekitplugins.sqlalchemy import SQLAlchemyConfig, SQLAlchemyTask
 
-    settings = SerializationSettings(
-        image_config=ImageConfig(
-            default_image=Image(name="default", fqn="cr.flyte.org/flyteorg/flytekit", tag="golden")
-        ),
-        project="golden",
-        domain="development",
-        version="v1",
-    )
+    settings = serialization_settings()
     OUT.mkdir(parents=True, exist_ok=True)
     ctx = FlyteContextManager.current_context()
 

@@ -164,3 +164,12 @@ def test_taskbox_run_infers_a_webhook_configs_inputs_and_info_output():
                      headers={"X": "{inputs.b}"})  # fmt: skip
     assert HTTPExecutor.config_inputs(custom) == ["a", "b", "m", "c"]  # dict keys are not rendered
     assert list(HTTPExecutor.infer_outputs(custom, {}, {})) == ["info"]
+
+
+def test_a_map_inside_a_string_renders_in_sorted_key_order(tmp_path, server):
+    """flytekit renders ``str(dict)`` in the order it reads the protobuf map, which changes between processes;
+    taskbox always sends the sorted order (one of flytekit's), so equal inputs send equal requests."""
+    custom = webhook(server.base + "/echo", data={"note": "m={inputs.m}"}, show_data=True)
+    values = {"m": {"b": 2, "c": 3, "a": 1}}
+    info = run_webhook(tmp_path, custom, {"m": {"map_value_type": INT}}, values)
+    assert json.loads(json.loads(info["response_data"])["body"]) == {"note": "m={'a': 1, 'b': 2, 'c': 3}"}

@@ -256,8 +256,10 @@ class _Runner:
             finally:
                 done.set()
 
-        threading.Thread(target=target, name="taskbox-job-create", daemon=True).start()
         try:
+            # start() inside the try: it waits for the thread to run, which may submit the job before a
+            # SIGTERM delivered meanwhile raises here.
+            threading.Thread(target=target, name="taskbox-job-create", daemon=True).start()
             while not done.wait(0.5):
                 pass
         except Terminated:
@@ -400,7 +402,11 @@ class _Runner:
 
         grace = self._grace()
         log.info("stopping (%s): cancelling job %s (within %.1f s)", type(reason).__name__, _show(handle), grace)
-        threading.Thread(target=target, name="taskbox-job-delete", daemon=True).start()
+        deleter = threading.Thread(target=target, name="taskbox-job-delete", daemon=True)
+        try:
+            deleter.start()
+        except Terminated:
+            pass  # delivered while start() waited: the thread runs; wait for it within the grace below
         end = time.monotonic() + grace
         while not done.is_set() and time.monotonic() < end:
             try:

@@ -2,4 +2,4 @@
 f
 info^
 \Z
-O„«status_codeÌÈ­response_data¢okªinput_data¡k£url»http://127.0.0.1:41017/hookmsgpack
+O„«status_codeÌÈ­response_data¢okªinput_data¡k£url»http://127.0.0.1:45963/hookmsgpack

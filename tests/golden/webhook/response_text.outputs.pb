@@ -2,4 +2,4 @@
 j
 infob
 `^
-S„«status_codeÌÈ­response_data©cafÃ© Â£5ªinput_data€£url»http://127.0.0.1:41489/hookmsgpack
+S„«status_codeÌÈ­response_data©cafÃ© Â£5ªinput_data€£url»http://127.0.0.1:38739/hookmsgpack

@@ -2,4 +2,4 @@
 s
 infok
 ig
-\„«status_codeÌÈ­response_data¢okªinput_data€£urlÙ*http://127.0.0.1:33349/hook?q=1&admin=truemsgpack
+\„«status_codeÌÈ­response_data¢okªinput_data€£urlÙ*http://127.0.0.1:33937/hook?q=1&admin=truemsgpack
