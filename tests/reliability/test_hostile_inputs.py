@@ -168,14 +168,17 @@ INPUT_CASES: dict[str, Callable[[Path], Case]] = {
     "nan-for-integer": lambda _: Case(
         "USER:InvalidInput", ("input 'n'", "nan"), inputs=inputs_with(n=lit_of(math.nan, float))
     ),
+    # An offloaded literal is written by the upstream task's runtime, as inputs.pb by the platform: the same blame.
     "offloaded-literal-missing": lambda tmp: Case(
-        "SYSTEM:StorageNotFound",
-        ("input 'n'", "missing-literal.pb"),
+        "SYSTEM:InputsNotFound",
+        ("an offloaded input literal", "input 'n'", "missing-literal.pb"),
+        recoverable=True,
         inputs=inputs_with(n=offloaded(str(tmp / "missing-literal.pb"))),
     ),
     "offloaded-literal-garbage": lambda tmp: Case(
-        "USER:InvalidInput",
-        ("input 'n'", "not a serialized Literal"),
+        "SYSTEM:InputsCorrupt",
+        ("an offloaded input literal", "input 'n'", "not a serialized Literal"),
+        recoverable=True,
         inputs=inputs_with(n=offloaded(_garbage_file(tmp))),
     ),
     "offloaded-literal-points-at-itself": lambda tmp: Case(

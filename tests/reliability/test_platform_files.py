@@ -25,7 +25,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-from hostile import TYPES, echo_template, expect_error, good_inputs, inputs_with, lit_of, nested_lists
+from hostile import (
+    TYPES,
+    echo_template,
+    expect_error,
+    good_inputs,
+    inputs_with,
+    lit_of,
+    nested_lists,
+    offloaded,
+)
 
 from faultproxy import FailFirst, FaultProxy, s3_error
 from helpers import TASKBOX, commit_files, execute_args, make_template, put, run
@@ -156,4 +165,18 @@ def test_taskbox_run_keeps_the_users_file_the_users(tmp_path, inputs, code, exit
     proc = run([TASKBOX, "run", "--template", _template_file(tmp_path), "--inputs", str(path), "--outputs", str(out)])
     error = expect_error(f"{FAMILY} / taskbox run", proc, str(out), code, words, exit_code=exit_code)
     assert json.loads((out / "error.json").read_text())["recoverable"] is False
+    assert error.kind == error.NON_RECOVERABLE
+
+
+def test_taskbox_run_keeps_a_damaged_offloaded_literal_the_users(tmp_path):
+    """Under ``taskbox run`` the user named the inputs, and so the literals they point to."""
+    garbage = tmp_path / "garbage-literal.pb"
+    garbage.write_bytes(GARBAGE)
+    path = tmp_path / "inputs.pb"
+    path.write_bytes(inputs_with(n=offloaded(str(garbage))))
+    out = tmp_path / "out"
+    proc = run([TASKBOX, "run", "--template", _template_file(tmp_path), "--inputs", str(path), "--outputs", str(out)])
+    error = expect_error(
+        f"{FAMILY} / taskbox run", proc, str(out), "USER:InvalidInput", ("not a serialized Literal",), exit_code=1
+    )
     assert error.kind == error.NON_RECOVERABLE

@@ -52,29 +52,33 @@ class PlatformFileError(PlatformError):
 FILES: dict[Kind, str] = {"Inputs": "inputs.pb", "Template": "the task template"}
 
 
-def platform_file_error(exc: BaseException, kind: Kind) -> BaseException:
+def platform_file_error(exc: BaseException, kind: Kind, subject: str | None = None) -> BaseException:
     """Return the platform's error for ``exc`` raised while reading a platform-written file, or ``exc`` itself.
 
     Args:
         exc: What reading (or parsing) the file raised.
         kind: Which file: ``"Inputs"`` (``inputs.pb``) or ``"Template"``.
+        subject: What to call the file in the message, if not ``inputs.pb`` / the template (an offloaded
+            input literal that ``inputs.pb`` points to).
 
     Returns:
         A :class:`PlatformFileError` for a missing, refused or damaged file; ``exc`` for anything else.
     """
     from taskbox.entrypoint.template import TemplateDecodeError
+    from taskbox.literals.offload import OffloadedDecodeError
     from taskbox.literals.wire import InputDecodeError
 
     if isinstance(exc, StorageNotFound):
         what, detail = "NotFound", "does not exist"
     elif isinstance(exc, StorageDenied):
         what, detail = "Denied", "cannot be read: access denied"
-    elif isinstance(exc, InputDecodeError | TemplateDecodeError):
+    elif isinstance(exc, InputDecodeError | OffloadedDecodeError | TemplateDecodeError):
         what, detail = "Corrupt", "is damaged"
     else:
         return exc
     error = PlatformFileError(
-        f"{FILES[kind]}, which the platform writes before the task starts, {detail} (a retry may read it whole): "
+        f"{subject or FILES[kind]}, which the platform writes before the task starts, {detail} (a retry may read "
+        "it whole): "
         f"{exc.message}",
         code=f"SYSTEM:{kind}{what}",
     )

@@ -159,7 +159,7 @@ def cmd_images(argv: list[str]) -> int:
 
 
 def cmd_image(argv: list[str]) -> int:
-    """``taskbox image build|sizes``: build and measure executor images (see :mod:`taskbox.images.cli`)."""
+    """``taskbox image build|push|sizes|tags``: build, push and measure executor images (:mod:`taskbox.images.cli`)."""
     from taskbox.images.cli import image_main
 
     return image_main(argv)
@@ -174,8 +174,8 @@ COMMANDS = {
     "executors": (cmd_executors, "list the executors this installation can run, with their config schemas"),
     "inspect": (cmd_inspect, "print a .pb file (inputs, outputs, error document, task template) as JSON"),
     "version": (cmd_version, "print taskbox's version"),
-    "images": (cmd_images, "print the executor image catalog (repository, tag, digest of each variant)"),
-    "image": (cmd_image, "build a variant or custom executor image and check it; measure image sizes"),
+    "images": (cmd_images, "print the executor image catalog (each variant's reference, digest-pinned once pushed)"),
+    "image": (cmd_image, "build a variant or custom executor image and check it; push variants; measure sizes"),
 }
 
 #: An image's ENTRYPOINT is ``taskbox`` and Kubernetes appends a template's args to it, so args that start

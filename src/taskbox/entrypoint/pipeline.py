@@ -104,9 +104,10 @@ def run_steps(steps: Steps, working_dir: str, cancelled: threading.Event) -> Any
         ``steps.platform_inputs``, an input whose bytes do not parse is a ``PlatformFileError``.
     """
     from taskbox.context import ExecutionContext
+    from taskbox.errors import StorageDenied, StorageNotFound
     from taskbox.literals import ConversionContext, offload_limits_from_env
     from taskbox.literals.maps import encoded_map_to_python, python_to_encoded_map
-    from taskbox.literals.offload import offload_encoded
+    from taskbox.literals.offload import OffloadedDecodeError, offload_encoded
     from taskbox.literals.origins import Origins
     from taskbox.literals.wire import InputDecodeError
 
@@ -119,12 +120,15 @@ def run_steps(steps: Steps, working_dir: str, cancelled: threading.Event) -> Any
         inputs = encoded_map_to_python(
             steps.read_inputs(task, conversion), task.input_types, conversion, optional=task.optional_inputs
         )
-    except InputDecodeError as exc:  # an input's bytes are damaged: whose file was it?
+    except (InputDecodeError, OffloadedDecodeError, StorageNotFound, StorageDenied) as exc:
+        # An input's bytes are damaged or missing (inputs.pb, or an offloaded literal it points to, which an
+        # upstream task wrote): whose file was it?
         if not steps.platform_inputs:
             raise
         from taskbox.entrypoint.blame import platform_file_error
 
-        raise platform_file_error(exc, "Inputs") from exc
+        subject = None if isinstance(exc, InputDecodeError) else "an offloaded input literal"
+        raise platform_file_error(exc, "Inputs", subject) from exc
     steps.step(f"read {len(inputs)} input(s)")
     context = ExecutionContext.from_env(
         output_prefix=steps.output_prefix,

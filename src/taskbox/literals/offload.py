@@ -25,7 +25,14 @@ from flyteidl.core import literals_pb2, types_pb2
 from taskbox import settings
 from taskbox.errors import ConfigError, InputError, OutputError, PlatformError
 
-__all__ = ["compute_hash_string", "load_offloaded", "offload_encoded", "offload_limits_from_env", "offload_literals"]
+__all__ = [
+    "OffloadedDecodeError",
+    "compute_hash_string",
+    "load_offloaded",
+    "offload_encoded",
+    "offload_limits_from_env",
+    "offload_literals",
+]
 
 MIN_SIZE_ENV = "_F_L_MIN_SIZE_MB"
 MAX_SIZE_ENV = "_F_L_MAX_SIZE_MB"
@@ -44,11 +51,20 @@ def compute_hash_string(message: Any) -> str:
     return base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("utf-8")
 
 
+class OffloadedDecodeError(InputError):
+    """An offloaded input literal whose bytes do not parse: ``USER:InvalidInput``, or the platform's.
+
+    Under ``execute``/``fast-execute``/``a0`` the platform (an upstream task's SDK) wrote it, as it wrote
+    ``inputs.pb``: :mod:`taskbox.entrypoint.blame` makes it ``SYSTEM:InputsCorrupt``, recoverable.
+    """
+
+
 def load_offloaded(literal: literals_pb2.Literal) -> literals_pb2.Literal:
     """Fetch and parse the literal an ``offloaded_metadata`` literal points to.
 
     Raises:
-        InputError: The reference has no URI or the stored bytes are not a ``Literal``.
+        InputError: The reference has no URI (:class:`OffloadedDecodeError`: the stored bytes are not a
+            ``Literal``).
         StorageError: Reading the object failed.
 
     """
@@ -62,7 +78,7 @@ def load_offloaded(literal: literals_pb2.Literal) -> literals_pb2.Literal:
     try:
         loaded.ParseFromString(data)
     except Exception as exc:
-        raise InputError(f"the offloaded literal at {uri} is not a serialized Literal: {exc}") from exc
+        raise OffloadedDecodeError(f"the offloaded literal at {uri} is not a serialized Literal: {exc}") from exc
     return loaded
 
 
