@@ -25,6 +25,8 @@ LOCAL_BASE_IMAGE ?= taskbox-base:bookworm
 BASE_IMAGE  ?= $(LOCAL_BASE_IMAGE)
 VARIANTS     = base sqlite sql http python
 IMAGE_ARGS   = --base-image $(BASE_IMAGE) --registry $(REGISTRY) --version $(VERSION)
+# make push records the pushed digests in LOCK (default: images/catalog.lock.toml, committed at release).
+LOCK        ?=
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -129,8 +131,8 @@ image-clean: ## remove the images tests and benchmarks built (taskbox-test/*, ta
 	@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^taskbox-(test|bench)/' | xargs -r docker rmi
 	docker image prune -f
 
-push: venv docker-engine ## push every variant to REGISTRY (only ever explicit); record the printed digests in the catalog
-	@$(VENV)/bin/taskbox image tags $(IMAGE_ARGS) | while read -r variant ref; do docker push "$$ref" || exit 1; done
+push: venv docker-engine ## push every variant (VARIANTS) to REGISTRY (only ever explicit) and record the digests in LOCK
+	$(VENV)/bin/taskbox image push $(IMAGE_ARGS) $(foreach v,$(VARIANTS),--variant $(v)) $(if $(LOCK),--lock $(LOCK)) --quiet
 
 clean: ## remove virtual environments and caches
 	rm -rf $(VENV) $(FLYTEKIT_VENV) .venv-servers .pytest_cache .hypothesis build demo-out

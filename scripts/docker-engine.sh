@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes a Docker engine available for the image targets and tests, the way the test machines need it
 # (docs/test-environment.md, point 1):
-#   * installs Debian's `docker.io` and `debootstrap` when missing (as root with apt-get; otherwise it
-#     names the packages and the command that installs them);
+#   * installs Debian's `docker.io`, `debootstrap` and `docker-registry` (the CNCF distribution registry
+#     the push/pull tests start on 127.0.0.1) when missing (as root with apt-get; otherwise it names the
+#     packages and the command that installs them);
 #   * starts `dockerd --bridge=none --iptables=false --ip-masq=false` in the background when no engine
 #     answers, and waits for `docker info`. No bridge network is ever created: containers and builds use
 #     the host's network (`network_mode="host"`, `docker build --network host`).
@@ -17,6 +18,7 @@ wait_s="${DOCKERD_WAIT_S:-60}"
 declare -A NEEDED=(
   [dockerd]=docker.io
   [debootstrap]=debootstrap
+  [docker-registry]=docker-registry
 )
 missing=()
 for cmd in "${!NEEDED[@]}"; do
@@ -29,6 +31,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    if printf '%s\n' "${missing[@]}" | grep -qx docker-registry; then
+      # The package enables a system-wide registry on 0.0.0.0:5000; the tests start their own on 127.0.0.1.
+      if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+        systemctl disable --now docker-registry >/dev/null 2>&1 || true
+      elif [ -x /etc/init.d/docker-registry ]; then
+        /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+      fi
+    fi
   else
     echo "docker-engine: missing Debian packages: ${missing[*]}" >&2
     echo "docker-engine: install them with: sudo apt-get install ${missing[*]}" >&2

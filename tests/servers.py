@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -252,6 +253,52 @@ def start_gcs_emulator(bucket: str, *, venv: Path | None = None) -> ServerProces
         ],
         "/storage/v1/b",
     )
+
+
+#: Debian's CNCF distribution registry (package ``docker-registry``), installed by scripts/docker-engine.sh.
+REGISTRY_BINARY = "docker-registry"
+REGISTRY_NOT_INSTALLED = (
+    "the container registry for the push/pull tests is not installed: run `make docker-engine` as root "
+    "(scripts/docker-engine.sh installs Debian's docker-registry package), or `apt-get install docker-registry`"
+)
+
+
+def registry_binary() -> str | None:
+    """The path of ``docker-registry``, or ``None`` when the package is not installed."""
+    return shutil.which(REGISTRY_BINARY)
+
+
+def start_registry(root: Path, *, auth: Mapping[str, Any] | None = None) -> ServerProcess:
+    """Start the distribution registry on 127.0.0.1 and a free port, storing blobs under ``root``.
+
+    The engine treats 127.0.0.0/8 registries as insecure, so it pushes and pulls over plain HTTP. Two
+    registries started on the same ``root`` serve the same images (one may ask for tokens: ``auth``).
+
+    Args:
+        root: The filesystem storage's root directory (created).
+        auth: The config's ``auth`` section (``{"token": {...}}``); none by default.
+
+    Raises:
+        pytest.fail: The registry is not installed (with how to install it).
+    """
+    binary = registry_binary()
+    if binary is None:
+        pytest.fail(REGISTRY_NOT_INSTALLED, pytrace=False)
+    root.mkdir(parents=True, exist_ok=True)
+
+    def argv(port: int) -> list[str]:
+        config = {
+            "version": 0.1,
+            "log": {"level": "warn", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(root)}, "delete": {"enabled": True}},
+            "http": {"addr": f"{HOST}:{port}"},
+            **({"auth": dict(auth)} if auth else {}),
+        }
+        path = root.with_name(f"{root.name}-registry-{port}.yml")
+        path.write_text(json.dumps(config))  # JSON is YAML
+        return [binary, "serve", str(path)]
+
+    return start_server("registry", argv, "/v2/")
 
 
 # --------------------------------------------------------------------------------------------------

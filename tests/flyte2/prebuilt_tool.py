@@ -13,6 +13,7 @@ Commands (CASE names a case of ``prebuilt_cases.py``; its configuration comes fr
     direct CASE            ``await task(...)`` outside any flyte run.
     cancel CASE SECONDS    the same, abandoned after SECONDS (``asyncio.wait_for``).
     define WHAT            define a task with a bad configuration; print the exception.
+    images LOCK            the serialized image of each task class defined with LOCK as the image lock.
 """
 
 from __future__ import annotations
@@ -193,6 +194,20 @@ def define(what: str) -> dict:
     return {"type": None}
 
 
+def images(lock: str) -> dict:
+    from taskbox.flyte2 import HTTPJobTask, HTTPTask, SQLiteTask, SQLTask
+    from taskbox.images.lock import using_lock
+
+    with using_lock(pathlib.Path(lock)):
+        tasks = {
+            "sqlite": SQLiteTask("a", "SELECT 1 AS n", uri="/data/app.db", outputs={"n": int}),
+            "sql": SQLTask("b", "SELECT 1 AS n", uri="postgresql://reader@db:5432/sales", outputs={"n": int}),
+            "http": HTTPTask("c", "https://example.com/x"),
+            "http-job": HTTPJobTask("d", submit_url="https://example.com/j", status_url="https://example.com/j/1"),
+        }
+    return {name: _serialize(task).container.image for name, task in tasks.items()}
+
+
 def main(argv: list[str]) -> None:
     command, *rest = argv
     handlers = {
@@ -204,6 +219,7 @@ def main(argv: list[str]) -> None:
         "cancel": cancel,
         "direct": direct,
         "define": define,
+        "images": images,
     }
     if command not in handlers:
         raise SystemExit(f"unknown command {command!r}")

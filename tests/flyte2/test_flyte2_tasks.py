@@ -119,6 +119,18 @@ def test_the_task_alone_is_a_flyte_run_root(env, tmp_path, case):
 # ------------------------------------------------------------------ serialized, run under a0 (no SDK)
 
 
+def test_task_classes_default_to_the_digest_pinned_image_of_the_installed_version(tmp_path):
+    from taskbox import __version__
+    from taskbox.images.lock import LockEntry, record
+
+    lock = tmp_path / "catalog.lock.toml"
+    digest = "sha256:" + "2f" * 32
+    record(lock, [LockEntry(v, f"127.0.0.1:5000/acme/executor-{v}:{__version__}-py3.11", digest, __version__)
+                  for v in ("sqlite", "sql", "http")])  # fmt: skip
+    pinned = {v: f"127.0.0.1:5000/acme/executor-{v}:{__version__}-py3.11@{digest}" for v in ("sqlite", "sql", "http")}
+    assert tool({}, "images", str(lock)) == {**pinned, "http-job": pinned["http"]}
+
+
 def test_serialized_sqlite_task_is_the_a0_contract(env, tmp_path):
     prepared = tool(env, "prepare", "sqlite", str(tmp_path))
     args = prepared["args"]

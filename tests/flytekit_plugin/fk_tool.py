@@ -17,6 +17,7 @@ Commands:
     define WHAT                define a task with a bad configuration; print the exception.
     metadata                   the metadata, image and secrets of tasks defined with flytekit options.
     mapping                    the exception each kind of error document becomes, locally and under pyflyte-execute.
+    images LOCK                the serialized image of each task class defined with LOCK as the image lock.
 """
 
 from __future__ import annotations
@@ -257,6 +258,26 @@ def mapping() -> dict:
     return answer
 
 
+def images(lock: str) -> dict:
+    from collections import OrderedDict
+
+    from flytekit.configuration import Image, ImageConfig, SerializationSettings
+    from flytekit.tools.translator import get_serializable
+
+    from taskbox.flytekit import HTTPJobTask, HTTPTask, SQLiteTask, SQLTask
+    from taskbox.images.lock import using_lock
+
+    settings = SerializationSettings(image_config=ImageConfig(default_image=Image("d", "docker.io/d", "1")))
+    with using_lock(pathlib.Path(lock)):
+        tasks = {
+            "sqlite": SQLiteTask("a", "SELECT 1 AS n", uri="/data/app.db", outputs={"n": int}),
+            "sql": SQLTask("b", "SELECT 1 AS n", uri="postgresql://reader@db:5432/sales", outputs={"n": int}),
+            "http": HTTPTask("c", "https://example.com/x"),
+            "http-job": HTTPJobTask("d", submit_url="https://example.com/j", status_url="https://example.com/j/1"),
+        }
+    return {name: get_serializable(OrderedDict(), settings, t).template.container.image for name, t in tasks.items()}
+
+
 def main(argv: list[str]) -> None:
     command, *rest = argv
     handlers = {
@@ -269,6 +290,7 @@ def main(argv: list[str]) -> None:
         "define": define,
         "metadata": metadata,
         "mapping": mapping,
+        "images": images,
     }
     if command not in handlers:
         raise SystemExit(f"unknown command {command!r}")

@@ -138,7 +138,8 @@ def test_package_serializes_taskbox_tasks_as_flytekit_template_resolver_args(env
             "--resolver", TEMPLATE_RESOLVER, "--", "{{.taskTemplatePath}}", CLASS_PATH + executor
         ]  # fmt: skip
     assert [found[n]["type"] for n in CASES] == ["sqlite", "http", "sqlalchemy", "http-job"]
-    images = {n: found[n]["image"].rsplit(":", 1)[0] for n in CASES}  # the catalog's, not pyflyte's --image
+    # the catalog's (pinned by digest once published), not pyflyte's --image
+    images = {n: found[n]["image"].split("@")[0].rsplit(":", 1)[0] for n in CASES}
     assert images == {
         "top_tracks": "ghcr.io/taskbox/executor-sqlite",
         "get_item": "ghcr.io/taskbox/executor-http",
@@ -239,6 +240,18 @@ def test_a_failing_task_commits_the_same_error_under_taskbox_and_under_flytekits
 def test_a_config_that_does_not_validate_fails_where_the_task_is_defined(env, what, kind, words):
     defined = tool(env, "define", what)
     assert defined["type"] == kind and words in defined["message"], defined
+
+
+def test_task_classes_default_to_the_digest_pinned_image_of_the_installed_version(env, tmp_path):
+    from taskbox import __version__
+    from taskbox.images.lock import LockEntry, record
+
+    lock = tmp_path / "catalog.lock.toml"
+    digest = "sha256:" + "5e" * 32
+    record(lock, [LockEntry(v, f"127.0.0.1:5000/acme/executor-{v}:{__version__}-py3.11", digest, __version__)
+                  for v in ("sqlite", "sql", "http")])  # fmt: skip
+    pinned = {v: f"127.0.0.1:5000/acme/executor-{v}:{__version__}-py3.11@{digest}" for v in ("sqlite", "sql", "http")}
+    assert tool(env, "images", str(lock)) == {**pinned, "http-job": pinned["http"]}
 
 
 def test_flytekit_options_become_task_metadata_and_cache_is_versioned_by_the_template(env):

@@ -30,7 +30,8 @@ from taskbox.authoring.base import TemplateTask, default_image
 
 __all__ = ["HTTP_IMAGE", "HTTPTask"]
 
-#: Default image of HTTP tasks (the image catalog's, for the installed version).
+#: Default image of HTTP tasks (the image catalog's, for the installed version, when this module was imported;
+#: tasks look it up when they are made: :func:`taskbox.authoring.base.default_image`).
 HTTP_IMAGE = default_image("http")
 
 
@@ -44,7 +45,7 @@ class HTTPTask(TemplateTask):
         inputs: Input name -> Python type.
         outputs: Output name -> Python type.
         output_pointers: Output name -> JSON pointer into the response (the config's ``outputs``).
-        image: Container image (default :data:`HTTP_IMAGE`).
+        image: Container image (default: the catalog's ``http`` image, pinned by digest once pushed).
         retries: Flyte retries (recoverable failures: 5xx, timeouts).
         **options: Other fields of :class:`taskbox.http.config.HTTPConfig` (``headers``, ``json_body``,
             ``secret_headers``, ``auth``, ``pagination``, ``status_output``...).
@@ -75,7 +76,7 @@ class HTTPTask(TemplateTask):
             config=config,
             inputs=inputs,
             outputs=outputs,
-            image=image or HTTP_IMAGE,
+            image=image,
             retries=retries,
             secrets=secrets,
         )

@@ -40,7 +40,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from taskbox.authoring.base import TemplateTask, run_template
-from taskbox.authoring.http import HTTP_IMAGE
 from taskbox.entrypoint.cmdline import CHECKPOINT_ARGS, template_task_args
 
 __all__ = ["CHECKPOINT_ARGS", "HTTPJobTask"]
@@ -105,7 +104,7 @@ class HTTPJobTask(TemplateTask):
             config=config,
             inputs=inputs,
             outputs=outputs,
-            image=image or HTTP_IMAGE,
+            image=image,
             retries=retries,
             secrets=secrets,
         )

@@ -52,7 +52,7 @@ class SQLiteTask(TemplateTask):
         outputs: Output name -> Python type; default ``{"results": StructuredDataset}``. Primitive
             outputs take the columns of a single-row result.
         identifiers: Input name -> allowed identifiers, for inputs that name tables or columns.
-        image: Container image (default :data:`SQLITE_IMAGE`).
+        image: Container image (default: the catalog's ``sqlite`` image, pinned by digest once pushed).
         retries: Flyte retries.
         **options: Other fields of :class:`taskbox.executors.sqlite.SQLiteConfig` (``timeout_seconds``,
             ``batch_rows``, ``allow_triggers``...).
@@ -91,7 +91,7 @@ class SQLiteTask(TemplateTask):
             config=config,
             inputs=inputs,
             outputs=_default_outputs(outputs),
-            image=image or SQLITE_IMAGE,
+            image=image,
             retries=retries,
         )
 
@@ -110,7 +110,7 @@ class SQLTask(TemplateTask):
         inputs: Input name -> Python type.
         outputs: As for :class:`SQLiteTask`; ``{}`` for a statement that returns nothing.
         identifiers: Input name -> allowed identifiers.
-        image: Container image (default :data:`SQL_IMAGE`).
+        image: Container image (default: the catalog's ``sql`` image, pinned by digest once pushed).
         retries: Flyte retries (timeouts and lost connections are recoverable).
         **options: Other fields of :class:`taskbox.executors.sql.SQLConfig`.
 
@@ -153,7 +153,7 @@ class SQLTask(TemplateTask):
             config=config,
             inputs=inputs,
             outputs=_default_outputs(outputs),
-            image=image or SQL_IMAGE,
+            image=image,
             retries=retries,
             secrets=secrets,
         )
@@ -165,7 +165,8 @@ def _image(variant: str) -> str:
     return default_image(variant)
 
 
-#: Default image of SQLite tasks (the image catalog's, for the installed version).
+#: Default image of SQLite tasks (the image catalog's, for the installed version, when this module was imported;
+#: tasks look it up when they are made: :func:`taskbox.authoring.base.default_image`).
 SQLITE_IMAGE = _image("sqlite")
-#: Default image of SQL tasks (the image catalog's, for the installed version).
+#: Default image of SQL tasks (as :data:`SQLITE_IMAGE`).
 SQL_IMAGE = _image("sql")

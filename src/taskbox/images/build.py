@@ -14,8 +14,10 @@ Invariants (docs/test-environment.md):
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,7 @@ __all__ = [
     "image_exists",
     "image_python",
     "installed_executors",
+    "read_file",
     "run",
 ]
 
@@ -76,6 +79,7 @@ def build(
     buildargs: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
+    nocache: bool = False,
 ) -> str:
     """Build ``context`` into ``tag`` with the legacy builder, host networking and no pull.
 
@@ -86,6 +90,7 @@ def build(
         buildargs: ``--build-arg`` values.
         labels: Extra image labels.
         progress: Called with each line of build output (default: nothing is printed).
+        nocache: Build every step afresh (``--no-cache``), as a rebuild from scratch would.
 
     Returns:
         The image id.
@@ -108,6 +113,7 @@ def build(
             pull=False,
             rm=True,
             forcerm=True,
+            nocache=nocache,
             decode=True,
         )
         for chunk in stream:
@@ -181,6 +187,37 @@ def run(
         stdout = container.logs(stdout=True, stderr=False).decode(errors="replace")
         stderr = container.logs(stdout=False, stderr=True).decode(errors="replace")
         return RunResult(int(status["StatusCode"]), stdout, stderr)
+    finally:
+        container.remove(force=True)
+
+
+def read_file(client: Any, image: str, path: str, *, max_bytes: int = 64 * 1024 * 1024) -> bytes | None:
+    """Return the bytes of the regular file ``path`` in ``image``, or ``None`` when it has none there.
+
+    Nothing runs: a container is created (host network), the file is copied out of it, the container
+    removed.
+
+    Raises:
+        ImageBuildError: ``image`` does not exist locally, or the file is larger than ``max_bytes``.
+
+    """
+    from docker.errors import ImageNotFound, NotFound
+
+    try:
+        container = client.containers.create(image, command=["true"], network_mode="host")
+    except ImageNotFound as exc:
+        raise ImageBuildError(image, "does not exist locally") from exc
+    try:
+        try:
+            chunks, stat = container.get_archive(path)
+        except NotFound:
+            return None
+        if int(stat.get("size", 0)) > max_bytes:
+            raise ImageBuildError(image, f"{path} is larger than {max_bytes} bytes")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+            member = archive.next()
+            handle = archive.extractfile(member) if member is not None and member.isfile() else None
+            return handle.read() if handle is not None else None
     finally:
         container.remove(force=True)
 

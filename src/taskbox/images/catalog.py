@@ -2,22 +2,26 @@
 
 Why: task templates carry an image reference, and the reference must name an image built from the same
 taskbox version as the SDK that wrote the template (flytekit once shipped a release before its image
-existed, flyte#6480). The catalog is the one place that says where each variant is published and, once a
-release has pushed it, which digest a tag resolved to; the SDK then pins ``repository:tag@digest``.
+existed, flyte#6480). The catalog says where each variant is published and how its tags are made; the lock
+beside it (:mod:`taskbox.images.lock`, ``catalog.lock.toml``) says which digest a push of this version
+stored, and :func:`default_image` then pins ``repository:tag@digest``.
 
 Invariants:
     * Read lazily (``tomllib`` is imported on first use) and once per process.
     * Tags follow the catalog's scheme ``<version>-py<python>``; nothing ever references ``latest``.
+    * One function makes a variant's reference, with or without a registry override
+      (:meth:`Catalog.reference`): builds tag it, pushes push it, the lock records it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from taskbox.images.errors import CatalogError
+from taskbox.images.lock import load_lock
 
 __all__ = ["Catalog", "ImageEntry", "default_image", "load_catalog"]
 
@@ -32,14 +36,12 @@ class ImageEntry:
         variant: ``base``, ``sqlite``, ``sql``, ``http`` or ``python``.
         repository: Where the variant is published (``ghcr.io/taskbox/executor-sqlite``).
         description: What the image runs.
-        digests: Tag -> ``sha256:...`` digest, for the tags a release has published.
 
     """
 
     variant: str
     repository: str
     description: str
-    digests: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,35 @@ class Catalog:
         """Return the tag of ``version`` for ``python`` (default: the catalog's Python)."""
         return self.tag_scheme.format(version=version, python=python or self.python)
 
-    def reference(self, variant: str, version: str, python: str | None = None) -> str:
-        """Return ``repository:tag``, with ``@digest`` appended when the catalog records one."""
-        entry = self.entry(variant)
-        tag = self.tag(version, python)
-        digest = entry.digests.get(tag)
-        reference = f"{entry.repository}:{tag}"
-        return f"{reference}@{digest}" if digest else reference
+    def repository(self, variant: str, registry: str | None = None) -> str:
+        """Return the repository of ``variant``; ``registry`` (``ghcr.io/acme``) replaces the catalog's.
+
+        With a registry the repository is ``<registry>/<the catalog repository's last component>``
+        (``ghcr.io/acme/executor-sqlite``).
+
+        Raises:
+            CatalogError: No such variant.
+
+        """
+        repository = self.entry(variant).repository
+        if registry:
+            return "/".join((registry.rstrip("/"), repository.rsplit("/", 1)[-1]))
+        return repository
+
+    def reference(self, variant: str, version: str, python: str | None = None, registry: str | None = None) -> str:
+        """Return ``repository:tag`` of ``variant`` (never a digest: the lock holds those).
+
+        Args:
+            variant: The catalog variant.
+            version: The taskbox version.
+            python: The image's Python minor (default: the catalog's).
+            registry: Replaces the catalog's registry and namespace (see :meth:`repository`).
+
+        Raises:
+            CatalogError: No such variant.
+
+        """
+        return f"{self.repository(variant, registry)}:{self.tag(version, python)}"
 
 
 def _parse(data: dict[str, Any]) -> Catalog:
@@ -91,7 +115,6 @@ def _parse(data: dict[str, Any]) -> Catalog:
                 variant=name,
                 repository=str(spec["repository"]),
                 description=str(spec.get("description", "")),
-                digests={str(k): str(v) for k, v in spec.get("digests", {}).items()},
             )
             for name, spec in data["variants"].items()
         }
@@ -120,13 +143,16 @@ def load_catalog() -> Catalog:
 def default_image(variant: str) -> str:
     """Return the catalog image of ``variant`` for the installed taskbox version.
 
-    Returns:
-        ``repository:<version>-py<python>``, pinned as ``...@sha256:...`` when a digest is recorded.
+    The image lock's ``reference@digest`` when a push of this version recorded one (the packaged lock, or the
+    one :func:`taskbox.images.lock.using_lock` set); the catalog's ``repository:<version>-py<python>``
+    otherwise (not published).
 
     Raises:
-        CatalogError: No such variant.
+        CatalogError: No such variant, or the lock is malformed.
 
     """
     from taskbox import __version__
 
-    return load_catalog().reference(variant, __version__)
+    catalog = load_catalog()
+    catalog.entry(variant)
+    return load_lock().pinned(variant, __version__) or catalog.reference(variant, __version__)

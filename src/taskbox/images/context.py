@@ -10,6 +10,8 @@ Why: a Docker build context should hold exactly what the Dockerfile copies, neve
   ``pyproject.toml``; the builder installs them in a layer of their own, which the engine's build cache
   keeps while the dependencies are unchanged (a source change then rebuilds in seconds);
 * ``strip_venv.py`` and ``bin/`` (flytekit's command names) from the source tree's ``images/``;
+* ``sbom/``: the SBOM generator (``images/sbom/make_sbom.py``) and its pinned requirements, which the
+  builder stage installs into a throwaway venv (never the exported ``*.cdx.json`` files beside them);
 * ``ca-certificates.crt``: the host's CA bundle, for pip in the builder stage only (the test machines
   reach PyPI through an HTTPS proxy whose authority is only in that bundle). The runtime stage never
   copies it.
@@ -45,6 +47,8 @@ EXECUTOR_DOCKERFILE = "executor.Dockerfile"
 #: Source files a taskbox wheel is built from (copied to a scratch folder first: the tree stays clean).
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "src")
 SOURCE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+#: What of ``images/sbom/`` goes into a variant's context (the generator, not the exported SBOMs).
+SBOM_FILES = ("make_sbom.py", "requirements.txt")
 _EXTRAS_ARG = re.compile(r"^ARG EXTRAS=(\S*)\s*$", re.MULTILINE)
 _SELF_EXTRA = re.compile(r"^taskbox\[(?P<extras>[^\]]*)\]$")
 
@@ -181,6 +185,9 @@ def stage_variant(variant: str, dest: Path, source: Path) -> BuildContext:
     images = source / "images"
     shutil.copyfile(images / "strip_venv.py", dest / "strip_venv.py")
     shutil.copytree(images / "bin", dest / "bin")
+    (dest / "sbom").mkdir()
+    for name in SBOM_FILES:
+        shutil.copyfile(images / "sbom" / name, dest / "sbom" / name)
     with tempfile.TemporaryDirectory(prefix="taskbox-wheel-") as scratch:
         project = Path(scratch)
         for name in WHEEL_SOURCES:

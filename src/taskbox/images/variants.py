@@ -9,6 +9,8 @@ Invariants:
     * Tags are ``<repository>:<version>-py<python>``, ``python`` read from the base image itself.
     * With ``key_tag`` an image whose build key (context content hash, build arguments, the base
       image's id) is unchanged is not rebuilt: the key is part of the tag.
+    * A variant image's configuration is normalized after the build (:mod:`taskbox.images.reproducible`):
+      two builds of the same commit on the same base give the same image id (docs/images.md).
     * One build at a time on a machine: builds hold an exclusive lock (:func:`build_lock`), and the
       reuse check happens under it, so two sessions wanting the same image build it once.
 """
@@ -28,6 +30,8 @@ from taskbox.images import build as sdk
 from taskbox.images.catalog import load_catalog
 from taskbox.images.context import BuildContext, stage_executor, stage_variant
 from taskbox.images.errors import ImageBuildError
+from taskbox.images.provenance import export_sbom, provenance
+from taskbox.images.reproducible import normalize_image
 
 __all__ = ["BuiltImage", "SizeRow", "build_executor_image", "build_variant", "image_sizes", "variant_tag"]
 
@@ -70,16 +74,12 @@ class BuiltImage:
 
 
 def variant_tag(variant: str, version: str, python: str, registry: str | None = None) -> str:
-    """Return ``<repository>:<version>-py<python>``.
+    """Return ``<repository>:<version>-py<python>`` (:meth:`taskbox.images.catalog.Catalog.reference`).
 
     ``registry`` replaces the catalog's registry: the repository becomes ``<registry>/executor-<variant>``.
+    Builds tag this reference and ``taskbox image push`` pushes it, so ``REGISTRY`` means the same to both.
     """
-    catalog = load_catalog()
-    entry = catalog.entry(variant)
-    repository = entry.repository
-    if registry:
-        repository = "/".join((registry.rstrip("/"), repository.rsplit("/", 1)[-1]))
-    return f"{repository}:{catalog.tag(version, python)}"
+    return load_catalog().reference(variant, version, python, registry)
 
 
 def _key(context: BuildContext, buildargs: Mapping[str, str], parent_id: str) -> str:
@@ -102,12 +102,15 @@ def build_variant(
     *,
     base_image: str,
     version: str,
-    revision: str,
+    revision: str | None = None,
     source: Path,
     tag: str | None = None,
     registry: str | None = None,
     key_tag: str | None = None,
-    created: str = "1970-01-01T00:00:00Z",
+    created: str | None = None,
+    source_date_epoch: int | None = None,
+    sbom_dir: Path | None = None,
+    nocache: bool = False,
     extra_buildargs: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BuiltImage:
@@ -118,35 +121,49 @@ def build_variant(
         variant: ``base``, ``sqlite``, ``sql``, ``http`` or ``python``.
         base_image: The Python base (``BASE_IMAGE``); must exist locally.
         version: ``org.opencontainers.image.version`` and the tag's version.
-        revision: ``org.opencontainers.image.revision`` (the git commit).
+        revision: ``org.opencontainers.image.revision`` (default: the git commit of ``source``).
         source: The taskbox source tree.
         tag: The reference to tag (default: :func:`variant_tag` with the base's Python).
         registry: Replaces the catalog's registry in the default tag.
         key_tag: A repository (``taskbox-test/sqlite``): tag the image ``<key_tag>:<build key>`` as well,
             and reuse an existing image with that tag instead of building.
-        created: ``org.opencontainers.image.created``.
+        created: Overrides ``org.opencontainers.image.created`` (default: ``source_date_epoch`` in RFC 3339).
+        source_date_epoch: The commit time (default: ``SOURCE_DATE_EPOCH``, else ``source``'s last commit;
+            never the clock): the ``created`` label, the SBOM's timestamp, the image's file times.
+        sbom_dir: Export the image's SBOM to ``<sbom_dir>/<variant>.cdx.json`` (default: no export).
+        nocache: Build every step afresh (and never reuse a ``key_tag`` image): a reproducibility check.
         extra_buildargs: More ``--build-arg`` values (``EXTRA_PACKAGES`` of the ``python`` variant).
         progress: Called with each build output line.
 
     Raises:
-        ImageBuildError: The build failed or its parent is missing.
+        ImageBuildError: The build failed, its parent is missing, or no commit time is known.
 
     """
     parent_id = _parent_id(client, base_image)
-    buildargs = {**(extra_buildargs or {}), "BASE_IMAGE": base_image, "VERSION": version, "REVISION": revision}
-    buildargs["CREATED"] = created
+    facts = provenance(
+        client, source=source, base_image=base_image, version=version, revision=revision, epoch=source_date_epoch
+    )
+    buildargs = {**(extra_buildargs or {}), **facts.buildargs()}
+    if created:
+        buildargs["CREATED"] = created
     with build_lock(), tempfile.TemporaryDirectory(prefix=f"taskbox-image-{variant}-") as scratch:
         context = stage_variant(variant, Path(scratch) / "context", source)
         keyed = f"{key_tag}:{_key(context, buildargs, parent_id)}" if key_tag else None
-        final = tag or keyed or variant_tag(variant, version, sdk.image_python(client, base_image))
-        if keyed and sdk.image_exists(client, keyed):
+        final = tag or keyed or variant_tag(variant, version, sdk.image_python(client, base_image), registry)
+        if keyed and not nocache and sdk.image_exists(client, keyed):
             image = client.images.get(keyed)
             image.tag(*final.rsplit(":", 1))
-            return BuiltImage(final, image.id, reused=True)
-        image_id = sdk.build(client, context, final, buildargs=buildargs, progress=progress)
-        if keyed and keyed != final:
-            client.images.get(image_id).tag(*keyed.rsplit(":", 1))
-    return BuiltImage(final, image_id)
+            built = BuiltImage(final, image.id, reused=True)
+        else:
+            sdk.build(client, context, final, buildargs=buildargs, progress=progress, nocache=nocache)
+            # The legacy builder stamps the configuration with the clock: the same commit, the same id.
+            image_id = normalize_image(client, final, facts.source_date_epoch)
+            if keyed and keyed != final:
+                client.images.get(image_id).tag(*keyed.rsplit(":", 1))
+            built = BuiltImage(final, image_id)
+    if sbom_dir is not None:
+        export_sbom(client, built.tag, sbom_dir / f"{variant}.cdx.json")
+    return built
 
 
 def build_executor_image(
