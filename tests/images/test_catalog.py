@@ -1,6 +1,6 @@
 """The image catalog and its lock: what ``taskbox images`` prints and what the authoring objects put in templates.
 
-The registry side (a push records the lock, ``--check`` asks the registry) is in test_registry.py; here the
+The registry side (a push records the lock, ``--check`` asks the registry) is in test_image_registry.py; here the
 lock files are written by :func:`taskbox.images.lock.record`, as a push writes them.
 """
 
