@@ -76,10 +76,13 @@ def platform_file_error(exc: BaseException, kind: Kind, subject: str | None = No
         what, detail = "Corrupt", "is damaged"
     else:
         return exc
+    return _platform_error(kind, what, subject or FILES[kind], detail, exc.message, exc)
+
+
+def _platform_error(kind: Kind, what: str, subject: str, detail: str, cause: str, exc: BaseException) -> BaseException:
+    """The :class:`PlatformFileError` ``SYSTEM:<kind><what>`` for ``subject``, with ``exc`` chained as its cause."""
     error = PlatformFileError(
-        f"{subject or FILES[kind]}, which the platform writes before the task starts, {detail} (a retry may read "
-        "it whole): "
-        f"{exc.message}",
+        f"{subject}, which the platform writes before the task starts, {detail} (a retry may read it whole): {cause}",
         code=f"SYSTEM:{kind}{what}",
     )
     error.__cause__ = exc
@@ -143,10 +146,4 @@ def from_flyte_runtime(exc: BaseException) -> BaseException:
         what, detail = "Corrupt", "is damaged"
     else:
         what, detail = "Unreadable", "cannot be read"
-    error = PlatformFileError(
-        f"inputs.pb, which the platform writes before the task starts, {detail} (a retry may read it whole): "
-        f"{type(exc).__name__}: {exc}",
-        code=f"SYSTEM:Inputs{what}",
-    )
-    error.__cause__ = exc
-    return error
+    return _platform_error("Inputs", what, FILES["Inputs"], detail, f"{type(exc).__name__}: {exc}", exc)
