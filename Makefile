@@ -11,11 +11,11 @@ FLYTE2_VERSION ?= 2.12.1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-servers bench golden flyte2-golden flytekit-venv flyte2-venv system-deps clean
+.PHONY: help venv demo test test-servers bench golden flyte2-golden flytekit-venv flyte2-venv orchestrator-venvs system-deps clean
 .PHONY: docker-engine base-image images image-sizes image-test image-tags image-clean push
 
 # Executor images (issue 6). The variants build on BASE_IMAGE: the local debootstrap base by default (the
-# test machines reach no registry); a release passes BASE_IMAGE=python:3.12-slim-bookworm (the Dockerfiles'
+# test machines reach no registry); a release passes BASE_IMAGE=python:3.11-slim-bookworm (the Dockerfiles'
 # own default). Tags are $(REGISTRY)/executor-<variant>:$(VERSION)-py<python>, <python> read from BASE_IMAGE
 # (PYTHON stays the host interpreter that makes the virtual environments).
 REGISTRY    ?= ghcr.io/taskbox
@@ -67,7 +67,7 @@ test-servers: ## install the loopback S3 server (moto) and GCS emulator into .ve
 TEST_WORKERS ?= $(shell n=$$(( $$(nproc 2>/dev/null || echo 1) + 1 )); [ $$n -gt 8 ] && n=8; echo $$n)
 TEST_XDIST   = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
-test: venv lint typecheck test-servers flytekit-venv flyte2-venv base-image ## run the whole test suite on TEST_WORKERS processes (flytekit in .venv-flytekit checks wire compatibility; Docker for the image tests)
+test: venv lint typecheck test-servers flytekit-venv flyte2-venv orchestrator-venvs base-image ## run the whole test suite on TEST_WORKERS processes (flytekit in .venv-flytekit checks wire compatibility; Docker for the image tests; the orchestrators' clients run the recipes)
 	$(VENV_PY) -m pytest $(TEST_XDIST) $(PYTEST_ARGS)
 
 .PHONY: soak
@@ -88,6 +88,11 @@ $(FLYTEKIT_VENV)/.installed: pyproject.toml
 	$(FLYTEKIT_VENV)/bin/pip install -q 'flytekit==$(FLYTEKIT_VERSION)' 'flytekitplugins-sqlalchemy==$(FLYTEKIT_VERSION)' pandas pyarrow pydantic 'psycopg[binary]'
 	$(FLYTEKIT_VENV)/bin/pip install -q -e '.[sql,sqlite,http]'
 	touch $@
+
+# The orchestrators' own clients (KFP, Airflow, Dagster, Prefect, hera for Argo), one pinned venv each: they run
+# the recipes of docs/recipes.md against the built images (tests/images/orchestrators/).
+orchestrator-venvs: ## the orchestrator clients in their own virtual environments (.venv-kfp, -airflow, -dagster, -prefect, -hera)
+	@scripts/orchestrator-venvs.sh
 
 flyte2-venv: $(FLYTE2_VENV)/.installed ## the flyte 2 SDK and taskbox[flyte2] in their own virtual environment (the v2 peer: a0 tests, bench)
 
@@ -135,4 +140,4 @@ push: venv docker-engine ## push every variant (VARIANTS) to REGISTRY (only ever
 	$(VENV)/bin/taskbox image push $(IMAGE_ARGS) $(foreach v,$(VARIANTS),--variant $(v)) $(if $(LOCK),--lock $(LOCK)) --quiet
 
 clean: ## remove virtual environments and caches
-	rm -rf $(VENV) $(FLYTEKIT_VENV) .venv-servers .pytest_cache .hypothesis build demo-out
+	rm -rf $(VENV) $(FLYTEKIT_VENV) $(FLYTE2_VENV) .venv-servers .venv-kfp .venv-airflow .venv-dagster .venv-prefect .venv-hera .pytest_cache .hypothesis build demo-out

@@ -6,7 +6,7 @@
 # build goes through an HTTPS proxy on the test machines). Provenance build args (VERSION, REVISION,
 # CREATED, SOURCE, LICENSES, BASE_DIGEST, BASE_DIGEST_TYPE, SOURCE_DATE_EPOCH) come from
 # taskbox.images.provenance; SOURCE_DATE_EPOCH is the commit time, never the clock (docs/images.md).
-ARG BASE_IMAGE=python:3.12-slim-bookworm
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
 ARG EXTRAS=http,s3,gcs,run

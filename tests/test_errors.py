@@ -26,6 +26,7 @@ EXPECTED = {
     errors.StorageDenied: ("SYSTEM", False),
     errors.StorageTooLarge: ("SYSTEM", False),
     errors.PluginInvalid: ("SYSTEM", False),
+    errors.PipesError: ("SYSTEM", False),
     errors.Terminated: ("SYSTEM", True),
 }
 

@@ -15,10 +15,12 @@ import pytest
 from flyteidl.core import interface_pb2, literals_pb2, tasks_pb2, types_pb2
 
 # Modules an echo run must not import: optional dependencies, protobuf's text and JSON printers and its
-# descriptor messages, the stdlib's argument parser, and every literal family an int input does not need.
+# descriptor messages, the stdlib's argument parser, every literal family an int input does not need, and
+# Dagster Pipes (loaded only under Dagster).
 DENIED = (
     "argparse",
     "ast",
+    "dagster_pipes",
     "dataclasses",
     "inspect",
     "fsspec",
@@ -39,6 +41,7 @@ DENIED = (
     "taskbox.literals.structs",
     "taskbox.literals.tables",
     "taskbox.literals.unions",
+    "taskbox.entrypoint.pipes",  # Dagster Pipes: only when DAGSTER_PIPES_CONTEXT is set
     "yaml",
 )
 

@@ -16,7 +16,7 @@ What it lists, and from where:
   and neither installs Debian packages, so the builder's status file is the runtime image's (the tests
   compare it with ``dpkg-query`` inside the image);
 * the operating system (``/etc/os-release``), and the Python interpreter when no Debian package owns it
-  (``python:3.12-slim`` builds its own in ``/usr/local``): ``pkg:generic/python@version``.
+  (``python:3.11-slim`` builds its own in ``/usr/local``): ``pkg:generic/python@version``.
 
 cyclonedx-python-lib merges these into one BOM (CycloneDX 1.6, JSON) and validates it against the schema.
 The output is reproducible: the timestamp is ``SOURCE_DATE_EPOCH`` (the commit time, never the clock) and

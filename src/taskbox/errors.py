@@ -31,6 +31,7 @@ __all__ = [
     "InputTooLarge",
     "InvalidSecretName",
     "OutputError",
+    "PipesError",
     "PlatformError",
     "PluginInvalid",
     "RecoverableUserError",
@@ -223,6 +224,17 @@ class PluginInvalid(PlatformError):
     """An installed executor plugin does not satisfy the executor contract (a broken image)."""
 
     code = "SYSTEM:InvalidPlugin"
+    recoverable = False
+
+
+class PipesError(PlatformError):
+    """Dagster Pipes cannot be spoken (:mod:`taskbox.entrypoint.pipes`); retrying will not help.
+
+    A malformed ``DAGSTER_PIPES_CONTEXT`` / ``DAGSTER_PIPES_MESSAGES``, an unreadable context file, an
+    unwritable messages destination, or no ``dagster-pipes`` package: a retry gets the same variables.
+    """
+
+    code = "SYSTEM:PipesError"
     recoverable = False
 
 

@@ -68,8 +68,8 @@ class Setting(NamedTuple):
         meaning: One line, for the README.
         unit: ``int`` only: the value is multiplied by this (1024**2 for ``..._MB``).
         minimum: Smallest accepted value (in the variable's unit), or ``None``.
-        platform: Set by Flyte's platform, not the user: :func:`validate` skips it and its reader's
-            caller reports a malformed value as the platform's error.
+        platform: Set by the platform (Flyte, Dagster's Pipes clients), not the user: :func:`validate` skips
+            it and its reader's caller reports a malformed value as the platform's error.
     """
 
     name: str
@@ -142,6 +142,15 @@ def _entries() -> tuple[Setting, ...]:
             "directory of secret files (else /etc/flyte/secrets, /etc/secrets)",
         ),
         s("FLYTE_SECRETS_FILE_PREFIX", "str", "", "prefix of secret file names"),
+        # Dagster Pipes (set by Dagster's Pipes clients; entrypoint/pipes.py reads them with dagster-pipes).
+        s(
+            "DAGSTER_PIPES_CONTEXT",
+            "str",
+            "",
+            "Dagster Pipes context: when set, run/execute speak Pipes",
+            platform=True,
+        ),
+        s("DAGSTER_PIPES_MESSAGES", "str", "", "where Dagster Pipes messages go", platform=True),
         # `taskbox run`'s flags, from the environment.
         s("TASKBOX_TEMPLATE", "flag", None, "`taskbox run --template`"),
         s("TASKBOX_EXECUTOR", "flag", None, "`taskbox run --executor`"),

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _packaged(variant: str) -> str:
     """The default image as the packaged lock has it: pinned once a release committed this version's digest."""
-    tagged = f"ghcr.io/taskbox/executor-{variant}:{__version__}-py3.12"
+    tagged = f"ghcr.io/taskbox/executor-{variant}:{__version__}-py3.11"
     return load_lock().pinned(variant, __version__) or tagged
 
 
@@ -34,7 +34,7 @@ def test_every_variant_is_in_the_catalog_with_the_version_tag():
     assert list(catalog.entries) == list(VARIANTS)
     for variant in VARIANTS:
         assert default_image(variant) == _packaged(variant)
-        assert default_image(variant).startswith(f"ghcr.io/taskbox/executor-{variant}:{__version__}-py3.12")
+        assert default_image(variant).startswith(f"ghcr.io/taskbox/executor-{variant}:{__version__}-py3.11")
     for name in ("catalog.toml", "catalog.lock.toml"):
         assert (ROOT / "images" / name).resolve() == (ROOT / "src" / "taskbox" / "images" / name)
 
@@ -42,13 +42,13 @@ def test_every_variant_is_in_the_catalog_with_the_version_tag():
 def test_one_reference_per_variant_with_or_without_a_registry():
     catalog = Catalog(
         tag_scheme="{version}-py{python}",
-        python="3.12",
+        python="3.11",
         entries={"sql": ImageEntry("sql", "ghcr.io/taskbox/executor-sql", "")},
     )
-    assert catalog.reference("sql", "1.2.0") == "ghcr.io/taskbox/executor-sql:1.2.0-py3.12"
-    assert catalog.reference("sql", "1.2.0", python="3.11") == "ghcr.io/taskbox/executor-sql:1.2.0-py3.11"
-    assert catalog.reference("sql", "1.2.0", "3.11", "127.0.0.1:5000/taskbox/") == (
-        "127.0.0.1:5000/taskbox/executor-sql:1.2.0-py3.11"
+    assert catalog.reference("sql", "1.2.0") == "ghcr.io/taskbox/executor-sql:1.2.0-py3.11"
+    assert catalog.reference("sql", "1.2.0", python="3.13") == "ghcr.io/taskbox/executor-sql:1.2.0-py3.13"
+    assert catalog.reference("sql", "1.2.0", "3.13", "127.0.0.1:5000/taskbox/") == (
+        "127.0.0.1:5000/taskbox/executor-sql:1.2.0-py3.13"
     )
     assert catalog.repository("sql", "ghcr.io/acme") == "ghcr.io/acme/executor-sql"
     with pytest.raises(CatalogError, match="no image variant 'spark'"):
@@ -60,7 +60,7 @@ OTHER = "sha256:" + "cd" * 32
 
 
 def _entry(variant: str, digest: str = DIGEST, version: str = __version__) -> LockEntry:
-    return LockEntry(variant, f"registry.example:5000/acme/executor-{variant}:{version}-py3.12", digest, version)
+    return LockEntry(variant, f"registry.example:5000/acme/executor-{variant}:{version}-py3.11", digest, version)
 
 
 def test_a_lock_records_pushes_merges_them_and_writes_through_the_link(tmp_path):
@@ -76,7 +76,7 @@ def test_a_lock_records_pushes_merges_them_and_writes_through_the_link(tmp_path)
     record(link, [_entry("sql", OTHER)])  # a second push of one variant keeps the others
     lock = load_lock(link)
     assert lock.entries == {"base": _entry("base"), "sql": _entry("sql", OTHER)}
-    assert lock.pinned("sql", __version__) == f"registry.example:5000/acme/executor-sql:{__version__}-py3.12@{OTHER}"
+    assert lock.pinned("sql", __version__) == f"registry.example:5000/acme/executor-sql:{__version__}-py3.11@{OTHER}"
     assert lock.pinned("sql", "0.0.1") is None and lock.pinned("http", __version__) is None
     record(link, [_entry("sql", OTHER)])
     at = first.index("[variants.sql]")
@@ -119,12 +119,12 @@ def double(x: int) -> int:
 def test_authoring_objects_default_to_the_digest_pinned_image_of_the_installed_version(tmp_path):
     lock = tmp_path / "catalog.lock.toml"
     record(lock, [_entry(v) for v in ("sqlite", "sql", "http", "python")] + [_entry("base", OTHER, "0.0.1")])
-    pinned = {v: f"registry.example:5000/acme/executor-{v}:{__version__}-py3.12@{DIGEST}" for v in VARIANTS}
+    pinned = {v: f"registry.example:5000/acme/executor-{v}:{__version__}-py3.11@{DIGEST}" for v in VARIANTS}
 
     with using_lock(lock):
         for variant in ("sqlite", "sql", "http", "python"):
             assert default_image(variant) == pinned[variant]
-        assert default_image("base") == f"ghcr.io/taskbox/executor-base:{__version__}-py3.12"  # another version's
+        assert default_image("base") == f"ghcr.io/taskbox/executor-base:{__version__}-py3.11"  # another version's
         tasks = {
             "sqlite": SQLiteTask("t.sqlite", "SELECT 1 AS n", uri=str(tmp_path / "x.db"), outputs={"n": int}),
             "sql": SQLTask("t.sql", "SELECT 1 AS n", uri="postgresql://reader@db:5432/sales", outputs={"n": int}),
@@ -182,7 +182,7 @@ def test_taskbox_images_pins_what_the_lock_records_and_check_refuses_what_is_not
         {
             "variant": "sqlite",
             "repository": "registry.example:5000/acme/executor-sqlite",
-            "tag": f"{__version__}-py3.12",
+            "tag": f"{__version__}-py3.11",
             "reference": _entry("sqlite").pinned,
             "digest": DIGEST,
             "description": load_catalog().entry("sqlite").description,
@@ -245,3 +245,23 @@ def test_check_names_a_registry_that_does_not_answer(tmp_path):
     assert proc.returncode == 1
     assert f"base ({reference}@{DIGEST}): error: " in proc.stderr
     assert f"registry 127.0.0.1:{port}: HEAD http://127.0.0.1:{port}/v2/taskbox/executor-base/manifests/" in proc.stderr
+
+
+_DOC_REFERENCE = re.compile(r"ghcr\.io/taskbox/executor-([a-z]+):([\w.-]+)(@sha256:[0-9a-f.]+)?")
+
+
+def test_the_docs_name_the_images_as_the_catalog_does():
+    """Every published-image reference in the README, docs/ and the custom-image Dockerfile is the catalog's
+    reference for this version (issue 20: a client running the documented tag must not pull another one)."""
+    catalog = load_catalog()
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "src/taskbox/images/executor.Dockerfile"]
+    found = 0
+    for path in texts:
+        for match in _DOC_REFERENCE.finditer(path.read_text()):
+            variant, tag = match.group(1), match.group(2)
+            if path.name == "flyte-contract.md" or set(tag) == {"."}:  # flytekit's images; "..." placeholders
+                continue
+            found += 1
+            expected = catalog.reference(variant, __version__)
+            assert f"{catalog.repository(variant)}:{tag}" == expected, f"{path.name}: {match.group(0)}"
+    assert found > 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +36,19 @@ def test_runtime_stage_never_sees_the_ca_bundle_or_pip(dockerfile):
     assert len(stages) >= 2, "multi-stage: a builder and a runtime stage"
     assert "ca-certificates.crt" not in runtime and "pip install" not in runtime
     assert "USER 65532:65532" in runtime and 'ENTRYPOINT ["taskbox"]' in runtime
+
+
+@pytest.mark.parametrize("dockerfile", sorted((ROOT / "Dockerfiles").glob("*.Dockerfile")), ids=lambda p: p.name)
+def test_dependency_layer_carries_the_run_extra(dockerfile):
+    """Every variant's cached dependency layer (requirements.txt, from pyproject) has `taskbox run`'s extra:
+    PyYAML and dagster-pipes (Dagster Pipes, imported only under Dagster)."""
+    from taskbox.images.context import _EXTRAS_ARG, requirements
+
+    found = _EXTRAS_ARG.search(dockerfile.read_text())
+    assert found is not None, "ARG EXTRAS=... names the default extras"
+    extras = found.group(1).split(",")
+    assert "run" in extras
+    names = [
+        re.split(r"[<>=\[; ]", line, maxsplit=1)[0].lower() for line in requirements(ROOT / "pyproject.toml", extras)
+    ]
+    assert {"pyyaml", "dagster-pipes"} <= set(names)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from taskbox import __version__
-from taskbox.images import VARIANTS
+from taskbox.images import VARIANTS, load_catalog
 from taskbox.images import build as sdk
 from taskbox.images.variants import SIZE_BUDGET_MB, image_sizes
 
@@ -107,3 +107,17 @@ def test_image_tags_follow_the_catalog_scheme_with_the_base_python(docker_client
     assert proc.returncode == 0, proc.stderr
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
     assert lines == {v: f"registry.example/acme/executor-{v}:{__version__}-py{python}" for v in VARIANTS}
+
+
+def test_a_local_build_is_tagged_as_the_docs_and_the_catalog_name_the_images(docker_client, base_image):
+    """`make images` on the local debootstrap base tags each variant with the reference the docs and
+    `taskbox images` give users, so a client that runs the documented reference finds the local image
+    instead of pulling (issue 20: the local base's Python is the published images' Python)."""
+    from helpers import TASKBOX, run
+
+    catalog = load_catalog()
+    assert sdk.image_python(docker_client, base_image) == catalog.python
+    proc = run([TASKBOX, "image", "tags", "--base-image", base_image])
+    assert proc.returncode == 0, proc.stderr
+    built = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    assert built == {v: catalog.reference(v, __version__) for v in VARIANTS}

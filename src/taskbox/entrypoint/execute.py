@@ -17,11 +17,15 @@ Invariants:
       are serialized without a protobuf message per element (:mod:`taskbox.literals.wire`), so a run
       peaks at <= 10x the size of ``inputs.pb`` + 150 MiB; :data:`DEFAULT_MAX_INPUTS_BYTES` keeps that
       inside a 2 GiB pod.
+    * Under Dagster Pipes (``DAGSTER_PIPES_CONTEXT`` set; :mod:`taskbox.entrypoint.pipes`) the committed
+      outputs are reported too; inputs still come from ``inputs.pb`` (extras are not read) and the exit
+      code stays Flyte's: a failure exits 0 unless ``--fail-on-error``, and Dagster's clients judge by it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -129,8 +133,17 @@ class _ExecuteSteps(Steps):
         )
         self.opts = opts
         self.prepare = prepare
+        self.pipes: Any = None  # a Dagster Pipes session when DAGSTER_PIPES_CONTEXT is set
 
     def load(self, working_dir: str) -> LoadedTask:
+        from taskbox import settings
+
+        if settings.string("DAGSTER_PIPES_CONTEXT"):  # Dagster started us: report to it
+            from taskbox.entrypoint import pipes
+
+            self.pipes = pipes.open_session(os.environ)
+            if self.pipes.extras:
+                log.info("taskbox execute reads its inputs from inputs.pb: Dagster Pipes extras left alone")
         if self.prepare is not None:
             self.prepare()
         resolver, args = self.opts.resolver, self.opts.resolver_args
@@ -147,6 +160,19 @@ class _ExecuteSteps(Steps):
 
     def read_inputs(self, task: LoadedTask, conversion: Any) -> dict[str, bytes]:
         return read_platform_inputs(self.opts.inputs)
+
+    def commit_success(self, outputs: Any) -> int:
+        code = commit_outputs(self.opts.output_prefix, outputs)
+        if self.pipes is not None:  # after the commit: Dagster hears only of committed outputs
+            self.pipes.report_success(outputs, where=self.opts.output_prefix)
+            self.pipes.close()
+        return code
+
+    def commit_failure(self, failure: BaseException) -> int:
+        code = commit_failure(self.opts.output_prefix, failure)
+        if self.pipes is not None:  # last: closed with the error, after the error document
+            self.pipes.close(failure)
+        return code
 
 
 def execute(opts: ExecuteOptions, guard: TerminationGuard, prepare: Callable[[], object] | None = None) -> int:
@@ -166,8 +192,8 @@ def execute(opts: ExecuteOptions, guard: TerminationGuard, prepare: Callable[[],
     outcome = run_committed(
         guard,
         lambda working_dir, cancelled: run_steps(steps, working_dir, cancelled),
-        on_success=lambda outputs: commit_outputs(opts.output_prefix, outputs),
-        on_failure=lambda failure: commit_failure(opts.output_prefix, failure),
+        on_success=steps.commit_success,
+        on_failure=steps.commit_failure,
     )
     code: int = outcome.result
     if guard.received:

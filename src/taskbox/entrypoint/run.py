@@ -6,7 +6,9 @@ success and retries by the exit code. ``taskbox run`` serves them with the same 
 (:mod:`taskbox.entrypoint.pipeline`), executors, resolvers, literal engine and commit protocol as
 ``taskbox execute``: inputs as JSON/YAML values (or ``.pb``), flags
 or ``TASKBOX_INPUT_<NAME>``; outputs as ``outputs.pb``, ``outputs.json`` and one file per output (Flyte's
-copilot layout, so an Argo output parameter or Airflow's ``/airflow/xcom/return.json`` can point at them).
+copilot layout, so an Argo output parameter or Airflow's ``/airflow/xcom/return.json`` can point at them);
+``--output-file outputs.pickle=PATH`` writes the same values as a pickle of builtins, which Airflow's
+DockerOperator (``retrieve_output``) unpickles into a dict XCom.
 
 Exit codes (:data:`EXIT_CODES`): 0 success; 1 user error (retrying will not help); 3 system error that
 is not recoverable (object not found, access denied, broken plugin); 75 recoverable error (``EX_TEMPFAIL``:
@@ -19,6 +21,9 @@ Invariants:
       removes a previous run's outputs and writes ``error.json`` and then ``error.pb`` (see
       :mod:`taskbox.entrypoint.commit`). ``outputs.json`` is printed on stdout unless ``--quiet``.
     * ``taskbox execute``'s start-up is untouched: this module loads only for ``taskbox run``.
+    * Under Dagster Pipes (``DAGSTER_PIPES_CONTEXT`` set) the run also reports to Dagster
+      (:mod:`taskbox.entrypoint.pipes`: extras as inputs, outputs after the commit, ``closed`` last); exit
+      codes and files are the same.
 """
 
 from __future__ import annotations
@@ -73,9 +78,13 @@ ENV = {
     "output_file": "TASKBOX_OUTPUT_FILES",
 }
 OUTPUTS_JSON = "outputs.json"
+#: ``--output-file outputs.pickle=PATH``: the plain outputs as a pickle (Airflow DockerOperator's ``retrieve_output``).
+OUTPUTS_PICKLE = "outputs.pickle"
+#: Readable by every Python 3.4+: the reader is the orchestrator's worker, not this image's Python.
+PICKLE_PROTOCOL = 4
 ERROR_JSON = "error.json"
 RAW_DIR = "raw"
-_RESERVED = frozenset({commit.OUTPUTS_FILE, commit.ERROR_FILE, OUTPUTS_JSON, ERROR_JSON})
+_RESERVED = frozenset({commit.OUTPUTS_FILE, commit.ERROR_FILE, OUTPUTS_JSON, OUTPUTS_PICKLE, ERROR_JSON})
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
 _TRUTHY = settings.TRUTHY
 STEPS = 5
@@ -111,7 +120,8 @@ def parser(environ: Mapping[str, str]) -> Any:
     io.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="one input (repeatable)")
     io.add_argument("--outputs", default=env("outputs"), help="directory or URI for the outputs (default: a temp dir)")
     io.add_argument("--output-file", action="append", metavar="NAME=PATH",
-                    help="also copy output NAME (or outputs.json) to PATH, e.g. /airflow/xcom/return.json")  # fmt: skip
+                    help="also copy output NAME (or outputs.json) to PATH, e.g. /airflow/xcom/return.json; "
+                    "outputs.pickle=PATH writes outputs.json's values as a pickle (builtins only)")  # fmt: skip
     io.add_argument("--raw-output-prefix", default=env("raw_output_prefix"), help="where data goes (OUTPUTS/raw)")
     io.add_argument("--checkpoint-path", default=env("checkpoint_path"), help="where the task writes checkpoints")
     io.add_argument("--prev-checkpoint", default=env("prev_checkpoint"), help="a previous attempt's checkpoint")
@@ -155,6 +165,7 @@ class _Run(Steps):
         self.copies: list[tuple[str, str]] = []
         self.spec: Any = None
         self.raw: Any = None
+        self.pipes: Any = None  # a Dagster Pipes session (entrypoint/pipes.py) when DAGSTER_PIPES_CONTEXT is set
 
     def load(self, working_dir: str) -> LoadedTask:
         """Resolve what to run (template, or executor + config), install its bundle, load its task."""
@@ -163,7 +174,12 @@ class _Run(Steps):
         from taskbox.entrypoint.resolvers import TEMPLATE_RESOLVERS, load_task
 
         ns = self.ns
-        self.raw = runspec.gather_inputs(ns.inputs, ns.input, self.environ)
+        if settings.string("DAGSTER_PIPES_CONTEXT", environ=self.environ):  # Dagster started us: speak Pipes
+            from taskbox.entrypoint import pipes
+
+            self.pipes = pipes.open_session(self.environ, exit_code)
+        extras = self.pipes.extras if self.pipes is not None else None
+        self.raw = runspec.gather_inputs(ns.inputs, ns.input, self.environ, extras)
         spec = self.spec = runspec.resolve(
             template_ref=ns.template,
             executor_ref=ns.executor,
@@ -172,6 +188,9 @@ class _Run(Steps):
             raw=self.raw,
         )
         self.formatter.fields["executor"] = spec.executor or spec.resolver
+        unused = self.raw.unused_extras(set(spec.template.interface.inputs.variables))
+        if unused:
+            log.info("Dagster Pipes extras that are not inputs of the task, left alone: %s", ", ".join(unused))
         self.formatter.fields["task"] = spec.template.id.name
         self.output_names = self._check_output_names(spec.template)
         self.copies = self._check_output_files(self.output_names)
@@ -221,9 +240,10 @@ class _Run(Steps):
         copies = []
         for pair in self.ns.output_file:
             name, eq, path = pair.partition("=")
-            if not eq or not path or (name not in names and name != OUTPUTS_JSON):
+            if not eq or not path or (name not in names and name not in (OUTPUTS_JSON, OUTPUTS_PICKLE)):
                 raise ConfigError(
-                    f"--output-file takes NAME=PATH with NAME one of {', '.join([*names, OUTPUTS_JSON])}; got {pair!r}"
+                    f"--output-file takes NAME=PATH with NAME one of "
+                    f"{', '.join([*names, OUTPUTS_JSON, OUTPUTS_PICKLE])}; got {pair!r}"
                 )
             copies.append((name, path))
         return copies
@@ -242,10 +262,13 @@ class _Run(Steps):
         if self.copies:
             from taskbox import storage
 
-            for name, path in self.copies:  # copies of committed files, for orchestrators that name the path
-                storage.write_bytes(path, companions[name])
+            for name, path in self.copies:  # committed files (or the pickle), where orchestrators name them
+                storage.write_bytes(path, _pickled(document) if name == OUTPUTS_PICKLE else companions[name])
         self.progress.step("outputs committed")
         log.info("outputs committed under %s", self.ns.outputs)
+        if self.pipes is not None:  # after the commit: Dagster hears only of committed outputs
+            self.pipes.report_success(outputs, document, self.ns.outputs)
+            self.pipes.close()
         return document
 
     def _previous_outputs(self) -> list[str]:
@@ -265,11 +288,11 @@ class _Run(Steps):
         """Commit ``error.json`` and ``error.pb`` for ``failure`` (never raises: the exit code still tells)."""
         code, origin, recoverable, message = commit.describe(failure)
         first_line = message.splitlines()[0] if message else ""
-        print(
+        line = (
             f"taskbox run: failed ({code}, {origin}, {'recoverable' if recoverable else 'non-recoverable'}): "
-            f"{first_line}",
-            file=sys.stderr,
+            f"{first_line}"
         )
+        print(line, file=sys.stderr)
         document = {
             "code": code,
             "message": message,
@@ -290,6 +313,20 @@ class _Run(Steps):
                 f"{redaction.redact(str(exc))}",
                 file=sys.stderr,
             )
+        if self.pipes is not None:  # last: closed with the error, after the error document
+            self.pipes.log("ERROR", line)
+            self.pipes.close(failure, exit_code(failure))
+
+
+def _pickled(document: str) -> bytes:
+    """``outputs.json``'s values as a pickle: built-in types only (dict, list, str, int, float, bool, None).
+
+    Made from the JSON text, never from taskbox objects, so unpickling imports nothing (a reader may use a
+    restricted ``Unpickler``) and needs no taskbox where it runs.
+    """
+    import pickle
+
+    return pickle.dumps(json.loads(document), protocol=PICKLE_PROTOCOL)
 
 
 def main(argv: list[str], environ: Mapping[str, str] | None = None) -> int:

@@ -15,7 +15,9 @@ the type language of :func:`taskbox.typespec.parse_type`. Example: ``--executor 
 ``results: table``.
 
 Invariants:
-    * Precedence of input values: ``--input name=value`` > ``TASKBOX_INPUT_<NAME>`` > ``--inputs`` file.
+    * Precedence of input values: ``--input name=value`` > ``TASKBOX_INPUT_<NAME>`` > Dagster Pipes extras >
+      ``--inputs`` file. An extra is an input only where the task (or, with ``--executor``, its config) names
+      it; other extras are left alone (:meth:`RawInputs.unused_extras`), never inferred as inputs.
     * Environment names match declared names exactly, then case-insensitively (``TASKBOX_INPUT_LIMIT``
       sets ``limit``); otherwise the lower-cased name is used.
     * A template's own container args choose the resolver (``taskbox.template`` or ``taskbox.function``,
@@ -43,6 +45,7 @@ class RawInputs:
     Attributes:
         literals: From a ``.pb`` inputs file (name -> serialized ``Literal``, parsed when converted).
         values: From a JSON/YAML inputs file (name -> plain value).
+        extras: From the Dagster Pipes context's ``extras`` (name -> plain value), used for known names only.
         env: From ``TASKBOX_INPUT_<NAME>`` (raw name -> text).
         pairs: From ``--input name=value`` (name -> text).
 
@@ -51,6 +54,7 @@ class RawInputs:
     def __init__(self) -> None:
         self.literals: dict[str, Any] = {}
         self.values: dict[str, Any] = {}
+        self.extras: dict[str, Any] = {}
         self.env: dict[str, str] = {}
         self.pairs: dict[str, str] = {}
 
@@ -58,6 +62,7 @@ class RawInputs:
         """Name -> ``(kind, value)`` after precedence, ``kind`` in ``literal``/``plain``/``text``."""
         out: dict[str, tuple[str, Any]] = {n: ("literal", v) for n, v in self.literals.items()}
         out.update({n: ("plain", v) for n, v in self.values.items()})
+        out.update({n: ("plain", v) for n, v in self.extras.items() if n in known})
         lower = {k.lower(): k for k in sorted(known)}
         for raw, text in self.env.items():
             name = raw if raw in known else lower.get(raw.lower(), raw.lower())
@@ -65,9 +70,15 @@ class RawInputs:
         out.update({n: ("text", v) for n, v in self.pairs.items()})
         return out
 
+    def unused_extras(self, known: set[str]) -> list[str]:
+        """The Pipes extras that name no input of the task (left alone), sorted."""
+        return sorted(n for n in self.extras if n not in known)
 
-def gather_inputs(inputs_ref: str | None, pairs: list[str], environ: Mapping[str, str]) -> RawInputs:
-    """Collect input values from the inputs file, the environment and ``name=value`` pairs.
+
+def gather_inputs(
+    inputs_ref: str | None, pairs: list[str], environ: Mapping[str, str], extras: Mapping[str, Any] | None = None
+) -> RawInputs:
+    """Collect input values from the inputs file, Dagster Pipes extras, the environment and ``name=value`` pairs.
 
     Raises:
         InputError: The inputs file is unreadable or not a mapping; a pair has no ``=``.
@@ -86,6 +97,7 @@ def gather_inputs(inputs_ref: str | None, pairs: list[str], environ: Mapping[str
             if not isinstance(doc, dict):
                 raise InputError(f"inputs {inputs_ref} must be an object of name: value, not {type(doc).__name__}")
             raw.values = {str(k): v for k, v in doc.items()}
+    raw.extras = {str(k): v for k, v in (extras or {}).items()}
     for key, value in environ.items():
         if key.startswith(INPUT_ENV_PREFIX) and len(key) > len(INPUT_ENV_PREFIX):
             raw.env[key[len(INPUT_ENV_PREFIX) :]] = value

@@ -50,7 +50,7 @@ class Catalog:
 
     Attributes:
         tag_scheme: The tag format, with ``{version}`` and ``{python}`` fields.
-        python: The Python minor of the published images (``3.12``).
+        python: The Python minor of the published images (``3.11``).
         entries: Variant name -> entry, in the catalog's order.
 
     """

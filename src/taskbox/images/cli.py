@@ -151,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--variant", action="append", default=[], help="a variant to push (repeatable; default: all)")
     python = u.add_mutually_exclusive_group(required=True)
     python.add_argument("--base-image", help="the Python base the variants were built on (gives the tag's -py<python>)")
-    python.add_argument("--python", help="the images' Python minor (3.12), instead of --base-image")
+    python.add_argument("--python", help="the images' Python minor (3.11), instead of --base-image")
     u.add_argument("--version", help="image version (default: the installed taskbox version)")
     u.add_argument("--sbom-dir", type=Path, help="where to export the pushed images' SBOMs (default: beside the lock)")
     u.add_argument(

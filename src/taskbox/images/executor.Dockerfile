@@ -4,7 +4,7 @@
 # The parent has no pip. The builder stage lends the parent's venv a pip (ensurepip) and installs the
 # executor with `--prefix /opt/overlay`: only what the parent lacks lands there, and only that overlay
 # is copied into the runtime stage, so the image adds the executor and its own dependencies, nothing else.
-ARG PARENT=ghcr.io/taskbox/executor-base:0.1.0-py3.12
+ARG PARENT=ghcr.io/taskbox/executor-base:0.1.0-py3.11
 
 FROM ${PARENT} AS builder
 ARG EXECUTOR

@@ -9,7 +9,7 @@ can only ever name an image that was pushed (flyte#6480).
 The file (TOML, one table per variant, written by :func:`record`)::
 
     [variants.base]
-    reference = "ghcr.io/taskbox/executor-base:0.1.0-py3.12"
+    reference = "ghcr.io/taskbox/executor-base:0.1.0-py3.11"
     digest = "sha256:0123..."
     version = "0.1.0"
 
@@ -60,7 +60,7 @@ class LockEntry:
 
     Attributes:
         variant: The catalog variant (``sqlite``).
-        reference: ``repository:tag`` as pushed (``ghcr.io/taskbox/executor-sqlite:0.1.0-py3.12``).
+        reference: ``repository:tag`` as pushed (``ghcr.io/taskbox/executor-sqlite:0.1.0-py3.11``).
         digest: The manifest digest the registry stored (``sha256:...``).
         version: The taskbox version the image was built from.
 

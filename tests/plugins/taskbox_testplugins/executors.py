@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -62,6 +63,10 @@ class FailingExecutor(Executor):
             raise InputError("the input was wrong")
         if kind == "secret":
             token = context.secrets.get("demo", "token")
+            raise RuntimeError(f"server said: bad token {token}")
+        if kind == "logged-secret":  # a log record and the error both carry the secret (redacted on the way out)
+            token = context.secrets.get("demo", "token")
+            logging.getLogger("taskbox_testplugins").warning("calling the server with token %s", token)
             raise RuntimeError(f"server said: bad token {token}")
         if kind == "huge":
             raise RuntimeError("x" * 5_000_000)
