@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -52,7 +51,7 @@ def main() -> None:
     results["ok"] = run(dag, {"min_amount": 10})
     results["param"] = run(dag, {"min_amount": 100})  # the DAG param reaches taskbox's input
 
-    writer = hold_lock(shop / "data" / "shop.db")
+    writer = recipe_clients.hold_lock(shop / "data" / "shop.db")
     released: list[int] = []
 
     def release(context: Any) -> None:  # the test's hook, not the recipe's: ends the "outage"
@@ -69,22 +68,9 @@ def main() -> None:
     results["recoverable"]["released_after_try"] = released
     stats_task.on_retry_callback = []
 
-    config = shop / "config" / "query.json"
-    good = config.read_text()
-    config.write_text(good.replace("FROM orders", "FROM no_such_table"))
-    try:
+    with recipe_clients.broken_query(shop):
         results["user_error"] = run(dag, {"min_amount": 10})
-    finally:
-        config.write_text(good)
     recipe_clients.emit(results)
-
-
-def hold_lock(db: Path) -> sqlite3.Connection:
-    """A writer in the middle of a transaction: ``shop.db`` stays locked (and has a journal) until it ends."""
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("BEGIN EXCLUSIVE")
-    conn.execute("INSERT INTO orders (customer, amount) VALUES ('pending', 1000)")
-    return conn
 
 
 def run(dag: Any, conf: dict[str, Any]) -> dict[str, Any]:

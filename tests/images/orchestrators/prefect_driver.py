@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ def main() -> None:
     results["ok"] = {"value": value, "type": type(value).__name__, **runs(recipe)}
     results["param"] = recipe.shop_report(min_amount=100)  # the flow's parameter reaches taskbox's input
 
-    writer = hold_lock(shop / "data" / "shop.db")
+    writer = recipe_clients.hold_lock(shop / "data" / "shop.db")
     answers: list[bool] = []
 
     def condition(task: Any, task_run: Any, state: Any) -> bool:  # the test's hook around the recipe's
@@ -57,13 +56,8 @@ def main() -> None:
         recipe.order_stats = original
     results["recoverable"] = {"value": value, "answers": answers, **runs(recipe)}
 
-    config = shop / "config" / "query.json"
-    good = config.read_text()
-    config.write_text(good.replace("FROM orders", "FROM no_such_table"))
-    try:
+    with recipe_clients.broken_query(shop):
         state = recipe.shop_report(min_amount=10, return_state=True)
-    finally:
-        config.write_text(good)
     error = state.result(raise_on_failure=False)
     results["user_error"] = {
         "state": state.type.value,
@@ -73,14 +67,6 @@ def main() -> None:
         **runs(recipe),
     }
     recipe_clients.emit(results)
-
-
-def hold_lock(db: Path) -> sqlite3.Connection:
-    """A writer in the middle of a transaction: ``shop.db`` stays locked (and has a journal) until it ends."""
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("BEGIN EXCLUSIVE")
-    conn.execute("INSERT INTO orders (customer, amount) VALUES ('pending', 1000)")
-    return conn
 
 
 def runs(recipe: Any) -> dict[str, Any]:

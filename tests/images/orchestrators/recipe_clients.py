@@ -14,12 +14,14 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,30 @@ def make_shop(root: Path) -> Path:
     query.write_text(recipe("config"))
     query.chmod(0o644)
     return root
+
+
+def hold_lock(db: Path) -> sqlite3.Connection:
+    """A writer in the middle of a transaction: ``db`` stays locked (and has a journal) until it ends.
+
+    taskbox's sqlite executor waits for the lock, then fails with ``SYSTEM:TransactionConflict`` (exit 75):
+    an honest recoverable failure for the retry tests.
+    """
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    conn.execute("INSERT INTO orders (customer, amount) VALUES ('pending', 1000)")
+    return conn
+
+
+@contextlib.contextmanager
+def broken_query(shop: Path) -> Iterator[None]:
+    """The recipe's query names a table that does not exist (a user error, exit 1) inside the block."""
+    config = shop / "config" / "query.json"
+    good = config.read_text()
+    config.write_text(good.replace("FROM orders", "FROM no_such_table"))
+    try:
+        yield
+    finally:
+        config.write_text(good)
 
 
 def client_python(name: str) -> Path:
