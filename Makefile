@@ -57,7 +57,7 @@ lint: venv ## ruff check + ruff format --check + import-linter's layer contracts
 typecheck: venv ## mypy on src (settings in pyproject [tool.mypy])
 	$(VENV)/bin/mypy
 
-test-servers: ## install the loopback S3 server (moto) and GCS emulator into .venv-servers
+test-servers: ## install the loopback S3 server (moto) and GCS emulator into .venv-servers, Azurite (npm) into .azurite
 	@scripts/install-test-servers.sh
 
 # make test runs the suite on TEST_WORKERS pytest-xdist processes: one per core plus one (many tests wait on
@@ -86,7 +86,7 @@ flytekit-venv: $(FLYTEKIT_VENV)/.installed ## flytekit in its own virtual enviro
 $(FLYTEKIT_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(FLYTEKIT_VENV)
 	$(FLYTEKIT_VENV)/bin/pip install -q 'flytekit==$(FLYTEKIT_VERSION)' 'flytekitplugins-sqlalchemy==$(FLYTEKIT_VERSION)' pandas pyarrow pydantic 'psycopg[binary]'
-	$(FLYTEKIT_VENV)/bin/pip install -q -e '.[sql,sqlite,http]'
+	$(FLYTEKIT_VENV)/bin/pip install -q -e '.[sql,sqlite,http,azure]'
 	touch $@
 
 # The orchestrators' own clients (KFP, Airflow, Dagster, Prefect, hera for Argo), one pinned venv each: they run

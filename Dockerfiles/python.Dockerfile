@@ -10,8 +10,8 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
-# Flyte 2 user tasks (`a0`, handed to the flyte SDK's runtime): --build-arg EXTRAS=s3,gcs,tables,run,flyte2
-ARG EXTRAS=s3,gcs,tables,run
+# Flyte 2 user tasks (`a0`, handed to the flyte SDK's runtime): --build-arg EXTRAS=s3,gcs,azure,tables,run,flyte2
+ARG EXTRAS=s3,gcs,azure,tables,run
 # Common data libraries are optional: --build-arg EXTRA_PACKAGES="pandas numpy" (pip requirements).
 ARG EXTRA_PACKAGES=""
 ENV PIP_CERT=/build/ca-certificates.crt \
@@ -37,7 +37,7 @@ COPY dist/ dist/
 RUN set -- dist/taskbox-*.whl \
     && /opt/taskbox/bin/python -m pip install --no-cache-dir "$1[${EXTRAS}]" ${EXTRA_PACKAGES} \
     && /opt/taskbox/bin/python strip_venv.py /opt/taskbox \
-    && /opt/taskbox/bin/python -c "import pyarrow.parquet, s3fs, gcsfs" \
+    && /opt/taskbox/bin/python -c "import pyarrow.parquet, s3fs, gcsfs, adlfs" \
     && /opt/taskbox/bin/taskbox executors
 # flytekit's and Flyte 2's command names (pyflyte-execute, pyflyte-fast-execute, a0), after pip: ours win.
 COPY bin/ /opt/taskbox/bin/

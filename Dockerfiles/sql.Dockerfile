@@ -9,7 +9,7 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
-ARG EXTRAS=sql,s3,gcs,run
+ARG EXTRAS=sql,s3,gcs,azure,run
 ENV PIP_CERT=/build/ca-certificates.crt \
     SSL_CERT_FILE=/build/ca-certificates.crt \
     PIP_NO_CACHE_DIR=1 \
@@ -33,7 +33,7 @@ COPY dist/ dist/
 RUN set -- dist/taskbox-*.whl \
     && /opt/taskbox/bin/python -m pip install --no-cache-dir "$1[${EXTRAS}]" \
     && /opt/taskbox/bin/python strip_venv.py /opt/taskbox \
-    && /opt/taskbox/bin/python -c "import pyarrow.parquet, sqlglot, sqlalchemy, psycopg, pymysql, s3fs, gcsfs" \
+    && /opt/taskbox/bin/python -c "import pyarrow.parquet, sqlglot, sqlalchemy, psycopg, pymysql, s3fs, gcsfs, adlfs" \
     && /opt/taskbox/bin/taskbox executors
 # flytekit's and Flyte 2's command names (pyflyte-execute, pyflyte-fast-execute, a0), after pip: ours win.
 COPY bin/ /opt/taskbox/bin/

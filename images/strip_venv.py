@@ -7,7 +7,9 @@ Runs in the builder stage of every Dockerfile in ``Dockerfiles/``, with the venv
 * test folders, C/C++ headers and sources, Cython sources;
 * pyarrow components taskbox never uses (Flight, its own S3/GCS/Azure/HDFS filesystems, ORC, the
   C++ test module) and the duplicate copies of shared libraries that wheels carry instead of symlinks;
-* botocore's models of every AWS service but S3 and the STS/SSO credential services.
+* botocore's models of every AWS service but S3 and the STS/SSO credential services;
+* test-suite support packages that only a library's own tests import (:data:`TEST_SUPPORT`:
+  ``sqlalchemy.testing``, 2.1 MB, which kept the ``sql`` image within its budget once the Azure client joined).
 
 Then every module is compiled with ``--invalidation-mode unchecked-hash``: a non-root user on a read-only
 root filesystem cannot write ``__pycache__``, and unchecked pycs are used whatever the file times are.
@@ -39,6 +41,8 @@ PYARROW_UNUSED = (
     "_pyarrow_cpp_tests.*.so",
 )
 BOTOCORE_KEPT = {"s3", "sts", "sso", "sso-oidc"}
+#: Packages' test-suite helpers (imported by their test plugins, never at run time).
+TEST_SUPPORT = ("sqlalchemy/testing",)
 
 
 def site_packages(venv: Path) -> Path:
@@ -95,6 +99,13 @@ def strip_pyarrow(site: Path) -> None:
             lib.symlink_to(target.name)
 
 
+def strip_test_support(site: Path) -> None:
+    """Drop the test-suite helper packages of :data:`TEST_SUPPORT` that are installed."""
+    for relative in TEST_SUPPORT:
+        if (site / relative).is_dir():
+            remove(site / relative)
+
+
 def strip_botocore(site: Path) -> None:
     """Keep botocore's S3 and credential-service models and its shared data files only."""
     data = site / "botocore" / "data"
@@ -127,6 +138,7 @@ def main(argv: list[str]) -> int:
     strip_sources(site)
     strip_pyarrow(site)
     strip_botocore(site)
+    strip_test_support(site)
     compile_bytecode(venv)
     return 0
 

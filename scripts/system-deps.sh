@@ -8,6 +8,8 @@ declare -A NEEDED=(
   [git]=git
   [/usr/bin/time]=time
   [mariadb-install-db]=mariadb-server
+  [node]=nodejs  # Azurite, the Azure Storage emulator of the tests (scripts/install-test-servers.sh)
+  [npm]=npm
 )
 
 missing=()

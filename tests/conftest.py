@@ -1,4 +1,4 @@
-"""Shared fixtures: loopback S3 (moto) and GCS (emulator) servers for the whole test session.
+"""Shared fixtures: loopback S3 (moto), GCS (emulator) and Azure (Azurite) servers for the whole test session.
 
 Fixtures (request them by name; none is autouse, so tests that need no server start none):
 
@@ -17,15 +17,25 @@ Fixtures (request them by name; none is autouse, so tests that need no server st
     ``.env``, ``.create_bucket(name)``. Exports ``STORAGE_EMULATOR_HOST`` and
     ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false``.
 
+``azure_server`` (session)
+    A :class:`tests.servers.AzureServer`: Azurite's blob service with the well-known development account
+    (``devstoreaccount1`` and its published key), ``.container`` (exists), ``.endpoint``,
+    ``.blob_endpoint`` (``http://127.0.0.1:PORT/devstoreaccount1``), ``.uri(key)`` ->
+    ``"abfs://CONTAINER/KEY"``, ``.connection_string(endpoint=..., key=...)``, ``.env``, ``.client()`` (the
+    SDK's), ``.create_container(name)``. Exports ``AZURE_STORAGE_CONNECTION_STRING`` (with
+    ``BlobEndpoint`` at Azurite: how adlfs and taskbox reach an emulator); the ``FLYTE_AZURE_*`` and other
+    ``AZURE_*`` variables are removed, so no test ever falls back to ``DefaultAzureCredential``. Azurite is
+    installed by the same script into ``.azurite`` (or ``$TASKBOX_AZURITE_DIR``).
+
 ``unique_prefix`` (function)
     A key prefix unique to the test (``<test name>-<8 hex>``): use ``s3_server.uri(f"{unique_prefix}/x")``
     so tests sharing the session bucket never see each other's objects.
 
-``s3_base`` / ``gcs_base`` (function)
-    ``s3://BUCKET/<unique_prefix>`` and ``gs://BUCKET/<unique_prefix>``.
+``s3_base`` / ``gcs_base`` / ``azure_base`` (function)
+    ``s3://BUCKET/<unique_prefix>``, ``gs://BUCKET/<unique_prefix>`` and ``abfs://CONTAINER/<unique_prefix>``.
 
-``storage_base`` (function, parametrised ``local`` / ``s3`` / ``gcs``)
-    A fresh base location on each backend; a test using it runs three times. The local one is a
+``storage_base`` (function, parametrised ``local`` / ``s3`` / ``gcs`` / ``azure``)
+    A fresh base location on each backend; a test using it runs four times. The local one is a
     directory under ``tmp_path``; the servers start only for the remote parameters.
 
 ``servers_venv`` (session)
@@ -55,6 +65,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any, TypeVar
 
 import pytest
 
@@ -62,6 +73,7 @@ import servers
 
 S3_BUCKET = "taskbox-test"
 GCS_BUCKET = "taskbox-test"
+AZURE_CONTAINER = "taskbox-test"
 
 # Variables that could route storage traffic away from the loopback servers or pick up real credentials.
 _SCRUBBED_ENV = (
@@ -78,6 +90,31 @@ _SCRUBBED_ENV = (
     "FLYTE_AWS_ACCESS_KEY_ID",
     "FLYTE_AWS_SECRET_ACCESS_KEY",
     "GOOGLE_APPLICATION_CREDENTIALS",
+    "FLYTE_AZURE_STORAGE_ACCOUNT_NAME",
+    "FLYTE_AZURE_STORAGE_ACCOUNT_KEY",
+    "FLYTE_AZURE_TENANT_ID",
+    "FLYTE_AZURE_CLIENT_ID",
+    "FLYTE_AZURE_CLIENT_SECRET",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_ACCOUNT_NAME",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_TENANT_ID",
+    "AZURE_STORAGE_CLIENT_ID",
+    "AZURE_STORAGE_CLIENT_SECRET",
+    "AZURE_STORAGE_ANON",
+    "AZURE_STORAGE_ENDPOINT",
+    # DefaultAzureCredential's sources: no test may reach for a token
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_TENANT_ID",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
 )
 
 
@@ -113,29 +150,44 @@ def _loopback_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pytest.M
     _reset_storage()
 
 
+ServerT = TypeVar("ServerT", bound=Any)
+
+
+def _exported(server: ServerT, env: pytest.MonkeyPatch) -> Iterator[ServerT]:
+    """Yield ``server`` with its ``env`` exported for the session, storage clients reset around it."""
+    for name, value in server.env.items():
+        env.setenv(name, value)
+    _reset_storage()
+    yield server
+    _reset_storage()
+
+
 @pytest.fixture(scope="session")
 def s3_server(servers_venv: Path, _loopback_env: pytest.MonkeyPatch) -> Iterator[servers.S3Server]:
     """moto on 127.0.0.1 with bucket ``taskbox-test``; its env is exported for the session."""
     with servers.start_moto(venv=servers_venv) as process:
         server = servers.S3Server(process, S3_BUCKET)
         server.create_bucket(S3_BUCKET)
-        for name, value in server.env.items():
-            _loopback_env.setenv(name, value)
-        _reset_storage()
-        yield server
-        _reset_storage()
+        yield from _exported(server, _loopback_env)
 
 
 @pytest.fixture(scope="session")
 def gcs_server(servers_venv: Path, _loopback_env: pytest.MonkeyPatch) -> Iterator[servers.GCSServer]:
     """The GCS emulator on 127.0.0.1 with bucket ``taskbox-test``; its env is exported for the session."""
     with servers.start_gcs_emulator(GCS_BUCKET, venv=servers_venv) as process:
-        server = servers.GCSServer(process, GCS_BUCKET)
-        for name, value in server.env.items():
-            _loopback_env.setenv(name, value)
-        _reset_storage()
-        yield server
-        _reset_storage()
+        yield from _exported(servers.GCSServer(process, GCS_BUCKET), _loopback_env)
+
+
+@pytest.fixture(scope="session")
+def azure_server(
+    tmp_path_factory: pytest.TempPathFactory, _loopback_env: pytest.MonkeyPatch
+) -> Iterator[servers.AzureServer]:
+    """Azurite on 127.0.0.1 with container ``taskbox-test``; its env is exported for the session."""
+    servers.require_azurite(auto_install=os.environ.get("TASKBOX_SERVERS_AUTO_INSTALL", "1") != "0")
+    with servers.start_azurite(tmp_path_factory.mktemp("azurite")) as process:
+        server = servers.AzureServer(process, AZURE_CONTAINER)
+        server.create_container(AZURE_CONTAINER)
+        yield from _exported(server, _loopback_env)
 
 
 @pytest.fixture
@@ -157,9 +209,15 @@ def gcs_base(gcs_server: servers.GCSServer, unique_prefix: str) -> str:
     return gcs_server.uri(unique_prefix)
 
 
-@pytest.fixture(params=["local", "s3", "gcs"])
+@pytest.fixture
+def azure_base(azure_server: servers.AzureServer, unique_prefix: str) -> str:
+    """``abfs://taskbox-test/<unique_prefix>``."""
+    return azure_server.uri(unique_prefix)
+
+
+@pytest.fixture(params=["local", "s3", "gcs", "azure"])
 def storage_base(request: pytest.FixtureRequest, tmp_path: Path, unique_prefix: str) -> str:
-    """A fresh base location on the local file system, moto, or the GCS emulator."""
+    """A fresh base location on the local file system, moto, the GCS emulator, or Azurite."""
     if request.param == "local":
         return str(tmp_path / "store" / unique_prefix)
     server = request.getfixturevalue(f"{request.param}_server")

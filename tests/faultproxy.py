@@ -3,7 +3,7 @@
 Why: retry and commit logic is only proven by faults a real client meets on a real connection: 503
 SlowDown and 500 InternalError answers, connections reset mid-request, response bodies cut short,
 request bodies that reach the server only in part, and stalls. :class:`FaultProxy` sits between a
-client (s3fs/aiobotocore, gcsfs, urllib) and a loopback server (moto, the GCS emulator) and applies
+client (s3fs/aiobotocore, gcsfs, adlfs, urllib) and a loopback server (moto, the GCS emulator, Azurite) and applies
 whatever its *rule* returns for each request: an action (:class:`Respond`, :class:`Reset`,
 :class:`CutUpstream`, :class:`Truncate`, :class:`Stall`, :class:`Delay`) or ``None`` to forward it.
 Rules: :class:`FailFirst` (the first N matching requests, deterministic) and :class:`RandomFaults` (a
@@ -149,6 +149,15 @@ def s3_error(status: int = 503, code: str = "SlowDown", message: str = "Please r
     return Respond(status, body, {"Content-Type": "application/xml"})
 
 
+def azure_error(status: int = 503, code: str = "ServerBusy", message: str = "The server is busy.") -> Respond:
+    """An Azure Storage error response: the XML body and the ``x-ms-error-code`` header (HEAD answers have no body)."""
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<Error><Code>{code}</Code><Message>{message}\n'
+        f"RequestId:proxy</Message></Error>"
+    ).encode()
+    return Respond(status, body, {"Content-Type": "application/xml", "x-ms-error-code": code})
+
+
 # --------------------------------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------------------------------
@@ -202,13 +211,29 @@ def _truncated(request: ProxyRequest, rng: random.Random) -> Action:
     return Truncate()
 
 
-# Fault kinds of RandomFaults: name -> how to build the action for a request.
-FAULTS: dict[str, Callable[[ProxyRequest, random.Random], Action]] = {
-    "503 SlowDown": lambda request, rng: s3_error(503, "SlowDown"),
-    "500 InternalError": lambda request, rng: s3_error(500, "InternalError", "We encountered an internal error."),
+FaultKind = Callable[[ProxyRequest, random.Random], Action]
+# What fails on the way whatever the server: a reset, a body cut short, a stall.
+_TRANSPORT_FAULTS: dict[str, FaultKind] = {
     "reset": lambda request, rng: Reset(),
     "truncated body": _truncated,
     "stall": lambda request, rng: Delay(rng.uniform(0.5, 1.0)),
+}
+# Fault kinds of RandomFaults: name -> how to build the action for a request. S3's service errors (the default).
+FAULTS: dict[str, FaultKind] = {
+    "503 SlowDown": lambda request, rng: s3_error(503, "SlowDown"),
+    "500 InternalError": lambda request, rng: s3_error(500, "InternalError", "We encountered an internal error."),
+    **_TRANSPORT_FAULTS,
+}
+# Azure Storage's: throttling, an internal error, an operation that timed out on the server.
+AZURE_FAULTS: dict[str, FaultKind] = {
+    "503 ServerBusy": lambda request, rng: azure_error(503, "ServerBusy"),
+    "500 InternalError": lambda request, rng: azure_error(
+        500, "InternalError", "The server encountered an internal error. Please retry the request."
+    ),
+    "500 OperationTimedOut": lambda request, rng: azure_error(
+        500, "OperationTimedOut", "Operation could not be completed within the specified time."
+    ),
+    **_TRANSPORT_FAULTS,
 }
 
 
@@ -221,10 +246,12 @@ class RandomFaults(_Matcher):
     Args:
         rate: Probability that a matching request is hit (0 to 1).
         seed: Seed of the draws.
-        actions: Names of the fault kinds to draw from (keys of :data:`FAULTS`): ``"503 SlowDown"``,
-            ``"500 InternalError"``, ``"reset"``, ``"truncated body"`` (the response cut short, or, for
-            half of the requests with a body, the body cut on the way up) and ``"stall"`` (0.5-1 s, then
-            forwarded).
+        actions: Names of the fault kinds to draw from (keys of ``faults``; default: all of them). In
+            :data:`FAULTS`: ``"503 SlowDown"``, ``"500 InternalError"``, ``"reset"``, ``"truncated body"``
+            (the response cut short, or, for half of the requests with a body, the body cut on the way up)
+            and ``"stall"`` (0.5-1 s, then forwarded); :data:`AZURE_FAULTS` has Azure's errors instead of
+            S3's (``"503 ServerBusy"``, ``"500 InternalError"``, ``"500 OperationTimedOut"``).
+        faults: The fault kinds by name (:data:`FAULTS`, S3's errors; :data:`AZURE_FAULTS`).
         method: Only requests with this method match (``None``: any).
         path_contains: Only requests whose path contains this text match.
 
@@ -236,20 +263,23 @@ class RandomFaults(_Matcher):
         self,
         rate: float,
         seed: int,
-        actions: Sequence[str] = tuple(FAULTS),
+        actions: Sequence[str] | None = None,
         *,
+        faults: Mapping[str, FaultKind] = FAULTS,
         method: str | None = None,
         path_contains: str | None = None,
     ) -> None:
         super().__init__(method, path_contains)
-        unknown = sorted(set(actions) - set(FAULTS))
+        actions = tuple(faults) if actions is None else tuple(actions)
+        unknown = sorted(set(actions) - set(faults))
         if unknown or not actions:
-            raise ValueError(f"unknown fault kinds {unknown}; choose from {sorted(FAULTS)}")
+            raise ValueError(f"unknown fault kinds {unknown}; choose from {sorted(faults)}")
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate must be between 0 and 1, not {rate}")
         self.rate = rate
         self.seed = seed
-        self.actions = tuple(actions)
+        self.actions = actions
+        self.faults = faults
         self.injected: Counter[str] = Counter()
         self._random = random.Random(seed)
 
@@ -267,7 +297,7 @@ class RandomFaults(_Matcher):
                 return None
             kind = self._random.choice(self.actions)
             self.injected[kind] += 1
-            return FAULTS[kind](request, self._random)
+            return self.faults[kind](request, self._random)
 
 
 # --------------------------------------------------------------------------------------------------

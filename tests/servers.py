@@ -1,15 +1,16 @@
-"""Real storage servers for tests, on 127.0.0.1 only: moto's S3 server, the GCS emulator, a fault proxy.
+"""Real storage servers for tests, on 127.0.0.1 only: moto's S3 server, the GCS emulator, Azurite, a fault proxy.
 
 Why: storage code is only trustworthy against servers that speak the real protocols (signing, XML and
-JSON error bodies, multipart uploads, connection handling), not mocks of the client library. moto and
-gcp-storage-emulator run as subprocesses from their own virtual environment, because moto[server]
-needs a botocore newer than the one s3fs's aiobotocore pins (docs/test-environment.md, 4).
+JSON error bodies, multipart uploads, block blobs, connection handling), not mocks of the client library.
+moto and gcp-storage-emulator run as subprocesses from their own virtual environment, because moto[server]
+needs a botocore newer than the one s3fs's aiobotocore pins (docs/test-environment.md, 4). Azurite (the
+Azure Storage emulator, a Node.js program from the npm registry) runs from its own folder, ``.azurite``.
 The fault proxy that goes between a client and these servers lives in tests/faultproxy.py; its names
 are re-exported here (``servers.FaultProxy``, ``servers.FailFirst``...) for the tests that use them so.
 
 Invariants:
     * Every socket binds 127.0.0.1, never 0.0.0.0; every port is a free one picked at start.
-    * A missing server venv is a test *failure* with the install hint, never a skip.
+    * A missing server venv or Azurite is a test *failure* with the install hint, never a skip.
     * Servers are stopped by whoever started them (``stop()`` / context manager); their output goes to
       a log file whose tail is shown when a server fails to start.
 
@@ -50,12 +51,21 @@ from faultproxy import (  # noqa: F401 - re-exported: the storage and fast-execu
     Rule,
     Stall,
     Truncate,
+    azure_error,
     s3_error,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_SCRIPT = REPO / "scripts" / "install-test-servers.sh"
 NOT_INSTALLED = "test servers are not installed: run `make test-servers` (scripts/install-test-servers.sh)"
+AZURITE_NOT_INSTALLED = (
+    "Azurite (the Azure Storage emulator) is not installed: run `make test-servers` "
+    "(scripts/install-test-servers.sh installs azurite 3.35.0 from the npm registry into .azurite; it needs "
+    "Node.js and npm: `make system-deps` or `apt-get install nodejs npm`)"
+)
+#: Azurite's well-known development account and key (published in Azurite's README; not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 
@@ -91,6 +101,27 @@ def require_servers_venv(venv: Path | None = None) -> Path:
     if not servers_installed(venv):
         pytest.fail(f"{NOT_INSTALLED} (looked in {venv})", pytrace=False)
     return venv
+
+
+def azurite_dir() -> Path:
+    """Where Azurite lives: ``$TASKBOX_AZURITE_DIR`` or ``<repo>/.azurite``."""
+    return Path(os.environ.get("TASKBOX_AZURITE_DIR") or REPO / ".azurite")
+
+
+def azurite_binary(directory: Path | None = None) -> Path:
+    """The ``azurite-blob`` launcher npm installed."""
+    return (directory or azurite_dir()) / "node_modules" / ".bin" / "azurite-blob"
+
+
+def require_azurite(directory: Path | None = None, *, auto_install: bool = False) -> Path:
+    """Return the ``azurite-blob`` launcher; install it first if asked, else fail the test with the hint."""
+    binary = azurite_binary(directory)
+    if not binary.exists() and auto_install:
+        env = dict(os.environ, TASKBOX_AZURITE_DIR=str(directory or azurite_dir()))
+        subprocess.run(["bash", str(INSTALL_SCRIPT)], env=env, check=False, timeout=900)
+    if not binary.exists() or shutil.which("node") is None:
+        pytest.fail(f"{AZURITE_NOT_INSTALLED} (looked for {binary})", pytrace=False)
+    return binary
 
 
 # --------------------------------------------------------------------------------------------------
@@ -255,6 +286,39 @@ def start_gcs_emulator(bucket: str, *, venv: Path | None = None) -> ServerProces
     )
 
 
+def start_azurite(location: Path, *, directory: Path | None = None) -> ServerProcess:
+    """Start Azurite's blob service on 127.0.0.1 and a free port, keeping its data under ``location``.
+
+    Only the blob service (``azurite-blob``); telemetry off; any API version accepted (the SDK may be newer
+    than the emulator); no access log (``--silent``). Readiness: any answer to a listing (403 unsigned).
+
+    Args:
+        location: Azurite's workspace (created): its metadata database and blob extents.
+        directory: Where Azurite is installed (:func:`azurite_dir` by default).
+
+    Raises:
+        pytest.fail: Azurite is not installed (with how to install it).
+    """
+    binary = require_azurite(directory)
+    location.mkdir(parents=True, exist_ok=True)
+    return start_server(
+        "azurite",
+        lambda port: [
+            str(binary),
+            "--blobHost",
+            HOST,
+            "--blobPort",
+            str(port),
+            "--location",
+            str(location),
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+        ],
+        f"/{AZURITE_ACCOUNT}?comp=list",
+    )
+
+
 #: Debian's CNCF distribution registry (package ``docker-registry``), installed by scripts/docker-engine.sh.
 REGISTRY_BINARY = "docker-registry"
 REGISTRY_NOT_INSTALLED = (
@@ -389,3 +453,61 @@ class GCSServer:
         )
         if status != 200:
             raise RuntimeError(f"creating bucket {name} on the GCS emulator answered {status}")
+
+
+@dataclass
+class AzureServer:
+    """A running Azurite with a container, as handed out by the ``azure_server`` fixture.
+
+    Attributes:
+        process: The server process.
+        container: The session container (exists).
+        account: The storage account (Azurite's development account).
+        key: The account's key.
+    """
+
+    process: ServerProcess
+    container: str
+    account: str = AZURITE_ACCOUNT
+    key: str = AZURITE_KEY
+
+    @property
+    def endpoint(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return self.process.endpoint
+
+    @property
+    def blob_endpoint(self) -> str:
+        """The account's blob service URL, path-style: ``http://127.0.0.1:PORT/devstoreaccount1``."""
+        return f"{self.endpoint}/{self.account}"
+
+    def connection_string(self, *, endpoint: str | None = None, key: str | None = None) -> str:
+        """A connection string for this account (another ``endpoint``, e.g. a proxy's, or a wrong ``key``)."""
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={self.account};AccountKey={key or self.key};"
+            f"BlobEndpoint={(endpoint or self.endpoint).rstrip('/')}/{self.account};"
+        )
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment that points adlfs/taskbox (in this process or a child) at Azurite."""
+        return {"AZURE_STORAGE_CONNECTION_STRING": self.connection_string()}
+
+    def uri(self, key: str = "") -> str:
+        """``abfs://CONTAINER/KEY``."""
+        return f"abfs://{self.container}/{key.lstrip('/')}"
+
+    def client(self) -> Any:
+        """A synchronous ``azure.storage.blob.BlobServiceClient`` for this account."""
+        from azure.storage.blob import BlobServiceClient  # lazy: only tests that inspect the server need it
+
+        return BlobServiceClient.from_connection_string(self.connection_string())
+
+    def create_container(self, name: str) -> None:
+        """Create a container (an existing one is fine)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            self.client().create_container(name)
+        except ResourceExistsError:
+            pass

@@ -119,11 +119,11 @@ def test_current_context_outside_a_task_raises():
 # ---------------------------------------------------------------- two real attempts
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "azure"])
 def base(request: pytest.FixtureRequest, tmp_path, unique_prefix: str) -> str:
     if request.param == "local":
         return str(tmp_path / "store" / unique_prefix)
-    return request.getfixturevalue("s3_server").uri(unique_prefix)
+    return request.getfixturevalue(f"{request.param}_server").uri(unique_prefix)
 
 
 def test_checkpoint_written_by_attempt_1_is_read_by_attempt_2(base, tmp_path):

@@ -18,8 +18,10 @@ from flyteidl.core import interface_pb2, literals_pb2, tasks_pb2, types_pb2
 # descriptor messages, the stdlib's argument parser, every literal family an int input does not need, and
 # Dagster Pipes (loaded only under Dagster).
 DENIED = (
+    "adlfs",
     "argparse",
     "ast",
+    "azure",
     "dagster_pipes",
     "dataclasses",
     "inspect",
@@ -41,6 +43,7 @@ DENIED = (
     "taskbox.literals.structs",
     "taskbox.literals.tables",
     "taskbox.literals.unions",
+    "taskbox.storage.azure",  # Azure Blob Storage: only for abfs:// URIs
     "taskbox.entrypoint.pipes",  # Dagster Pipes: only when DAGSTER_PIPES_CONTEXT is set
     "yaml",
 )

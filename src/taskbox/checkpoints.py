@@ -15,7 +15,7 @@ Invariants:
       previous attempt saved nothing) gives ``None``.
     * Writing without a ``--checkpoint-path`` raises :class:`CheckpointError` (a USER error): silently
       dropping progress would only surface as a lost retry later.
-    * All traffic goes through :mod:`taskbox.storage` (local paths, ``file://``, ``s3://``, ``gs://``);
+    * All traffic goes through :mod:`taskbox.storage` (local paths, ``file://``, ``s3://``, ``gs://``, ``abfs://``);
       the previous checkpoint is downloaded at most once per run, into the run's working directory.
 """
 

@@ -27,6 +27,10 @@ Invariants:
     * URLs are scrubbed without any registration: :func:`redact_uri` (one URI) and :func:`redact_urls`
       (URLs inside free text) mask userinfo and the values of the query parameters named in
       :data:`CREDENTIAL_PARAMS` (case-insensitive), the one list of them (storage uses these functions).
+      Azure's ``abfs://container@account.dfs.core.windows.net`` is the exception: there the part before
+      ``@`` is a container's name, kept (a container name has no ``:``; anything with one is masked).
+    * :func:`redact_urls` also masks the secrets of connection strings in free text (the values of
+      :data:`CONNECTION_STRING_SECRETS`: ``AccountKey=...;``, ``SharedAccessSignature=...;``).
 """
 
 from __future__ import annotations
@@ -213,24 +217,51 @@ CREDENTIAL_PARAMS = (
 )
 
 
+#: Connection-string keys whose values are credentials (Azure Storage, Event Hubs, Service Bus); the
+#: value runs to the next ``;``.
+CONNECTION_STRING_SECRETS = ("AccountKey", "SharedAccessSignature", "SharedAccessKey")
+
+#: Schemes whose userinfo is a container name, not a credential (``abfs://container@account.dfs...``).
+_CONTAINER_SCHEMES = frozenset({"abfs", "abfss", "az", "wasb", "wasbs"})
+
+
 @functools.cache
-def _url_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
-    """(a whole credential parameter name, userinfo in text, a credential parameter in text), compiled once."""
+def _url_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """The patterns, compiled once.
+
+    Returns:
+        A whole credential parameter name; userinfo in text; a credential parameter in text; a
+        connection-string secret in text.
+    """
     names = "|".join(re.escape(name) for name in CREDENTIAL_PARAMS)
+    keys = "|".join(re.escape(name) for name in CONNECTION_STRING_SECRETS)
     return (
         re.compile(rf"(?i)^(?:{names})$"),
-        re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@"),
+        re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)(://)([^/\s@'\"]+)@"),
         re.compile(rf"(?i)([?&;](?:{names})=)[^&\s'\"]+"),
+        re.compile(rf"(?i)\b((?:{keys})=)[^;\s'\"]+"),
     )
+
+
+def _is_container(scheme: str, userinfo: str) -> bool:
+    """True when ``userinfo`` is an Azure container's name (kept), not a user or password (masked)."""
+    return scheme.lower() in _CONTAINER_SCHEMES and ":" not in userinfo
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    scheme, sep, userinfo = match.group(1), match.group(2), match.group(3)
+    return match.group(0) if _is_container(scheme, userinfo) else f"{scheme}{sep}***@"
 
 
 def redact_urls(text: str) -> str:
     """Return ``text`` with the userinfo and credential query parameters of every URL in it masked.
 
-    Example: ``"GET https://u:pw@h/o?X-Amz-Signature=abc&v=1"`` -> ``"GET https://***@h/o?X-Amz-Signature=***&v=1"``.
+    Connection-string secrets (``AccountKey=...``) are masked too. Example:
+    ``"GET https://u:pw@h/o?X-Amz-Signature=abc&v=1"`` -> ``"GET https://***@h/o?X-Amz-Signature=***&v=1"``.
     """
-    _, userinfo, param = _url_patterns()
-    return param.sub(r"\1***", userinfo.sub(r"\1***@", text))
+    _, userinfo, param, connection = _url_patterns()
+    text = param.sub(r"\1***", userinfo.sub(_mask_userinfo, text))
+    return connection.sub(r"\1***", text)
 
 
 def redact_uri(uri: str) -> str:
@@ -247,7 +278,7 @@ def redact_uri(uri: str) -> str:
         return redact_urls(uri)
     secret_name = _url_patterns()[0]
     netloc = parts.netloc
-    if "@" in netloc:
+    if "@" in netloc and not _is_container(parts.scheme, netloc.rpartition("@")[0]):
         netloc = "***@" + netloc.rpartition("@")[2]
     query = parts.query
     pairs = parse_qsl(query, keep_blank_values=True)

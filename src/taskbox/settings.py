@@ -142,6 +142,21 @@ def _entries() -> tuple[Setting, ...]:
             "directory of secret files (else /etc/flyte/secrets, /etc/secrets)",
         ),
         s("FLYTE_SECRETS_FILE_PREFIX", "str", "", "prefix of secret file names"),
+        # Azure Blob Storage (storage/azure.py): flytekit's `azure` section, then adlfs' and the SDK's names.
+        s("FLYTE_AZURE_STORAGE_ACCOUNT_NAME", "str", None, "Azure storage account (flytekit)"),
+        s("FLYTE_AZURE_STORAGE_ACCOUNT_KEY", "str", None, "Azure storage account key (flytekit; a secret)"),
+        s("FLYTE_AZURE_TENANT_ID", "str", None, "Azure service principal's tenant (flytekit)"),
+        s("FLYTE_AZURE_CLIENT_ID", "str", None, "Azure service principal or managed identity (flytekit)"),
+        s("FLYTE_AZURE_CLIENT_SECRET", "str", None, "Azure service principal's secret (flytekit; a secret)"),
+        s("AZURE_STORAGE_CONNECTION_STRING", "str", None, "Azure endpoint and credential together (a secret)"),
+        s("AZURE_STORAGE_ACCOUNT_NAME", "str", None, "Azure storage account (adlfs)"),
+        s("AZURE_STORAGE_ACCOUNT_KEY", "str", None, "Azure storage account key (adlfs; a secret)"),
+        s("AZURE_STORAGE_SAS_TOKEN", "str", None, "Azure shared access signature (adlfs; a secret)"),
+        s("AZURE_STORAGE_TENANT_ID", "str", None, "Azure service principal's tenant (adlfs)"),
+        s("AZURE_STORAGE_CLIENT_ID", "str", None, "Azure service principal or managed identity (adlfs)"),
+        s("AZURE_STORAGE_CLIENT_SECRET", "str", None, "Azure service principal's secret (adlfs; a secret)"),
+        s("AZURE_STORAGE_ANON", "str", None, "anonymous Azure access when no credential is set (adlfs' rule)"),
+        s("AZURE_STORAGE_ENDPOINT", "str", None, "Azure blob service URL (emulators, private endpoints)"),
         # Dagster Pipes (set by Dagster's Pipes clients; entrypoint/pipes.py reads them with dagster-pipes).
         s(
             "DAGSTER_PIPES_CONTEXT",

@@ -63,11 +63,13 @@ def test_dry_run_prints_the_uri_and_uploads_nothing(tmp_path, src):
 
 
 @pytest.mark.servers
-def test_uploads_to_s3(src, s3_base):
-    proc = run([TASKBOX, "bundle", str(src), "--to", storage.join(s3_base, "bundles")])
+@pytest.mark.parametrize("store", ["s3", "azure"])
+def test_uploads_to_an_object_store(src, store, request):
+    base = request.getfixturevalue(f"{store}_base")
+    proc = run([TASKBOX, "bundle", str(src), "--to", storage.join(base, "bundles")])
     assert proc.returncode == 0, proc.stderr
     uri = proc.stdout.strip()
-    assert uri == storage.join(s3_base, "bundles", bundle_name(pack(str(src))))
+    assert uri == storage.join(base, "bundles", bundle_name(pack(str(src))))
     assert storage.read_bytes(uri) == pack(str(src))
 
 
@@ -89,8 +91,9 @@ def test_unwritable_local_destination_is_a_typed_error(tmp_path, src):
 
 
 @pytest.mark.servers
-def test_missing_bucket_is_a_typed_error(src, s3_server):
-    proc = run([TASKBOX, "bundle", str(src), "--to", "s3://no-such-bucket-taskbox/bundles"])
+@pytest.mark.parametrize("to", ["s3://no-such-bucket-taskbox/bundles", "abfs://no-such-container-taskbox/bundles"])
+def test_missing_bucket_is_a_typed_error(src, s3_server, azure_server, to):
+    proc = run([TASKBOX, "bundle", str(src), "--to", to])
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert "taskbox bundle: SYSTEM:Storage" in proc.stderr

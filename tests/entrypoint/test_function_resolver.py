@@ -30,12 +30,12 @@ RECOVERABLE, NON_RECOVERABLE = errors_pb2.ContainerError.RECOVERABLE, errors_pb2
 tasks = sample_tasks()
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "azure"])
 def base(request: pytest.FixtureRequest, tmp_path, unique_prefix: str) -> str:
-    """A fresh location on local storage or the loopback S3 server."""
+    """A fresh location on local storage, the loopback S3 server or Azurite."""
     if request.param == "local":
         return str(tmp_path / "store" / unique_prefix)
-    return request.getfixturevalue("s3_server").uri(unique_prefix)
+    return request.getfixturevalue(f"{request.param}_server").uri(unique_prefix)
 
 
 def _run_sample(base: str, task, values: dict, *extra: str):

@@ -80,9 +80,11 @@ def table_intact(db: str) -> None:
 
 
 @pytest.mark.servers
-def test_sqlite_end_to_end_on_s3(s3_base, tmp_path, db):
-    """Template, inputs and a zipped database in S3; the CLI writes Parquet and outputs.pb back to S3."""
-    archive = put(storage.join(s3_base, "db", "items.zip"), zipped(db, tmp_path / "items.zip"))
+@pytest.mark.parametrize("store", ["s3", "azure"])
+def test_sqlite_end_to_end_on_an_object_store(store, request, tmp_path, db):
+    """Template, inputs and a zipped database in S3 (or Azure); the CLI writes Parquet and outputs.pb back there."""
+    base = request.getfixturevalue(f"{store}_base")
+    archive = put(storage.join(base, "db", "items.zip"), zipped(db, tmp_path / "items.zip"))
     types = {"exclude": STR, "max_id": INT}
     tpl = template(
         "SELECT id, name, score\nFROM items\nWHERE name <> '{{ .inputs.exclude }}' -- quoted placeholder\n"
@@ -91,9 +93,9 @@ def test_sqlite_end_to_end_on_s3(s3_base, tmp_path, db):
         types,
         compressed=True,
     )
-    task = put(storage.join(s3_base, "task.pb"), tpl.SerializeToString())
-    inputs = put(storage.join(s3_base, "inputs.pb"), encode_inputs({"exclude": "name-2", "max_id": 4}, types))
-    prefix, raw = storage.join(s3_base, "out"), storage.join(s3_base, "raw")
+    task = put(storage.join(base, "task.pb"), tpl.SerializeToString())
+    inputs = put(storage.join(base, "inputs.pb"), encode_inputs({"exclude": "name-2", "max_id": 4}, types))
+    prefix, raw = storage.join(base, "out"), storage.join(base, "raw")
     proc = run(execute_args(inputs, prefix, task, None, "--raw-output-data-prefix", raw))
     assert proc.returncode == 0, proc.stderr
     assert commit_files(prefix) == {"outputs.pb"}

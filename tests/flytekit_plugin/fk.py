@@ -37,6 +37,14 @@ def require_flytekit() -> None:
             pytest.fail(f"{path} is missing: run `make flytekit-venv` (flytekit and taskbox in {FLYTEKIT_VENV})")
 
 
+def require_module(module: str, hint: str) -> None:
+    """Fail (never skip) when the flytekit environment cannot import ``module``; ``hint`` says how to install it."""
+    require_flytekit()
+    proc = subprocess.run([str(PYTHON), "-c", f"import {module}"], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        pytest.fail(f"{FLYTEKIT_VENV} cannot import {module}: {hint}\n{proc.stderr[-1000:]}")
+
+
 def flytekit_env(env: dict[str, Any] | None = None) -> dict[str, str]:
     """The subprocess environment: the test's string values, this directory and the greet example on the path."""
     extra = {k: v for k, v in (env or {}).items() if isinstance(v, str)}

@@ -1,7 +1,8 @@
 """Run inside ``.venv-flytekit``: flytekit's side of the taskbox.flytekit tests, as one JSON line on stdout.
 
-MODULE is a workflow module beside this file (``fk_workflows``, ``fk_greet``), configured by the environment;
-NAME one of its ``TASKS``; KWARGS a JSON object. Tables are printed as lists of rows.
+MODULE is a workflow module beside this file (``fk_workflows``, ``fk_greet``, ``fk_azure``), configured by the
+environment; NAME one of its ``TASKS``; KWARGS a JSON object. Tables are printed as lists of rows. A DIR, PB or
+DEST may be a remote URI (``abfs://...``): flytekit's own FileAccessProvider (fsspec) writes and reads it.
 
 Commands:
     local MODULE WF KWARGS     call the workflow WF as a plain Python call (flytekit's local execution);
@@ -13,6 +14,7 @@ Commands:
                                print its args, image, type, custom, secrets and metadata.
     inputs MODULE NAME DIR KWARGS  write DIR/inputs.pb, encoded by flytekit with the task's interface.
     outputs MODULE NAME PB     read an outputs.pb with flytekit and the task's interface.
+    template MODULE NAME DEST  serialize the task's TaskTemplate (flytekit's get_serializable) to DEST; print its args.
     error PB                   read an error.pb with flytekit's models.
     define WHAT                define a task with a bad configuration; print the exception.
     metadata                   the metadata, image and secrets of tasks defined with flytekit options.
@@ -119,6 +121,31 @@ def specs(tgz: str, out: str) -> dict:
     return found
 
 
+def _write(dest: str, data: bytes) -> None:
+    """Write a local file, or a remote object through flytekit's FileAccessProvider (as its entrypoint does)."""
+    if "://" not in dest:
+        pathlib.Path(dest).write_bytes(data)
+        return
+    from flytekit.core.context_manager import FlyteContextManager
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = pathlib.Path(tmp, "data")
+        local.write_bytes(data)
+        FlyteContextManager.current_context().file_access.put_data(str(local), dest)
+
+
+def _read(src: str) -> bytes:
+    """Read a local file, or a remote object through flytekit's FileAccessProvider."""
+    if "://" not in src:
+        return pathlib.Path(src).read_bytes()
+    from flytekit.core.context_manager import FlyteContextManager
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = pathlib.Path(tmp, "data")
+        FlyteContextManager.current_context().file_access.get_data(src, str(local))
+        return local.read_bytes()
+
+
 def inputs(module: str, name: str, out: str, kwargs: str) -> dict:
     from flytekit.core.context_manager import FlyteContextManager
     from flytekit.core.type_engine import TypeEngine
@@ -126,8 +153,9 @@ def inputs(module: str, name: str, out: str, kwargs: str) -> dict:
     t = _task(module, name)
     ctx = FlyteContextManager.current_context()
     literal_map = TypeEngine.dict_to_literal_map(ctx, json.loads(kwargs), t.python_interface.inputs)
-    pathlib.Path(out, "inputs.pb").write_bytes(literal_map.to_flyte_idl().SerializeToString())
-    return {"written": str(pathlib.Path(out, "inputs.pb"))}
+    dest = f"{out.rstrip('/')}/inputs.pb"
+    _write(dest, literal_map.to_flyte_idl().SerializeToString())
+    return {"written": dest}
 
 
 def outputs(module: str, name: str, pb: str) -> dict:
@@ -138,9 +166,21 @@ def outputs(module: str, name: str, pb: str) -> dict:
 
     t = _task(module, name)
     ctx = FlyteContextManager.current_context()
-    literal_map = LiteralMap.from_flyte_idl(literals_pb2.LiteralMap.FromString(pathlib.Path(pb).read_bytes()))
+    literal_map = LiteralMap.from_flyte_idl(literals_pb2.LiteralMap.FromString(_read(pb)))
     values = TypeEngine.literal_map_to_kwargs(ctx, literal_map, t.python_interface.outputs)
     return {"result": {n: plain(v) for n, v in values.items()}}
+
+
+def template(module: str, name: str, dest: str) -> dict:
+    from collections import OrderedDict
+
+    from flytekit.configuration import Image, ImageConfig, SerializationSettings
+    from flytekit.tools.translator import get_serializable
+
+    settings = SerializationSettings(image_config=ImageConfig(default_image=Image("d", "docker.io/d", "1")))
+    serialized = get_serializable(OrderedDict(), settings, _task(module, name)).template
+    _write(dest, serialized.to_flyte_idl().SerializeToString())
+    return {"written": dest, "args": list(serialized.container.args)}
 
 
 def error(pb: str) -> dict:
@@ -286,6 +326,7 @@ def main(argv: list[str]) -> None:
         "specs": specs,
         "inputs": inputs,
         "outputs": outputs,
+        "template": template,
         "error": error,
         "define": define,
         "metadata": metadata,

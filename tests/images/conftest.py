@@ -11,7 +11,7 @@
 
 ``variant_image`` (session)
     ``variant_image("sqlite")`` -> the tag of that variant built on ``base_image``
-    (``variant_image("python", extras="s3,gcs,tables,run,flyte2")``: with other pip extras). Each variant is built
+    (``variant_image("python", extras="s3,gcs,azure,tables,run,flyte2")``: with other pip extras). Each variant is built
     once per session, in series, and tagged ``taskbox-test/<variant>:<build key>``: an image with the same
     key (same Dockerfile, wheel contents, build arguments and base) is reused across sessions. Images of
     earlier sources are left alone (another session may still be using them): ``make image-clean``.

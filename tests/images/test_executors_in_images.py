@@ -74,21 +74,30 @@ def template_for(task_type: str, executor: str, inputs: dict, outputs: dict, cus
     return template
 
 
+@pytest.fixture(params=["s3", "azure"])
+def cloud(request: pytest.FixtureRequest, container_env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Where a Flyte run's files live, and the container's environment to reach it: moto's S3, or Azurite."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_base"), container_env
+    server = request.getfixturevalue("azure_server")
+    return request.getfixturevalue("azure_base"), {**server.env, "TASKBOX_LOG_LEVEL": "INFO"}
+
+
 @pytest.mark.servers
-def test_echo_in_base_image(docker_client, variant_image, s3_base, container_env):
+def test_echo_in_base_image(docker_client, variant_image, cloud):
     image = variant_image("base")
+    base, env = cloud
     types = {"n": INT, "s": STR, "x": FLOAT}
     template = template_for("echo", "echo", types, types, None, image)
-    prefix = run_task(
-        docker_client, image, template, encode_inputs({"n": 7, "s": "héllo", "x": 0.5}, types), s3_base, container_env
-    )
+    prefix = run_task(docker_client, image, template, encode_inputs({"n": 7, "s": "héllo", "x": 0.5}, types), base, env)
     assert read_outputs(prefix, types) == {"n": 7, "s": "héllo", "x": 0.5}
 
 
 @pytest.mark.servers
-def test_sqlite_in_sqlite_image(docker_client, variant_image, s3_base, container_env, tmp_path):
+def test_sqlite_in_sqlite_image(docker_client, variant_image, cloud, tmp_path):
     image = variant_image("sqlite")
-    db = put(storage.join(s3_base, "items.db"), Path(sqltesting.make_sqlite(tmp_path / "items.db")).read_bytes())
+    base, env = cloud
+    db = put(storage.join(base, "items.db"), Path(sqltesting.make_sqlite(tmp_path / "items.db")).read_bytes())
     task = SQLiteTask(
         "images.sqlite",
         "SELECT id, name FROM items WHERE id <= {{ .inputs.n }} ORDER BY id",
@@ -98,7 +107,7 @@ def test_sqlite_in_sqlite_image(docker_client, variant_image, s3_base, container
     )
     template = task.to_template()
     types = {"n": INT}
-    prefix = run_task(docker_client, image, template, encode_inputs({"n": 3}, types), s3_base, container_env)
+    prefix = run_task(docker_client, image, template, encode_inputs({"n": 3}, types), base, env)
     out = read_outputs(prefix, {"results": template.interface.outputs.variables["results"].type})
     assert out["results"].to_arrow().to_pylist() == [
         {"id": 1, "name": "name-1"},

@@ -27,7 +27,7 @@ from taskbox.authoring import SQLiteTask
 from taskbox.entrypoint.cmdline_v2 import PREBUILT_RESOLVER, a0_args, encode_template
 from taskbox.images import build as sdk_images
 
-FLYTE2_EXTRAS = "s3,gcs,tables,run,flyte2"
+FLYTE2_EXTRAS = "s3,gcs,azure,tables,run,flyte2"
 V2CASES = Path(__file__).resolve().parents[1] / "flyte2" / "v2cases.py"
 
 

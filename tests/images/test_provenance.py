@@ -41,7 +41,7 @@ from taskbox.images.variants import build_variant
 ROOT = Path(__file__).resolve().parents[2]
 #: A fixed commit time for the builds below (2023-11-14T22:13:20Z): far from today's clock.
 FIXED_EPOCH = 1_700_000_000
-FLYTE2_EXTRAS = "s3,gcs,tables,run,flyte2"
+FLYTE2_EXTRAS = "s3,gcs,azure,tables,run,flyte2"
 
 #: Runs inside an image: the venv's distributions, as ``importlib.metadata`` finds them, and probes.
 PROBE = r"""

@@ -4,23 +4,25 @@ Why: tests/reliability/test_kill_rerun.py (signals at chosen phases) and test_ki
 random points, and local storage) stop the same ``taskbox execute`` run and hold it to the same rules;
 this module is those rules, once. The task is the ``sqlite`` executor with a StructuredDataset output,
 so a run downloads ``inputs.pb`` and a database, runs a query, uploads a Parquet file under the raw output
-prefix and commits ``outputs.pb``: every phase a kill can hit.
+prefix and commits ``outputs.pb``: every phase a kill can hit. It runs on local storage and on the remote
+stores of tests/reliability/stores.py (moto's S3, Azurite), each behind a fault proxy of its scenario.
 
 Invariants (checked by :func:`check_killed_state` and :func:`rerun`):
     * A killed run leaves exactly one of: ``outputs.pb`` whose table equals a clean run's, ``error.pb``
       alone (``SYSTEM:Terminated``, RECOVERABLE), or nothing.
     * A rerun of the same command into the same prefix, with storage healthy, exits 0 and leaves
       ``outputs.pb`` alone under the prefix (no stale ``error.pb``, no other object), its table equal to
-      a clean run's in rows and in Parquet bytes, and no unfinished multipart upload under the base (but
-      one a SIGKILL left, which nothing in the process can abort).
+      a clean run's in rows and in Parquet bytes, and no unfinished upload under the base (but those a
+      kill left, which nothing in the process can abort: an S3 multipart upload after SIGKILL, blocks staged
+      on an Azure blob after either signal), and none at all under the output prefix.
 
 A "pod" is a directory holding a run's ``$TMPDIR`` and database cache; a killed run and its rerun share
 one, as a restarted container shares its ``emptyDir``.
 
-Fixtures (import them into a test module by name): ``proxy`` (module: the fault proxy in front of moto;
-the CLI reaches S3 through it, the test itself directly), ``healthy`` (the proxy with no rule before and
-after a test), ``s3_task`` (module: the fast query on S3, clean run done), ``local_task`` (module: the
-same under a ``file://`` base).
+Fixtures (import them into a test module by name): ``s3_task`` and ``azure_task`` (module: the fast query
+on moto / on Azurite, clean run done; the CLI reaches the store through the scenario's fault proxy,
+``Scenario.proxy``, the test itself directly), ``healthy`` (every scenario's proxy with no rule before and
+after a test), ``local_task`` (module: the same query under a ``file://`` base).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +48,9 @@ from sqltesting import DATASET, simple
 
 from faultproxy import FaultProxy
 from helpers import commit_files, encode_inputs, execute_args, make_template, put, read_outputs, subprocess_env
+from reliability import stores
 from reliability.ledger import LEDGER, LOST, judge, recoverable_system
+from reliability.stores import bucket_and_key
 from taskbox import storage
 from taskbox.storage.local import to_path as local_path
 
@@ -67,12 +72,6 @@ def never(error: errors_pb2.ContainerError) -> bool:
     return False
 
 
-def bucket_and_key(uri: str) -> tuple[str, str]:
-    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``."""
-    bucket, _, key = uri.split("://", 1)[1].partition("/")
-    return bucket, key
-
-
 # --------------------------------------------------------------------------------------------------
 # The task and its clean run
 # --------------------------------------------------------------------------------------------------
@@ -91,8 +90,9 @@ class Scenario:
     """One task (template, inputs) stored under ``base``, and its clean run's outputs.
 
     Attributes:
-        s3: The moto server when ``base`` is on S3 (for listings), else ``None``.
-        env: Environment of every run (the proxy's endpoint on S3).
+        store: The remote store ``base`` is on (for listings), ``None`` on local storage.
+        proxy: The fault proxy the runs reach the store through (``None`` on local storage).
+        env: Environment of every run (the way to the proxy on a remote store).
         read: Reads a committed prefix's outputs into something comparable (:func:`table_of`).
         reference: What ``read`` gave for the clean run.
         clean_s: Wall time of the clean run (random points are fractions of it).
@@ -103,7 +103,8 @@ class Scenario:
     inputs: str
     raw: str
     env: dict[str, str]
-    s3: Any = None
+    store: stores.Store | None = None
+    proxy: FaultProxy | None = None
     read: Callable[[str], Any] = lambda prefix: table_of(prefix)
     reference: Any = None
     runs: int = 0
@@ -125,12 +126,20 @@ def table_of(prefix: str) -> Reference:
 
 
 def make_scenario(
-    base: str, template: Any, inputs: bytes, pod: Path, *, env=None, s3=None, read: Callable[[str], Any] | None = None
+    base: str,
+    template: Any,
+    inputs: bytes,
+    pod: Path,
+    *,
+    env: dict[str, str] | None = None,
+    store: stores.Store | None = None,
+    proxy: FaultProxy | None = None,
+    read: Callable[[str], Any] | None = None,
 ) -> Scenario:
     """Store the template and the inputs under ``base``, then run the task once cleanly as the reference."""
     task = put(storage.join(base, "task.pb"), template.SerializeToString())
-    scenario = Scenario(base, task, put(storage.join(base, "inputs.pb"), inputs), storage.join(base, "raw"), {}, s3)
-    scenario.env.update(env or {})
+    inputs_uri = put(storage.join(base, "inputs.pb"), inputs)
+    scenario = Scenario(base, task, inputs_uri, storage.join(base, "raw"), dict(env or {}), store, proxy)
     if read is not None:
         scenario.read = read
     prefix = scenario.prefix("clean")
@@ -151,25 +160,36 @@ def make_sqlite_scenario(base: str, db_uri: str, query: str, max_id: int, pod: P
     return scenario
 
 
-def make_s3_scenario(
-    s3_server: Any, proxy: FaultProxy, tmp: Path, query: str, max_id: int, *, db: Path | None = None, **env: str
-) -> Scenario:
-    """The task with everything on moto (a fresh base in the session bucket), reached through ``proxy``.
+_PROXIES: list[FaultProxy] = []  # the scenarios' proxies, for the ``healthy`` fixture
+
+
+@contextmanager
+def remote_scenario(
+    store: stores.Store, tmp: Path, query: str, max_id: int, *, db: Path | None = None, **env: str
+) -> Iterator[Scenario]:
+    """The task with everything in ``store`` (a fresh base in the session bucket), behind a fault proxy of its own.
 
     Args:
-        s3_server: The session's moto.
-        proxy: The fault proxy the CLI goes through.
+        store: The remote store.
         tmp: Scratch directory (the database file, the clean run's pod).
         query: The query template.
         max_id: The input.
         db: The database file (default: the ``items`` tables of tests/sql/sqltesting.py).
         **env: More environment for every run.
+
+    Yields:
+        The scenario, clean run done; the proxy stops when the block ends.
     """
-    base = s3_server.uri(f"kill-rerun-{uuid.uuid4().hex[:8]}")
+    base = store.uri(f"kill-rerun-{uuid.uuid4().hex[:8]}")
     db = db or Path(sqltesting.make_sqlite(tmp / "items.db"))
     db_uri = put(storage.join(base, "db", "items.db"), db.read_bytes())
-    env = {"AWS_ENDPOINT_URL": proxy.endpoint, **env}
-    return make_sqlite_scenario(base, db_uri, query, max_id, tmp / "clean-pod", env=env, s3=s3_server)
+    with FaultProxy(store.endpoint) as proxy:
+        _PROXIES.append(proxy)
+        try:
+            options = {"env": {**store.child_env(proxy.endpoint), **env}, "store": store, "proxy": proxy}
+            yield make_sqlite_scenario(base, db_uri, query, max_id, tmp / "clean-pod", **options)
+        finally:
+            _PROXIES.remove(proxy)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -237,19 +257,16 @@ def equals_reference(scenario: Scenario, prefix: str) -> Callable[[], bool]:
 
 def objects_under(scenario: Scenario, prefix: str) -> set[str]:
     """Every object (or file, hidden ones included) under ``prefix``, as paths relative to it."""
-    if scenario.s3 is None:
+    if scenario.store is None:
         root = Path(local_path(prefix))
         return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
-    bucket, key = bucket_and_key(prefix)
-    listing = scenario.s3.client().list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/")
-    return {item["Key"][len(key.rstrip("/")) + 1 :] for item in listing.get("Contents", [])}
+    return scenario.store.objects_under(prefix)
 
 
 def unfinished_uploads(scenario: Scenario) -> list[str]:
-    """Keys of multipart uploads under the scenario's base that were neither completed nor aborted."""
-    bucket, key = bucket_and_key(scenario.base)
-    listing = scenario.s3.client().list_multipart_uploads(Bucket=bucket, Prefix=key)
-    return [upload["Key"] for upload in listing.get("Uploads", [])]
+    """Keys under the scenario's base with an upload neither committed nor aborted (tests/reliability/stores.py)."""
+    assert scenario.store is not None, "local storage has no uploads"
+    return sorted(scenario.store.unfinished(scenario.base))
 
 
 def check_killed_state(scenario: Scenario, prefix: str) -> str:
@@ -280,7 +297,8 @@ def rerun(
         family: The ledger family.
         faults: Faults injected into the killed run.
         litter: Files the killed run may have left beside the commit (a local writer's temp files).
-        stale_uploads: Keys of multipart uploads a SIGKILL left unfinished (nothing can abort those).
+        stale_uploads: Keys of uploads a kill left unfinished (nothing can abort those: an S3 multipart
+            upload after SIGKILL, blocks staged on an Azure blob).
     """
     run = start(scenario, prefix, pod)
     code = run.finish()
@@ -290,9 +308,12 @@ def rerun(
     assert code == 0, run.stderr()
     left = objects_under(scenario, prefix) - {"outputs.pb"}
     assert left <= litter, f"beside outputs.pb: {sorted(left)}"
-    if scenario.s3 is not None:
+    if scenario.store is not None:
         left_open = set(unfinished_uploads(scenario))
-        assert left_open <= stale_uploads, f"unfinished multipart uploads: {sorted(left_open - stale_uploads)}"
+        assert left_open <= stale_uploads, f"unfinished uploads: {sorted(left_open - stale_uploads)}"
+        _, key = bucket_and_key(prefix)
+        under_prefix = sorted(k for k in left_open if k.startswith(key.rstrip("/") + "/"))
+        assert not under_prefix, f"unfinished uploads under the committed prefix: {under_prefix}"
 
 
 def scratch_dirs(pod: Path) -> list[str]:
@@ -305,25 +326,35 @@ def scratch_dirs(pod: Path) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def proxy(s3_server: Any) -> Iterator[FaultProxy]:
-    """The fault proxy in front of moto; the CLI reaches S3 through it, the test itself directly."""
-    with FaultProxy(s3_server.endpoint) as fault_proxy:
-        yield fault_proxy
-
-
 @pytest.fixture
-def healthy(proxy: FaultProxy) -> Iterator[FaultProxy]:
-    """The proxy with no rule before and after the test."""
-    proxy.rule = None
-    yield proxy
-    proxy.rule = None
+def healthy() -> Iterator[None]:
+    """Every scenario's proxy with no rule before and after the test."""
+    for proxy in _PROXIES:
+        proxy.rule = None
+    yield
+    for proxy in _PROXIES:
+        proxy.rule = None
 
 
-@pytest.fixture(scope="module")
-def s3_task(s3_server: Any, proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    """The fast query (600 rows) on S3, with its clean run done."""
-    return make_s3_scenario(s3_server, proxy, tmp_path_factory.mktemp("s3-fast"), FAST_QUERY, 600)
+def remote_task(store_name: str, query: str = FAST_QUERY, max_id: int = 600, block_bytes: int | None = None) -> Any:
+    """A module fixture: the query on the store ``store_name`` behind a proxy of its own, clean run done.
+
+    ``block_bytes``: uploads in parts or blocks of this size (:meth:`stores.Store.hook_env`).
+    """
+
+    def task(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+        store = stores.get(request, store_name)
+        tmp = tmp_path_factory.mktemp(f"{store_name}-task")
+        env = store.hook_env(tmp / "hook", block_bytes) if block_bytes else {}
+        with remote_scenario(store, tmp, query, max_id, **env) as scenario:
+            yield scenario
+
+    return task
+
+
+#: The fast query (600 rows) on S3 and on Azure Blob Storage (Azurite).
+s3_task = pytest.fixture(remote_task("s3"), scope="module", name="s3_task")
+azure_task = pytest.fixture(remote_task("azure"), scope="module", name="azure_task")
 
 
 @pytest.fixture(scope="module")

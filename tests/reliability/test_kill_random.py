@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from helpers import encode_inputs, make_template, read_outputs, simple
-from reliability.killrun import (  # noqa: F401 - healthy, local_task, proxy, s3_task are fixtures
+from reliability.killrun import (  # noqa: F401 - healthy, local_task, s3_task are fixtures
     TERMINATED,
     Scenario,
     check_killed_state,
@@ -43,7 +43,6 @@ from reliability.killrun import (  # noqa: F401 - healthy, local_task, proxy, s3
     local_task,
     make_scenario,
     never,
-    proxy,
     rerun,
     s3_task,
     start,

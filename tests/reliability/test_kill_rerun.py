@@ -5,12 +5,16 @@ Why: Kubernetes stops pods with SIGTERM and, after the grace period, SIGKILL; a 
 Propeller reads ``error.pb`` first, so a stale ``error.pb`` beside a rerun's ``outputs.pb`` would fail an
 attempt that succeeded, and a partial ``outputs.pb`` (or one referencing a half-written table) would be a
 wrong answer. Each test stops the real ``taskbox execute`` (the ``sqlite`` task of
-tests/reliability/killrun.py, on moto behind the fault proxy) in one phase and reruns it.
+tests/reliability/killrun.py, on moto or on Azurite behind the fault proxy) in one phase and reruns it.
+S3 is stopped in every phase below; Azure Blob Storage (issue 21) while ``inputs.pb`` downloads, while the
+Parquet file uploads and at the commit, and inside a commit made of blocks.
 
 Phases are reached deterministically: the proxy stalls the GET of ``inputs.pb`` or of the database
 (download), the PUT of the Parquet file under the raw output prefix (upload) or of ``outputs.pb``
 (commit); a slow query is caught by its log line (execution). A 14 MB table is uploaded in 5 MiB parts
-(a start-up hook lowers the part size in the CLI) and stopped while part 2 is in flight.
+(a start-up hook lowers the part size in the CLI) and stopped while part 2 is in flight. On Azure a
+start-up hook makes every upload over 64 bytes go as blocks, so ``outputs.pb`` is committed by a Put Block
+List, held by the proxy when the signal lands.
 
 Invariants (besides killrun's, for every rerun):
     * After SIGTERM: exit code 143 and ``error.pb`` alone with ``SYSTEM:Terminated``, RECOVERABLE; at the
@@ -18,41 +22,47 @@ Invariants (besides killrun's, for every rerun):
       run removes its scratch directory; a stalled download or upload does not hold up the exit.
     * A commit whose PUT never answers still ends at 143 once the grace period is over.
     * SIGTERM aborts a multipart upload it cuts short.
+    * Azure: a kill at the Put Block List of ``outputs.pb`` leaves it whole or absent, never partial: after
+      SIGTERM the commit completes (``outputs.pb`` alone); after SIGKILL the listing under the prefix is
+      empty although the blocks were staged (uncommitted blocks are invisible), and the rerun's commit
+      leaves no staged block under the prefix.
 
 What a killed run leaves that a rerun does not clean up, by design: a Parquet file in the killed run's
 own random folder under the raw output prefix (each run writes a fresh ``<raw>/<32 hex>/00000`` and the
 rerun's ``outputs.pb`` references only its own; Flyte's raw prefix is per attempt); after SIGKILL, its
 scratch directory under ``$TMPDIR`` and, if it was uploading in parts, its unfinished multipart upload
-(invisible and never referenced, but billed until the bucket's AbortIncompleteMultipartUpload rule).
+(invisible and never referenced, but billed until the bucket's AbortIncompleteMultipartUpload rule). On
+Azure, blocks a killed upload staged (after either signal: there is no abort) until the service discards
+them, a week later; they are never listed nor read.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from faultproxy import FailFirst, FaultProxy, Stall
-from helpers import PLUGINS
-from reliability.killrun import (  # noqa: F401 - healthy, proxy, s3_task are fixtures
+from faultproxy import FailFirst, Stall
+from reliability import stores
+from reliability.killrun import (  # noqa: F401 - azure_task, healthy, s3_task are fixtures
     TERMINATED,
     WAIT_S,
     Scenario,
     Started,
+    azure_task,
     bucket_and_key,
     check_killed_state,
     equals_reference,
     healthy,
-    make_s3_scenario,
     objects_under,
-    proxy,
+    remote_scenario,
+    remote_task,
     rerun,
     s3_task,
     scratch_dirs,
@@ -72,10 +82,13 @@ SLOW_QUERY = (
 )
 
 
-@pytest.fixture(scope="module")
-def s3_slow_task(s3_server, proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory) -> Scenario:  # noqa: F811
-    """The slow query (600,000 recursive rows) on S3, with its clean run done."""
-    return make_s3_scenario(s3_server, proxy, tmp_path_factory.mktemp("s3-slow"), SLOW_QUERY, 120)
+#: The slow query (600,000 recursive rows) on S3, with its clean run done.
+s3_slow_task = pytest.fixture(remote_task("s3", SLOW_QUERY, 120), scope="module", name="s3_slow_task")
+AZURE_BLOCK_BYTES = 64  # outputs.pb (about 110 bytes) goes as two blocks on the Azure blocks scenario
+#: The fast query on Azure with uploads over 64 bytes in blocks (outputs.pb, error.pb, the Parquet file).
+azure_blocks_task = pytest.fixture(
+    remote_task("azure", block_bytes=AZURE_BLOCK_BYTES), scope="module", name="azure_blocks_task"
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,7 @@ class Phase:
         path: The stalled request's key, relative to the scenario's base (or to the output prefix).
         in_prefix: ``path`` is relative to the output prefix.
         slow: Run the slow query (the phase is the query itself).
+        query: The stalled request's query string (``comp=blocklist``: Azure's Put Block List).
     """
 
     name: str
@@ -95,6 +109,7 @@ class Phase:
     path: str = ""
     in_prefix: bool = False
     slow: bool = False
+    query: str = ""
 
     def stall(self, scenario: Scenario, prefix: str) -> tuple[FailFirst, Stall] | None:
         """The proxy rule that holds this phase's request, and its stall (``None`` for the query phase)."""
@@ -102,7 +117,8 @@ class Phase:
             return None
         stall = Stall(after_bytes=1)
         _, key = bucket_and_key(storage.join(prefix if self.in_prefix else scenario.base, self.path))
-        return FailFirst(1, stall, method=self.method, path_contains=key), stall
+        path = f"{key}?{self.query}" if self.query else key
+        return FailFirst(1, stall, method=self.method, path_contains=path), stall
 
 
 PHASES = [
@@ -112,17 +128,21 @@ PHASES = [
     Phase("upload", "PUT", "raw/"),
     Phase("commit", "PUT", "outputs.pb", in_prefix=True),
 ]
-PHASE_IDS = [phase.name.replace(" ", "-") for phase in PHASES]
+#: (store, phase): every phase on S3; on Azure the reads, the upload (one Put Blob) and the commit (one Put Blob).
+STORE_PHASES = [("s3", phase) for phase in PHASES] + [
+    ("azure", phase) for phase in PHASES if phase.name in ("download inputs.pb", "upload", "commit")
+]
+PHASE_IDS = [f"{store}-{phase.name.replace(' ', '-')}" for store, phase in STORE_PHASES]
 
 
-def stop_at(
-    phase: Phase, scenario: Scenario, fault_proxy: FaultProxy, prefix: str, pod: Path, sig: int
-) -> tuple[int, Started]:
+def stop_at(phase: Phase, scenario: Scenario, prefix: str, pod: Path, sig: int) -> tuple[int, Started]:
     """Start the task, wait until it is in ``phase``, send ``sig``; return the exit code once it ended.
 
     A stalled request is released once the process has exited, except the commit's after SIGTERM: the
     handler does not interrupt a commit, so the commit must be let through.
     """
+    fault_proxy = scenario.proxy
+    assert fault_proxy is not None, "the phases are reached through the scenario's proxy"
     held = phase.stall(scenario, prefix)
     fault_proxy.rule = held[0] if held else None
     run = start(scenario, prefix, pod)
@@ -142,32 +162,44 @@ def stop_at(
     return code, run
 
 
-@pytest.mark.parametrize("phase", PHASES, ids=PHASE_IDS)
-def test_sigterm_then_rerun(phase: Phase, healthy: FaultProxy, request, tmp_path: Path) -> None:  # noqa: F811
+def phase_task(request: pytest.FixtureRequest, store: str, phase: Phase) -> Scenario:
+    """The scenario a phase is reached on: the slow query for the execution, else the fast one."""
+    scenario: Scenario = request.getfixturevalue(f"{store}_slow_task" if phase.slow else f"{store}_task")
+    return scenario
+
+
+def family(scenario: Scenario, name: str) -> str:
+    """The ledger family of a run on the scenario's store (`` on azure`` appended off S3)."""
+    assert scenario.store is not None
+    return scenario.store.family(name)
+
+
+@pytest.mark.parametrize(("store", "phase"), STORE_PHASES, ids=PHASE_IDS)
+def test_sigterm_then_rerun(store: str, phase: Phase, healthy, request, tmp_path: Path) -> None:  # noqa: F811
     """SIGTERM: exit 143 and a recoverable Terminated error (at the commit: the outputs); a rerun succeeds."""
-    scenario = request.getfixturevalue("s3_slow_task" if phase.slow else "s3_task")
+    scenario = phase_task(request, store, phase)
     prefix = scenario.prefix("sigterm")
-    code, run = stop_at(phase, scenario, healthy, prefix, tmp_path, signal.SIGTERM)
+    code, run = stop_at(phase, scenario, prefix, tmp_path, signal.SIGTERM)
     verdict, detail = judge(prefix, outputs_ok=equals_reference(scenario, prefix), error_ok=terminated)
-    LEDGER.record(f"SIGTERM / {phase.name}", verdict, faults=1, detail=detail)
+    LEDGER.record(family(scenario, f"SIGTERM / {phase.name}"), verdict, faults=1, detail=detail)
     assert verdict != LOST, f"{detail}\n{run.stderr()}"
     assert code == TERMINATED, run.stderr()
     # Where the signal landed decides which commit is right: the outputs only once they are complete.
     assert verdict == (OUTPUTS if phase.in_prefix else ERROR), run.stderr()
     assert objects_under(scenario, prefix) == {f"{verdict}.pb"}
     assert scratch_dirs(tmp_path) == [], "a terminated run must remove its scratch directory"
-    rerun(scenario, prefix, tmp_path, f"SIGTERM+rerun / {phase.name}")
+    rerun(scenario, prefix, tmp_path, family(scenario, f"SIGTERM+rerun / {phase.name}"))
 
 
-@pytest.mark.parametrize("phase", PHASES, ids=PHASE_IDS)
-def test_sigkill_then_rerun(phase: Phase, healthy: FaultProxy, request, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize(("store", "phase"), STORE_PHASES, ids=PHASE_IDS)
+def test_sigkill_then_rerun(store: str, phase: Phase, healthy, request, tmp_path: Path) -> None:  # noqa: F811
     """SIGKILL (a lost node, an expired grace period): whatever it left, a rerun into the prefix succeeds."""
-    scenario = request.getfixturevalue("s3_slow_task" if phase.slow else "s3_task")
+    scenario = phase_task(request, store, phase)
     prefix = scenario.prefix("sigkill")
-    code, run = stop_at(phase, scenario, healthy, prefix, tmp_path, signal.SIGKILL)
+    code, run = stop_at(phase, scenario, prefix, tmp_path, signal.SIGKILL)
     assert code == -signal.SIGKILL, run.stderr()
     check_killed_state(scenario, prefix)
-    rerun(scenario, prefix, tmp_path, f"SIGKILL+rerun / {phase.name}")
+    rerun(scenario, prefix, tmp_path, family(scenario, f"SIGKILL+rerun / {phase.name}"))
 
 
 def either(*rules: FailFirst) -> Callable[[Any], Any]:
@@ -176,7 +208,7 @@ def either(*rules: FailFirst) -> Callable[[Any], Any]:
 
 
 @pytest.mark.parametrize("commit_file", ["outputs.pb", "error.pb"])
-def test_sigterm_while_the_commit_hangs(commit_file: str, healthy: FaultProxy, s3_task: Scenario, tmp_path) -> None:  # noqa: F811
+def test_sigterm_while_the_commit_hangs(commit_file: str, healthy, s3_task: Scenario, tmp_path) -> None:  # noqa: F811
     """The commit's PUT never answers: the watchdog still ends the run with 143 after the grace period.
 
     ``error.pb``: SIGTERM lands while ``inputs.pb`` downloads, and the error document's PUT hangs.
@@ -191,7 +223,9 @@ def test_sigterm_while_the_commit_hangs(commit_file: str, healthy: FaultProxy, s
     if commit_file == "error.pb":
         inputs_rule, first = PHASES[0].stall(s3_task, prefix)
         rules.insert(0, inputs_rule)
-    healthy.rule = either(*rules)
+    proxy = s3_task.proxy
+    assert proxy is not None
+    proxy.rule = either(*rules)
     run = start(s3_task, prefix, tmp_path, TASKBOX_TERM_GRACE_S="1")
     run.wait_for(first.stalled.is_set, "the stalled request")
     run.proc.send_signal(signal.SIGTERM)
@@ -199,7 +233,7 @@ def test_sigterm_while_the_commit_hangs(commit_file: str, healthy: FaultProxy, s
     for stall in {id(s): s for s in (first, hung)}.values():
         stall.release.set()
         assert stall.finished.wait(WAIT_S), "the proxy never finished the stalled request"
-    healthy.rule = None
+    proxy.rule = None
     assert code == TERMINATED, run.stderr()
     assert hung.stalled.is_set(), f"the {commit_file} PUT was never attempted:\n{run.stderr()}"
     check_killed_state(s3_task, prefix)
@@ -211,24 +245,18 @@ def test_sigterm_while_the_commit_hangs(commit_file: str, healthy: FaultProxy, s
 # --------------------------------------------------------------------------------------------------
 
 PART_MIB = 5  # the S3 minimum part size
-# Loaded by the CLI's interpreter at start-up (PYTHONPATH): multipart uploads at test sizes, as the storage
-# tests get them with monkeypatch (tests/storage/test_storage_remote.py, small_parts).
-SMALL_PARTS_HOOK = f"""
-from taskbox.storage import remote
-
-remote._S3_PART_SIZE = {PART_MIB} * 2**20
-remote._S3_SINGLE_PUT_MAX = 2 * remote._S3_PART_SIZE
-"""
 BIG_QUERY = "SELECT id, payload FROM blobs WHERE id <= {{ .inputs.max_id }} ORDER BY id"
 
 
 @pytest.fixture(scope="module")
-def s3_big_task(s3_server, proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory) -> Scenario:  # noqa: F811
-    """A table of about 14 MB of incompressible text, uploaded in 5 MiB parts; clean run done."""
+def s3_big_task(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    """A table of about 14 MB of incompressible text, uploaded in 5 MiB parts; clean run done.
+
+    The parts come from a start-up hook the CLI's interpreter loads (PYTHONPATH), as the storage tests get
+    them with monkeypatch (tests/storage/test_storage_remote.py, small_parts).
+    """
+    store = stores.get(request, "s3")
     tmp = tmp_path_factory.mktemp("s3-big")
-    hook = tmp / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SMALL_PARTS_HOOK)
     db = tmp / "blobs.db"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)")
@@ -237,12 +265,13 @@ def s3_big_task(s3_server, proxy: FaultProxy, tmp_path_factory: pytest.TempPathF
             "INSERT INTO blobs SELECT i, lower(hex(randomblob(24))) FROM c"
         )
     conn.close()
-    path = os.pathsep.join([str(hook), PLUGINS])
-    return make_s3_scenario(s3_server, proxy, tmp, BIG_QUERY, 300_000, db=db, PYTHONPATH=path)
+    env = store.hook_env(tmp / "hook", PART_MIB * 2**20)
+    with remote_scenario(store, tmp, BIG_QUERY, 300_000, db=db, **env) as scenario:
+        yield scenario
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_kill_during_a_multipart_upload(sig, healthy: FaultProxy, s3_big_task: Scenario, tmp_path: Path) -> None:  # noqa: F811
+def test_kill_during_a_multipart_upload(sig, healthy, s3_big_task: Scenario, tmp_path: Path) -> None:  # noqa: F811
     """Stopped while part 2 of the table is in flight: SIGTERM aborts the upload; after SIGKILL a rerun succeeds.
 
     After SIGKILL the killed run's multipart upload stays open (see below): the one promise about
@@ -252,14 +281,16 @@ def test_kill_during_a_multipart_upload(sig, healthy: FaultProxy, s3_big_task: S
     prefix = scenario.prefix(f"multipart-{sig.name.lower()}")
     phase = Phase("multipart upload", "PUT", "raw/")
     rule, stall = phase.stall(scenario, prefix)
-    healthy.rule = lambda request: rule(request) if "partNumber=2" in request.path else None
+    proxy = scenario.proxy
+    assert proxy is not None
+    proxy.rule = lambda request: rule(request) if "partNumber=2" in request.path else None
     run = start(scenario, prefix, tmp_path)
     run.wait_for(stall.stalled.is_set, "part 2 of the upload")
     run.proc.send_signal(sig)
     code = run.finish()
     stall.release.set()
     assert stall.finished.wait(WAIT_S), "the proxy never finished the stalled request"
-    healthy.rule = None
+    proxy.rule = None
     if sig == signal.SIGTERM:
         verdict, detail = judge(prefix, outputs_ok=equals_reference(scenario, prefix), error_ok=terminated)
         LEDGER.record("SIGTERM / multipart upload", verdict, faults=1, detail=detail)
@@ -284,7 +315,53 @@ def test_kill_during_a_multipart_upload(sig, healthy: FaultProxy, s3_big_task: S
 def abort_uploads(scenario: Scenario, keys: frozenset[str]) -> None:
     """Abort the unfinished multipart uploads of ``keys`` under the scenario's bucket."""
     bucket, base = bucket_and_key(scenario.base)
-    client = scenario.s3.client()
+    assert scenario.store is not None
+    client = scenario.store.server.client()
     for upload in client.list_multipart_uploads(Bucket=bucket, Prefix=base).get("Uploads", []):
         if upload["Key"] in keys:
             client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Azure: a commit made of blocks
+# --------------------------------------------------------------------------------------------------
+
+BLOCK_PHASES = [
+    Phase("commit in blocks, Put Block", "PUT", "outputs.pb", in_prefix=True, query="comp=block&"),
+    Phase("commit in blocks, Put Block List", "PUT", "outputs.pb", in_prefix=True, query="comp=blocklist"),
+]
+
+
+@pytest.mark.parametrize("phase", BLOCK_PHASES, ids=["put-block", "put-block-list"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_kill_during_a_commit_in_blocks_on_azure(
+    sig,
+    phase: Phase,
+    healthy,  # noqa: F811
+    azure_blocks_task: Scenario,
+    tmp_path: Path,
+) -> None:
+    """The signal lands while the first block of ``outputs.pb``, or the Put Block List that commits them, is held.
+
+    SIGTERM does not interrupt a commit: the held request goes on and ``outputs.pb`` is whole. SIGKILL: a held
+    Put Block still lands (its body was sent) but no Put Block List follows, so nothing is listed under the
+    prefix although ``outputs.pb`` has staged blocks; a held Put Block List lands whole or not at all. Either
+    way ``outputs.pb`` is listed whole or not listed, and the rerun's commit leaves no staged block under it.
+    """
+    scenario = azure_blocks_task
+    prefix = scenario.prefix(f"blocks-{sig.name.lower()}")
+    code, run = stop_at(phase, scenario, prefix, tmp_path, sig)
+    _, key = bucket_and_key(storage.join(prefix, "outputs.pb"))
+    stale = frozenset(unfinished_uploads(scenario))
+    if sig == signal.SIGTERM:
+        verdict, detail = judge(prefix, outputs_ok=equals_reference(scenario, prefix), error_ok=terminated)
+        LEDGER.record(family(scenario, f"SIGTERM / {phase.name}"), verdict, faults=1, detail=detail)
+        assert verdict == OUTPUTS and code == TERMINATED, f"{detail}\n{run.stderr()}"
+    else:
+        assert code == -signal.SIGKILL, run.stderr()
+        state = check_killed_state(scenario, prefix)
+        assert state in (("nothing",) if "comp=block&" in phase.query else ("nothing", OUTPUTS)), state
+        assert objects_under(scenario, prefix) == ({"outputs.pb"} if state == OUTPUTS else set())
+        if state == "nothing":
+            assert key in stale, f"the staged blocks of outputs.pb: {sorted(stale)}"  # invisible, never listed
+    rerun(scenario, prefix, tmp_path, family(scenario, f"{sig.name}+rerun / {phase.name}"), stale_uploads=stale)

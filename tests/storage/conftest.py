@@ -1,8 +1,10 @@
-"""Fixtures for the storage tests: an IAM-enforcing moto, a fault proxy in front of moto, fast retries."""
+"""Fixtures for the storage tests: an IAM-enforcing moto, fault proxies in front of the servers, fast retries."""
 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import servers
+from taskbox.errors import Terminated
 from taskbox.storage import remote
 
 
@@ -100,3 +103,42 @@ def gcs_proxy(
         remote.reset_filesystems()
         yield proxy
         remote.reset_filesystems()
+
+
+@pytest.fixture
+def azure_proxy(
+    azure_server: servers.AzureServer, monkeypatch: pytest.MonkeyPatch, fresh_filesystems: None, fast_retries: None
+) -> Iterator[servers.FaultProxy]:
+    """A :class:`servers.FaultProxy` in front of Azurite: the connection string's ``BlobEndpoint`` points at it."""
+    with servers.FaultProxy(azure_server.endpoint) as proxy:
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azure_server.connection_string(endpoint=proxy.endpoint))
+        remote.reset_filesystems()
+        yield proxy
+        remote.reset_filesystems()
+
+
+@pytest.fixture
+def interrupt_when():
+    """``interrupt_when(event)``: raise ``Terminated`` in the main thread (as the SIGTERM handler does)
+    once ``event`` is set; the handler is restored afterwards."""
+    main = threading.main_thread().ident
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGUSR1, on_signal)
+    threads = []
+
+    def arm(event: threading.Event) -> None:
+        def wait_then_signal() -> None:
+            if event.wait(timeout=60):
+                signal.pthread_kill(main, signal.SIGUSR1)
+
+        thread = threading.Thread(target=wait_then_signal, daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    yield arm
+    for thread in threads:
+        thread.join(timeout=60)
+    signal.signal(signal.SIGUSR1, previous)

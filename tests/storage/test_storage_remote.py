@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.server
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -57,7 +56,7 @@ s.download(base + '/a/b.txt', base + '/c.txt'); s.upload(base + '/c.txt', base +
 s.upload(base + '/a', base + '/tree', recursive=True); s.download(base + '/tree', base + '/t2', recursive=True)
 s.remove(base + '/a')
 import taskbox.storage.remote
-bad = [m for m in ('fsspec', 's3fs', 'gcsfs', 'aiohttp', 'botocore') if m in sys.modules]
+bad = [m for m in ('fsspec', 's3fs', 'gcsfs', 'aiohttp', 'botocore', 'adlfs', 'azure') if m in sys.modules]
 assert not bad, bad
 """
     proc = run_python(code)
@@ -70,6 +69,9 @@ assert not bad, bad
         ("s3://bucket/key", "s3fs", "s3:// needs s3fs: pip install 'taskbox[s3]'"),
         ("gs://bucket/key", "gcsfs", "gs:// needs gcsfs: pip install 'taskbox[gcs]'"),
         ("gcs://bucket/key", "gcsfs", "gcs:// needs gcsfs: pip install 'taskbox[gcs]'"),
+        ("abfs://container/key", "adlfs", "abfs:// needs adlfs: pip install 'taskbox[azure]'"),
+        ("abfss://container/key", "adlfs", "abfss:// needs adlfs: pip install 'taskbox[azure]'"),
+        ("az://container/key", "adlfs", "az:// needs adlfs: pip install 'taskbox[azure]'"),
     ],
 )
 def test_missing_extra_is_a_clear_permanent_error(uri: str, module: str, message: str) -> None:
@@ -250,14 +252,17 @@ def _multipart_uploads(s3_server, prefix: str) -> list[dict]:
     return listing.get("Uploads", [])
 
 
-def test_failed_put_leaves_the_old_object(s3_proxy: servers.FaultProxy, s3_base: str, retry_env) -> None:
+@pytest.mark.parametrize("store", ["s3", "azure"])
+def test_failed_put_leaves_the_old_object(store: str, request: pytest.FixtureRequest, retry_env) -> None:
+    """A PUT (S3) or Put Blob (Azure) cut on its way up: the old object stays, whole."""
+    proxy: servers.FaultProxy = request.getfixturevalue(f"{store}_proxy")
     retry_env(0)
-    uri = storage.join(s3_base, "outputs.pb")
+    uri = storage.join(request.getfixturevalue(f"{store}_base"), "outputs.pb")
     storage.write_bytes(uri, b"old complete object")
-    s3_proxy.rule = servers.FailFirst(None, servers.CutUpstream(after_bytes=64 * 1024), method="PUT")
+    proxy.rule = servers.FailFirst(None, servers.CutUpstream(after_bytes=64 * 1024), method="PUT")
     with pytest.raises(StorageTransient):
         storage.write_bytes(uri, os.urandom(MiB))
-    s3_proxy.rule = None
+    proxy.rule = None
     assert storage.read_bytes(uri) == b"old complete object"
 
 
@@ -319,33 +324,6 @@ def test_multipart_write_retried_after_a_failed_part(s3_server, s3_proxy, s3_bas
     storage.write_bytes(uri, payload)
     assert storage.read_bytes(uri) == payload
     assert _multipart_uploads(s3_server, s3_base) == []
-
-
-@pytest.fixture
-def interrupt_when():
-    """``interrupt_when(event)``: raise ``Terminated`` in the main thread (as the SIGTERM handler does)
-    once ``event`` is set; the handler is restored afterwards."""
-    main = threading.main_thread().ident
-
-    def on_signal(signum: int, frame: object) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGUSR1, on_signal)
-    threads = []
-
-    def arm(event: threading.Event) -> None:
-        def wait_then_signal() -> None:
-            if event.wait(timeout=60):
-                signal.pthread_kill(main, signal.SIGUSR1)
-
-        thread = threading.Thread(target=wait_then_signal, daemon=True)
-        thread.start()
-        threads.append(thread)
-
-    yield arm
-    for thread in threads:
-        thread.join(timeout=60)
-    signal.signal(signal.SIGUSR1, previous)
 
 
 def test_interrupted_write_is_cancelled(s3_proxy: servers.FaultProxy, s3_base: str, interrupt_when) -> None:

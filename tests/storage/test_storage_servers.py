@@ -1,4 +1,5 @@
-"""The test servers and fixtures themselves: loopback only, clear failure when not installed, the proxy."""
+"""The test servers and fixtures themselves (moto, the GCS emulator, Azurite): loopback only, clear failure when
+not installed, the proxy."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ def _listen_addresses(port: int) -> set[str]:
     return found
 
 
-def test_servers_listen_on_loopback_only(s3_server: servers.S3Server, gcs_server: servers.GCSServer) -> None:
-    for server in (s3_server, gcs_server):
+def test_servers_listen_on_loopback_only(
+    s3_server: servers.S3Server, gcs_server: servers.GCSServer, azure_server: servers.AzureServer
+) -> None:
+    for server in (s3_server, gcs_server, azure_server):
         assert _listen_addresses(server.process.port) == {"0100007F"}  # 127.0.0.1, nothing else
 
 
@@ -44,14 +47,25 @@ def test_fixture_environment(s3_server: servers.S3Server, gcs_server: servers.GC
     assert s3_server.endpoint.startswith("http://127.0.0.1:") and gcs_server.endpoint.startswith("http://127.0.0.1:")
 
 
-def test_a_subprocess_reaches_the_servers(s3_base: str, gcs_base: str) -> None:
+def test_azure_fixture_environment(azure_server: servers.AzureServer) -> None:
+    assert os.environ["AZURE_STORAGE_CONNECTION_STRING"] == azure_server.connection_string()
+    endpoint = f"BlobEndpoint=http://127.0.0.1:{azure_server.process.port}/devstoreaccount1;"
+    assert endpoint in os.environ["AZURE_STORAGE_CONNECTION_STRING"]
+    for name in ("FLYTE_AZURE_STORAGE_ACCOUNT_KEY", "AZURE_CLIENT_ID", "AZURE_STORAGE_ACCOUNT_NAME", "MSI_ENDPOINT"):
+        assert name not in os.environ  # nothing could lead to DefaultAzureCredential or another account
+    assert azure_server.uri("/a/b") == f"abfs://{azure_server.container}/a/b"
+    assert azure_server.client().get_container_client(azure_server.container).exists()
+
+
+def test_a_subprocess_reaches_the_servers(s3_base: str, gcs_base: str, azure_base: str) -> None:
     code = (
         "import sys, taskbox.storage as s\n"
         "for base in sys.argv[1:]:\n"
         "    s.write_bytes(base + '/child.txt', b'from a child')\n"
         "    assert s.read_bytes(base + '/child.txt') == b'from a child'\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, s3_base, gcs_base], capture_output=True, text=True, timeout=120)
+    argv = [sys.executable, "-c", code, s3_base, gcs_base, azure_base]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -79,12 +93,29 @@ def test_install_script_is_idempotent(servers_venv: Path) -> None:
         env={**os.environ, "TASKBOX_SERVERS_VENV": str(servers_venv)},
     )
     assert proc.returncode == 0, proc.stderr
-    assert "already installed" in proc.stdout
+    assert "test servers already installed" in proc.stdout
+    assert "Azurite 3.35.0 already installed" in proc.stdout
+
+
+def test_missing_azurite_fails_with_the_install_hint(tmp_path: Path) -> None:
+    with pytest.raises(pytest.fail.Exception) as info:
+        servers.start_azurite(tmp_path / "data", directory=tmp_path / "no-azurite")
+    assert "Azurite (the Azure Storage emulator) is not installed: run `make test-servers`" in str(info.value)
+    assert "npm" in str(info.value)
 
 
 def test_proxy_refuses_non_loopback_upstreams() -> None:
     with pytest.raises(ValueError):
         servers.FaultProxy("http://10.0.0.1:9000")
+
+
+def test_proxy_forwards_to_azurite(azure_server: servers.AzureServer) -> None:
+    with servers.FaultProxy(azure_server.endpoint) as proxy:
+        listing = f"{proxy.endpoint}/{azure_server.account}?comp=list"
+        assert servers.http_status(listing) == 403  # unsigned: Azurite answers, through the proxy
+        proxy.rule = servers.FailFirst(1, servers.azure_error(503))
+        assert servers.http_status(listing) == 503
+        assert len(proxy.requests) == 2
 
 
 def test_proxy_forwards_and_counts(s3_server: servers.S3Server) -> None:

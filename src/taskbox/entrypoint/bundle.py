@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         "URI/<hash>.tar.gz and print that URI.",
     )
     p.add_argument("src_dir", metavar="SRC_DIR", help="the source tree (its contents become the bundle's root)")
-    p.add_argument("--to", metavar="URI", help="directory path or URI prefix (local, file://, s3://, gs://)")
+    p.add_argument("--to", metavar="URI", help="directory path or URI prefix (local, file://, s3://, gs://, abfs://)")
     p.add_argument("--list", action="store_true", help="print the files that would be included; upload nothing")
     p.add_argument("--dry-run", action="store_true", help="pack and print the URI; upload nothing")
     return p

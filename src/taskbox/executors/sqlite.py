@@ -41,7 +41,7 @@ class SQLiteConfig(QueryConfig):
     """``custom`` of a ``sqlite`` template: flytekit's ``SQLite3Task`` fields plus taskbox's limits.
 
     Attributes:
-        uri: Where the database file is: a path in the image, or any storage URI (s3, gs, http(s)).
+        uri: Where the database file is: a path in the image, or any storage URI (s3, gs, abfs, http(s)).
         compressed: The file is a zip or tar archive holding exactly one database file.
         allow_triggers: Accept a database file that defines triggers (refused by default).
         max_download_bytes: Largest file downloaded.

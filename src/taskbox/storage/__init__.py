@@ -3,15 +3,16 @@
 Why: every task start reads ``inputs.pb`` (and often a template) and ends by writing one commit file.
 On local storage that must cost nothing beyond the file system calls, so local paths and ``file://``
 URIs are served by :mod:`taskbox.storage.local` with the standard library only; ``s3://``, ``gs://``,
-``gcs://`` and other fsspec protocols load fsspec and the backend lazily, on first use, in
-:mod:`taskbox.storage.remote`; ``http(s)://`` is read through the ``http`` executor's SSRF guard in
-:mod:`taskbox.storage.httpstore` (an http URI comes from a template: it is fetched on its behalf).
+``gcs://``, ``abfs://`` / ``abfss://`` / ``az://`` (Azure, :mod:`taskbox.storage.azure`) and other fsspec
+protocols load fsspec and the backend lazily, on first use, in :mod:`taskbox.storage.remote`;
+``http(s)://`` is read through the ``http`` executor's SSRF guard in :mod:`taskbox.storage.httpstore` (an
+http URI comes from a template: it is fetched on its behalf).
 
 Invariants:
     * Every function raises only :class:`taskbox.errors.StorageError` subclasses for storage
       failures: ``StorageNotFound``, ``StorageDenied``, ``StorageTransient`` (after retries).
     * :func:`write_bytes` is atomic: readers see the old object, or the whole new one (local: temp file
-      and ``os.replace``; object stores: a single PUT).
+      and ``os.replace``; object stores: a single PUT, or parts/blocks committed in one request).
     * URIs are joined with :func:`join`, never by pasting strings.
     * Caps count received bytes: :func:`read_bytes` (``max_size``) and :func:`download` (``max_bytes``)
       refuse early from a reported size, then stop at the first byte past the cap whatever was reported,

@@ -1,9 +1,8 @@
-"""Remote storage on fsspec: ``s3://``, ``gs://`` / ``gcs://`` and any other protocol but ``http(s)://``.
+"""Remote storage on fsspec: ``s3://``, ``gs://``, ``abfs://`` and any other protocol but ``http(s)://``.
 
-Why: the entrypoint reads ``inputs.pb`` and writes one commit object per attempt in whatever blob store
-Flyte points it at. This module gives :mod:`taskbox.storage` the same seven functions as
-:mod:`taskbox.storage.local`, over fsspec, with configuration taken only from each backend's standard
-environment variables, so a container needs no taskbox-specific storage setup.
+Why: the entrypoint reads ``inputs.pb`` and writes one commit object per attempt in whatever blob store Flyte
+points it at. This module gives :mod:`taskbox.storage` the seven functions of :mod:`taskbox.storage.local` over
+fsspec, configured only from each backend's standard environment variables (no taskbox-specific setup).
 
 Configuration (read when a protocol is first used in a process; :func:`reset_filesystems` re-reads):
     * S3: botocore's own chain (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
@@ -14,29 +13,32 @@ Configuration (read when a protocol is first used in a process; :func:`reset_fil
     * GCS: ``STORAGE_EMULATOR_HOST`` selects the emulator with ``token="anon"`` (and gcsfs's plain JSON
       client, since the emulator has no gRPC for the experimental bucket-type probe); otherwise
       ``GOOGLE_APPLICATION_CREDENTIALS`` names the key file, else Google's default credentials.
+    * Azure (``abfs://``, ``abfss://``, ``az://``; adlfs): ``FLYTE_AZURE_*``, ``AZURE_STORAGE_*``, else
+      ``DefaultAzureCredential``, in the precedence of :mod:`taskbox.storage.azure`.
     * Any protocol: fsspec's own ``FSSPEC_<PROTOCOL>_<KEY>`` variables and config files.
 
 Invariants:
     * fsspec and the backends are imported on first use of a remote URI, never by importing
       :mod:`taskbox.storage` (fsspec costs ~0.2 s, s3fs ~0.8 s).
-    * One filesystem instance per protocol and per process (``gs``/``gcs``, ``s3``/``s3a`` and
-      ``http``/``https`` share one). A forked child forgets the parent's instances, whose event loop and
-      connections it must not touch, and builds its own.
+    * One filesystem instance per protocol and per process (``gs``/``gcs``, ``s3``/``s3a``,
+      ``abfs``/``abfss``/``az``, ``http``/``https`` share one; Azure adds one per account a URI names). A
+      forked child forgets the parent's instances (their event loop and connections) and builds its own.
     * Retries belong to :mod:`taskbox.storage.retry` alone: botocore's and s3fs's retry loops are set to
-      one attempt so the attempt count and time budget there are the real ones. gcsfs's retry decorator
-      is fixed when its class is defined and has no per-instance setting, so GCS calls keep gcsfs's
-      inner retries (6 tries on 408/429/5xx) underneath ours.
-    * ``write_bytes`` is atomic: on S3 it is a single PUT below 5 GiB (larger payloads use a multipart
-      upload, which stays invisible until completed and which s3fs aborts on failure); on GCS a simple
-      upload, or a resumable session that gcsfs cancels on failure. The size is verified with one
-      ``info`` afterwards. A single-file ``download`` goes to a temporary file renamed into place.
+      one attempt and the Azure SDK's to none, so the attempt count and time budget there are the real
+      ones. gcsfs's retry decorator has no per-instance setting: GCS calls keep gcsfs's inner retries (6
+      tries on 408/429/5xx) underneath ours.
+    * ``write_bytes`` is atomic: on S3 a single PUT below 5 GiB (above, a multipart upload, invisible until
+      completed, which s3fs aborts on failure); on GCS a simple upload, or a resumable session that gcsfs
+      cancels on failure; on Azure one Put Blob, or blocks committed by one Put Block List (uncommitted
+      blocks are never visible). The size is verified with one ``info`` afterwards. A single-file
+      ``download`` goes to a temporary file renamed into place.
     * ``http(s)://`` is not served here but by :mod:`taskbox.storage.httpstore` (through the SSRF guard);
       :func:`filesystem` refuses it, so no code path fetches a URL unguarded.
     * ``download(max_bytes=)`` counts the bytes the backend writes (fsspec's per-chunk callback) and
       stops at the first chunk past the cap; ``read_bytes(max_size=)`` refuses from the reported size,
       then checks the bytes returned.
     * ``info`` reports a strong validator from the object's metadata: S3 ``VersionId`` else ``ETag``,
-      GCS ``generation``, else an ``ETag``/``etag`` entry; ``None`` when there is none.
+      GCS ``generation``, else an ``ETag``/``etag`` entry (Azure's); ``None`` when there is none.
     * Recursive downloads refuse object names that would land outside the destination directory.
 """
 
@@ -76,17 +78,18 @@ log = logging.getLogger("taskbox.storage")
 T = TypeVar("T")
 
 # Schemes that share one filesystem instance.
-_ALIASES = {"s3a": "s3", "gcs": "gs", "https": "http"}
+_ALIASES = {"s3a": "s3", "gcs": "gs", "abfss": "abfs", "az": "abfs", "https": "http"}
 # Canonical protocol -> (module that must import, how to install it).
 _EXTRAS = {
     "s3": ("s3fs", "pip install 'taskbox[s3]'"),
     "gs": ("gcsfs", "pip install 'taskbox[gcs]'"),
+    "abfs": ("adlfs", "pip install 'taskbox[azure]'"),
 }
 _READ_ONLY = frozenset({"http"})
 # Served by taskbox.storage.httpstore, through the SSRF guard; never by fsspec.
 _GUARDED = frozenset({"http"})
 # Protocols whose listings cache is switched off (another process may write between two calls).
-_NO_LISTINGS_CACHE = frozenset({"s3", "gs", "http"})
+_NO_LISTINGS_CACHE = frozenset({"s3", "gs", "abfs", "http"})
 # Object stores whose first path segment is a bucket: remove() refuses a bare bucket.
 _BUCKETED = frozenset({"s3", "gs", "az", "abfs", "abfss", "adl", "oss", "r2"})
 
@@ -128,6 +131,12 @@ def _scheme(uri: str) -> str:
     return protocol_of(uri)
 
 
+def _azure() -> Any:  # the module; lazy: Azure URIs only (adlfs itself loads when a filesystem is built)
+    from taskbox.storage import azure
+
+    return azure
+
+
 def _normalise(uri: str) -> tuple[str, str, str]:
     """Return ``(uri with a lower-case scheme, scheme as written in lower case, canonical protocol)``."""
     scheme = _scheme(uri)
@@ -154,9 +163,8 @@ def filesystem(uri: str) -> AbstractFileSystem:
         The fsspec filesystem.
 
     Raises:
-        StorageError: Not recoverable: the backend package is not installed or the protocol is
-            unknown to fsspec.
-
+        StorageError: Not recoverable: the backend package is not installed, the protocol is unknown to
+            fsspec, or its configuration is incomplete (``StorageDenied``: a key for another account).
     """
     _, scheme, canonical = _normalise(uri)
     if canonical in _GUARDED:
@@ -166,11 +174,12 @@ def filesystem(uri: str) -> AbstractFileSystem:
         if _cache_pid != os.getpid():  # forked without register_at_fork having run
             _cache.clear()
             _cache_pid = os.getpid()
-        fs = _cache.get(canonical)
-        if fs is None:
-            with retry.translate(f"{scheme}://", "configure"):
-                fs = _build(scheme, canonical, os.environ)
-            _cache[canonical] = fs
+        with retry.translate(f"{scheme}://", "configure"):
+            key = _azure().cache_key(uri) if canonical == "abfs" else canonical  # Azure: one per account
+            fs = _cache.get(key)
+            if fs is None:
+                fs = _build(scheme, canonical, os.environ, uri)
+                _cache[key] = fs
         return fs
 
 
@@ -181,7 +190,7 @@ def _require(scheme: str, module: str, hint: str) -> Any:
         raise StorageError(f"{scheme}:// needs {module}: {hint}", recoverable=False) from exc
 
 
-def _build(scheme: str, canonical: str, env: Mapping[str, str]) -> AbstractFileSystem:
+def _build(scheme: str, canonical: str, env: Mapping[str, str], uri: str) -> AbstractFileSystem:
     fsspec = _require(scheme, "fsspec", "pip install fsspec")
     from fsspec.config import apply_config
 
@@ -192,6 +201,8 @@ def _build(scheme: str, canonical: str, env: Mapping[str, str]) -> AbstractFileS
         cls, kwargs = importlib.import_module("s3fs").S3FileSystem, _s3_options(env)
     elif canonical == "gs":
         cls, kwargs = _gcs_class_and_options(env)
+    elif canonical == "abfs":
+        cls, kwargs = _azure().filesystem_options(env, uri)
     else:
         try:
             cls = fsspec.get_filesystem_class(canonical)
@@ -216,12 +227,9 @@ def _s3_options(env: Mapping[str, str]) -> dict[str, Any]:
     endpoint = env.get("FLYTE_AWS_ENDPOINT", "").strip()
     if endpoint:
         options["client_kwargs"] = {"endpoint_url": endpoint}
-    key = env.get("FLYTE_AWS_ACCESS_KEY_ID", "")
-    secret = env.get("FLYTE_AWS_SECRET_ACCESS_KEY", "")
-    if key:
-        options["key"] = key
-    if secret:
-        options["secret"] = secret
+    for name, option in (("FLYTE_AWS_ACCESS_KEY_ID", "key"), ("FLYTE_AWS_SECRET_ACCESS_KEY", "secret")):
+        if env.get(name):
+            options[option] = env[name]
     return options
 
 
@@ -258,10 +266,10 @@ def _run(fn: Callable[[], T], uri: str, action: str) -> T:
 def _call(fs: AbstractFileSystem, method: str, *args: Any, **kwargs: Any) -> Any:
     """Call ``fs.<method>``; for async filesystems, cancel the operation if this thread is interrupted.
 
-    fsspec's own sync wrappers leave the coroutine running on its event-loop thread when the waiting
-    thread is interrupted (``Terminated`` from the SIGTERM handler, ``KeyboardInterrupt``), so an
-    abandoned PUT could still land after the entrypoint has given up on it. Here the coroutine is
-    cancelled, which closes its connection mid-request, before the interruption propagates.
+    fsspec's own sync wrappers leave the coroutine running on its event-loop thread when the waiting thread
+    is interrupted (``Terminated`` from the SIGTERM handler, ``KeyboardInterrupt``), so an abandoned PUT
+    could land after the entrypoint gave up on it. Here the coroutine is cancelled (its connection closed
+    mid-request) before the interruption propagates.
     """
     coroutine_function = getattr(fs, f"_{method}", None)
     loop = getattr(fs, "loop", None)
@@ -302,14 +310,8 @@ def _abort_multipart_uploads(fs: AbstractFileSystem, uri: str, *, prefix: bool =
         listing = _call(fs, "call_s3", "list_multipart_uploads", Bucket=bucket, Prefix=key)
         for upload in listing.get("Uploads", []):
             if upload["Key"] == key or (prefix and upload["Key"].startswith(key.rstrip("/") + "/")):
-                _call(
-                    fs,
-                    "call_s3",
-                    "abort_multipart_upload",
-                    Bucket=bucket,
-                    Key=upload["Key"],
-                    UploadId=upload["UploadId"],
-                )
+                ids = {"Bucket": bucket, "Key": upload["Key"], "UploadId": upload["UploadId"]}
+                _call(fs, "call_s3", "abort_multipart_upload", **ids)
                 log.info("storage: aborted unfinished multipart upload of s3://%s/%s", bucket, upload["Key"])
     except Exception as exc:  # noqa: BLE001 - best effort while another failure propagates
         log.warning("storage: could not abort multipart uploads under %s: %s", retry.redact_uri(uri), exc)

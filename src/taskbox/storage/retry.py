@@ -1,7 +1,8 @@
 """Retries and exception translation for remote storage: the one boundary third-party errors cross.
 
-Why: s3fs, gcsfs, aiohttp, httpx, botocore and requests each raise their own exception types, and their own
-retry loops disagree (s3fs leaves 5xx to botocore, gcsfs sleeps up to 32 s between tries). The
+Why: s3fs, gcsfs, adlfs, aiohttp, httpx, botocore, the Azure SDK and requests each raise their own exception
+types, and their own retry loops disagree (s3fs leaves 5xx to botocore, gcsfs sleeps up to 32 s between
+tries, the Azure SDK retries 3 times by default). The
 entrypoint needs one answer per failure: *not there* (``StorageNotFound``), *not allowed*
 (``StorageDenied``), *try again later* (``StorageTransient``) or *broken* (``StorageError``), because
 that answer becomes the RECOVERABLE / NON_RECOVERABLE kind of Flyte's ``error.pb``. So every remote
@@ -10,14 +11,17 @@ call runs through :func:`call`, which classifies with one table (the style of ht
 
 Classification looks at the exception *and its cause chain* (``__cause__`` / ``__context__``),
 because s3fs re-raises botocore's ``ClientError`` as ``PermissionError`` / ``OSError(EBUSY)`` with the
-original as cause. Types are matched by qualified name across the MRO, so this module imports no
-backend library and works whichever extras are installed.
+original as cause (and adlfs the Azure SDK's ``ResourceNotFoundError`` as ``FileNotFoundError``, a failed
+delete as ``RuntimeError``). A service's error code decides first (S3's ``Error.Code``, Azure's
+``x-ms-error-code``), then the HTTP status, then the exception's type. Types are matched by qualified name
+across the MRO, so this module imports no backend library and works whichever extras are installed.
 
 Invariants:
     * Only transient failures are retried: 5xx, 408, 429, SlowDown / "reduce your request rate",
-      throttling codes, timeouts, connection resets and refusals, truncated responses
-      (``IncompleteRead``, ``ResponseParserError``, aiohttp ``ClientPayloadError`` /
-      ``ServerDisconnectedError``). 401, 403 and 404 are never retried.
+      throttling codes (Azure's ``ServerBusy``, ``OperationTimedOut``), timeouts, connection resets and
+      refusals, truncated responses (``IncompleteRead``, ``ResponseParserError``, aiohttp
+      ``ClientPayloadError`` / ``ServerDisconnectedError``, the Azure SDK's ``ServiceResponseError`` /
+      ``IncompleteReadError``). 401, 403, 404 and 409 (a lease, a conflict) are never retried.
     * Attempts are bounded by ``TASKBOX_STORAGE_RETRIES`` (retries after the first attempt, default 5)
       and by ``TASKBOX_STORAGE_RETRY_BUDGET_S`` (default 60 s, measured from the first attempt): a retry
       whose sleep would end past the budget is not started. Delays are full-jitter exponential:
@@ -159,6 +163,9 @@ _TRANSIENT_TYPES = frozenset(
         "google.api_core.exceptions.InternalServerError",
         "google.api_core.exceptions.TooManyRequests",
         "google.api_core.exceptions.DeadlineExceeded",
+        "azure.core.exceptions.ServiceRequestError",  # connect failures and timeouts (ServiceRequestTimeoutError)
+        "azure.core.exceptions.ServiceResponseError",  # the connection dropped mid-answer, read timeouts
+        "azure.core.exceptions.DecodeError",  # a body that does not parse: cut short (IncompleteReadError)
     }
 )
 _DENIED_TYPES = frozenset(
@@ -170,17 +177,33 @@ _DENIED_TYPES = frozenset(
         "google.auth.exceptions.DefaultCredentialsError",
         "google.api_core.exceptions.Forbidden",
         "google.api_core.exceptions.Unauthorized",
+        "azure.core.exceptions.ClientAuthenticationError",  # also azure-identity's CredentialUnavailableError
     }
 )
 _NOT_FOUND_TYPES = frozenset(
     {
         "builtins.FileNotFoundError",
         "google.api_core.exceptions.NotFound",
+        "azure.core.exceptions.ResourceNotFoundError",
     }
 )
 
-# S3-style error codes (``ClientError.response["Error"]["Code"]``).
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchUpload", "NoSuchVersion", "NotFound", "404"})
+# Service error codes: S3's (``ClientError.response["Error"]["Code"]``) and Azure Storage's (``x-ms-error-code``).
+_NOT_FOUND_CODES = frozenset(
+    {
+        "NoSuchKey",
+        "NoSuchBucket",
+        "NoSuchUpload",
+        "NoSuchVersion",
+        "NotFound",
+        "404",
+        "BlobNotFound",
+        "ContainerNotFound",
+        "ResourceNotFound",
+        "PathNotFound",  # ADLS Gen2 (dfs)
+        "FilesystemNotFound",
+    }
+)
 _DENIED_CODES = frozenset(
     {
         "AccessDenied",
@@ -197,6 +220,18 @@ _DENIED_CODES = frozenset(
         "Forbidden",
         "401",
         "403",
+        "AuthenticationFailed",
+        "AuthorizationFailure",
+        "AuthorizationPermissionMismatch",
+        "AuthorizationProtocolMismatch",
+        "AuthorizationResourceTypeMismatch",
+        "AuthorizationServiceMismatch",
+        "AuthorizationSourceIPMismatch",
+        "InsufficientAccountPermissions",
+        "InvalidAuthenticationInfo",
+        "NoAuthenticationInformation",
+        "KeyBasedAuthenticationNotPermitted",
+        "AccountIsDisabled",
     }
 )
 _TRANSIENT_CODES = frozenset(
@@ -216,6 +251,8 @@ _TRANSIENT_CODES = frozenset(
         "ServiceUnavailable",
         "IncompleteBody",
         "XAmzContentSHA256Mismatch",  # s3fs retries this too: the body was damaged in transit
+        "ServerBusy",  # Azure: throttling (503), ingress/egress or request rate over the account's limit
+        "OperationTimedOut",  # Azure: 500, the operation did not finish in time
     }
 )
 _TRANSIENT_PHRASES = ("reduce your request rate", "slow down", "throttl")
@@ -246,9 +283,35 @@ def _s3_error(exc: BaseException) -> tuple[str, str, int | None] | None:
     return str(error.get("Code", "")), str(error.get("Message", "")), status if isinstance(status, int) else None
 
 
+def _azure_error(exc: BaseException) -> tuple[str, str, int | None] | None:
+    """``(code, message, http_status)`` of an Azure SDK ``HttpResponseError`` (matched by name), else None.
+
+    The code is the service's ``x-ms-error-code`` (``""`` when the answer had none, as a wrapper the SDK
+    raises around a failed body read); the message is its first line, without the SDK's appended details.
+    """
+    if "azure.core.exceptions.HttpResponseError" not in _type_names(exc):
+        return None
+    code = getattr(exc, "error_code", None)
+    code = str(getattr(code, "value", code) or "")  # a StorageErrorCode enum member, or a plain string
+    message = str(getattr(exc, "message", "") or getattr(exc, "reason", "") or "").strip().split("\n", 1)[0]
+    status = getattr(exc, "status_code", None)
+    return code, message, status if isinstance(status, int) else None
+
+
+def _kind_of_code(code: str, message: str) -> Kind | None:
+    if code in _NOT_FOUND_CODES:
+        return Kind.NOT_FOUND
+    if code in _DENIED_CODES:
+        return Kind.DENIED
+    text = f"{code} {message}".lower()
+    if code in _TRANSIENT_CODES or any(p in text for p in _TRANSIENT_PHRASES):
+        return Kind.TRANSIENT
+    return None
+
+
 def _status_of(exc: BaseException) -> int | None:
-    """HTTP status carried by aiohttp ``ClientResponseError`` (``status``) or gcsfs ``HttpError`` (``code``)."""
-    for attr in ("status", "code"):
+    """HTTP status: aiohttp ``ClientResponseError.status``, gcsfs ``HttpError.code``, Azure's ``status_code``."""
+    for attr in ("status", "code", "status_code"):
         value = getattr(exc, attr, None)
         if isinstance(value, int) and 100 <= value <= 599:
             return value
@@ -260,14 +323,16 @@ def _classify_one(exc: BaseException) -> Kind | None:
     s3 = _s3_error(exc)
     if s3 is not None:
         code, message, status = s3
-        if code in _NOT_FOUND_CODES:
-            return Kind.NOT_FOUND
-        if code in _DENIED_CODES:
-            return Kind.DENIED
-        text = f"{code} {message}".lower()
-        if code in _TRANSIENT_CODES or any(p in text for p in _TRANSIENT_PHRASES):
-            return Kind.TRANSIENT
+        kind = _kind_of_code(code, message)
+        if kind is not None:
+            return kind
         return _kind_of_status(status) if status is not None else Kind.OTHER
+    azure = _azure_error(exc)
+    if azure is not None:  # undecided (no code, no status: a credential's failure, a body cut short): by type
+        code, message, status = azure
+        kind = _kind_of_code(code, message) or (_kind_of_status(status) if status is not None else None)
+        if kind is not None:
+            return kind
     names = _type_names(exc)
     if names & _NOT_FOUND_TYPES:
         return Kind.NOT_FOUND
@@ -330,7 +395,13 @@ _SECRET_ENV = (
     "AWS_SECURITY_TOKEN",
     "FLYTE_AWS_SECRET_ACCESS_KEY",
     "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_ACCOUNT_KEY",
     "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_CLIENT_SECRET",
+    "AZURE_CLIENT_SECRET",
+    "FLYTE_AZURE_STORAGE_ACCOUNT_KEY",
+    "FLYTE_AZURE_CLIENT_SECRET",
 )
 
 
@@ -353,13 +424,14 @@ _MAX_CAUSE = 500
 
 
 def _describe(exc: BaseException) -> str:
-    """Summarise the cause, scrubbed: the most specific link of the chain (a ClientError's code and message)."""
+    """Summarise the cause, scrubbed: the most specific link of the chain (a service's error code and message)."""
     links = list(_chain(exc))
     for link in links:
-        s3 = _s3_error(link)
-        if s3 is not None:
-            code, message, status = s3
-            text = f"{code}: {message}" if message and message != code else code or f"HTTP {status}"
+        service = _s3_error(link) or _azure_error(link)
+        if service is not None and (service[0] or service[2] is not None):
+            code, message, status = service
+            label = code or f"HTTP {status}"
+            text = f"{label}: {message}" if message and message != label else label
             return _clip(redact(text))
     best = next((link for link in links if _classify_one(link) is not None), exc)
     text = str(best).strip() or type(best).__name__
