@@ -70,7 +70,7 @@ REFERENCES = sorted({ref for doc in PLUGIN_DOCS for ref in references_in(doc)})
 
 def test_the_docs_name_what_an_executor_author_imports():
     names = {f"{module}.{name}" for module, name in IMPORTS}
-    expected = {"taskbox.executors.Executor", "taskbox.executors.config.ExecutorConfig", "taskbox.errors.InputError",
+    expected = {"taskbox.executors.Executor", "taskbox.executors.config.ExecutorConfig", "taskbox.errors.Terminated",
                 "taskbox.executors.jobs.AsyncExecutor", "taskbox.executors.registry.register"}  # fmt: skip
     assert expected <= names
 
@@ -88,3 +88,25 @@ def test_documented_import_works(module: str, name: str):
 @pytest.mark.parametrize("dotted", REFERENCES)
 def test_documented_dotted_name_resolves(dotted: str):
     assert resolve(dotted) is not None
+
+
+def test_the_example_executor_is_valid_and_stops_when_cancelled():
+    """docs/plugins.md's first example: a valid plugin (declared outputs), and a cancelled wait raises."""
+    import threading
+    import types
+
+    from taskbox.errors import Terminated
+    from taskbox.executors import registry
+
+    block = next(b for b in _CODE_BLOCK.findall((DOCS / "plugins.md").read_text()) if b.startswith("# my_executors/"))
+    module = types.ModuleType("my_executors_sleep")
+    exec(compile(block, "plugins.md", "exec"), module.__dict__)  # the docs' own code
+    cls = registry.validate(module.WaitExecutor, "docs example")
+    assert cls.interface({"seconds": 1}) == ({}, {"waited": "float"})
+    assert cls.summary and cls.requires == ()
+    config = cls.Config(seconds=0.01)
+    context = types.SimpleNamespace(cancelled=threading.Event())
+    assert cls().execute(context, config, {}) == {"waited": 0.01}
+    context.cancelled.set()
+    with pytest.raises(Terminated):
+        cls().execute(context, config, {})

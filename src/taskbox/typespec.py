@@ -10,6 +10,8 @@ Example:
     True
 
 Invariants:
+    * :func:`format_type` is the inverse for the types the language can say: ``parse_type(format_type(t))`` is
+      ``t`` for every ``t = parse_type(spec)``; a type it cannot say (binary, a schema's columns) is a ``ConfigError``.
     * A spec is a type-language string or a ``LiteralType`` (a message, or its protobuf JSON mapping);
       anything else, or an unknown name, is a ``ConfigError`` naming the spec.
     * flyteidl, the literal engine and protobuf's ``json_format`` are imported on first use only.
@@ -24,7 +26,7 @@ from typing import Any
 
 from taskbox.errors import ConfigError
 
-__all__ = ["parse_type"]
+__all__ = ["format_type", "parse_type"]
 
 
 def _split_top(text: str, sep: str) -> list[str]:
@@ -123,3 +125,60 @@ def parse_type(spec: Any) -> Any:
         return TypeEngine.to_literal_type(_python_type(spec))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"cannot read the type {spec!r}: {exc}") from None
+
+
+_SIMPLE_NAMES = {
+    "INTEGER": "int", "FLOAT": "float", "STRING": "str", "BOOLEAN": "bool", "DATETIME": "datetime",
+    "DURATION": "duration", "STRUCT": "json", "NONE": "none",
+}  # fmt: skip
+
+
+def format_type(literal_type: Any) -> str:
+    """Say a ``LiteralType`` in the type language (the inverse of :func:`parse_type` for what it can say).
+
+    Args:
+        literal_type: A ``flyteidl.core.types_pb2.LiteralType``.
+
+    Returns:
+        A type-language string, such as ``"list[int]"`` or ``"table[csv]"``.
+
+    Raises:
+        ConfigError: The type has no name in the language (binary, a table's column schema, a dataclass schema).
+
+    Example:
+        >>> format_type(parse_type("dict[str, list[int]]"))
+        'dict[str, list[int]]'
+
+    """
+    from flyteidl.core import types_pb2
+
+    lt = literal_type
+    kind = lt.WhichOneof("type")
+    if kind == "simple":
+        name = _SIMPLE_NAMES.get(types_pb2.SimpleType.Name(lt.simple))
+        if name is not None and not (name == "json" and lt.HasField("metadata")):
+            return name
+    elif kind == "collection_type":
+        return f"list[{format_type(lt.collection_type)}]"
+    elif kind == "map_value_type":
+        return f"dict[str, {format_type(lt.map_value_type)}]"
+    elif kind == "blob":
+        base = "dir" if lt.blob.dimensionality == types_pb2.BlobType.MULTIPART else "file"
+        return f"{base}[{lt.blob.format}]" if lt.blob.format else base
+    elif kind == "structured_dataset_type" and not lt.structured_dataset_type.columns:
+        fmt = lt.structured_dataset_type.format
+        return f"table[{fmt}]" if fmt else "table"
+    elif kind == "enum_type" and lt.enum_type.values:
+        return f"enum[{', '.join(lt.enum_type.values)}]"
+    elif kind == "union_type" and lt.union_type.variants:
+        variants = [format_type(v) for v in lt.union_type.variants]
+        if len(variants) == 2 and variants[1] == "none" and "|" not in variants[0]:
+            return f"{variants[0]}?"
+        return " | ".join(variants)
+    raise ConfigError(f"the type {_describe(lt)} has no name in the type language (declare it as a LiteralType)")
+
+
+def _describe(literal_type: Any) -> str:
+    from google.protobuf.json_format import MessageToJson
+
+    return MessageToJson(literal_type, indent=None)

@@ -315,3 +315,47 @@ def test_large_outputs_are_offloaded_like_flytekit(tmp_path):
     assert literal.HasField("offloaded_metadata")
     assert literal.offloaded_metadata.uri == os.path.join(prefix, "text_offloaded_metadata.pb")
     assert read_outputs(prefix, types) == {"text": big, "small": 1}
+
+
+# ------------------------------------------------------------------ JSON/YAML templates (issue 22 item 2)
+
+TEXT_TEMPLATES = {
+    "json": '{"id": {"name": "count"}, "type": "test-wordcount", "custom": {"min_length": 2},\n'
+    ' "interface": {"inputs": {"text": "str"}, "outputs": {"count": "int"}}}\n',
+    "yaml": "id: {name: count}\ntype: test-wordcount\ncustom: {min_length: 2}\n"
+    "interface:\n  inputs: {text: str}\n  outputs: {count: int}\n",
+}
+
+
+@pytest.mark.parametrize("form", sorted(TEXT_TEMPLATES))
+@pytest.mark.parametrize("name", ["task.pb", "template.{form}"])
+def test_a_json_or_yaml_template_runs_like_taskbox_run_template(tmp_path, form, name):
+    """The content decides, not the name: Flyte's file is `task.pb`, a hand-made one may be named anything."""
+    types = {"text": simple("STRING")}
+    template = put(str(tmp_path / name.format(form=form)), TEXT_TEMPLATES[form].encode())
+    inputs = put(str(tmp_path / "inputs.pb"), encode_inputs({"text": "a bb ccc"}, types))
+    proc = run(execute_args(inputs, str(tmp_path / "out"), template, "test-wordcount"))
+    assert proc.returncode == 0, proc.stderr
+    assert read_outputs(str(tmp_path / "out"), {"count": simple("INTEGER")}) == {"count": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "origin", "kind", "words"),
+    [
+        # text that is no JSON/YAML document: damaged, as bytes that are no protobuf (the platform's file)
+        ("type: [echo\n", "SYSTEM:TemplateCorrupt", SYSTEM, RECOVERABLE, "is damaged"),
+        # a document, but not a TaskTemplate: what `taskbox run --template` says of it
+        ('{"type": "echo", "no_such_field": 1}\n', "USER:InvalidTemplate", USER, NON_RECOVERABLE, "no_such_field"),
+        ("- a list\n", "USER:InvalidTemplate", USER, NON_RECOVERABLE, "must be an object"),
+        ("interface: {inputs: {x: integr}}\n", "USER:InvalidTemplate", USER, NON_RECOVERABLE, "integr"),
+    ],
+)
+def test_a_broken_text_template_is_blamed_as_taskbox_run_and_the_platform_would(tmp_path, text, code, origin, kind,
+                                                                                 words):  # fmt: skip
+    template = put(str(tmp_path / "task.pb"), text.encode())
+    inputs = put(str(tmp_path / "inputs.pb"), b"")
+    proc = run(execute_args(inputs, str(tmp_path / "out"), template))
+    assert proc.returncode == 0, proc.stderr
+    error = read_error(str(tmp_path / "out"))
+    assert (error.code, error.origin, error.kind) == (code, origin, kind), error.message
+    assert words in error.message

@@ -117,3 +117,62 @@ def test_plugin_that_answers_no_interface_is_an_invalid_plugin(tmp_path: Path):
     error = read_json(tmp_path / "error.json")
     assert error["code"] == "SYSTEM:InvalidPlugin" and "infer_outputs must return" in error["message"]
     assert proc.returncode == 3, proc.stderr
+
+
+# ------------------------------------------------------------------ declared on the class (Executor.inputs/outputs)
+
+
+def test_a_declared_interface_needs_no_interface_in_taskbox_run(tmp_path: Path):
+    """issue 22 item 1: the documented `taskbox run --executor wordcount ...` gives the declared output."""
+    out = tmp_path / "out"
+    (tmp_path / "count.yaml").write_text("min_length: 2\n")
+    proc = taskbox_run("--executor", "test-wordcount", "--config", str(tmp_path / "count.yaml"),
+                       "--input", "text=a bb ccc dd", "--outputs", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert read_json(out / "outputs.json") == {"count": 3}
+    assert read_outputs(str(out), {"count": t("int")}) == {"count": 3}
+
+
+def test_interface_in_a_run_config_is_taskbox_runs_not_the_executors(tmp_path: Path):
+    """The model rejects unknown keys, yet `interface` is allowed: removed before validation, kept out of custom."""
+    out = tmp_path / "out"
+    config = {"min_length": 1, "interface": {"outputs": {"count": "float"}}}
+    proc = taskbox_run("--executor", "test-wordcount", "--config", json.dumps(config), "--input", "text=a b",
+                       "--outputs", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert read_json(out / "outputs.json") == {"count": 2.0}  # the user's declaration wins over the class's
+    proc = taskbox_run("--executor", "test-wordcount", "--config", json.dumps({"interfaces": {}}),
+                       "--input", "text=a", "--outputs", str(tmp_path / "bad"))  # fmt: skip
+    assert proc.returncode == 1 and read_json(tmp_path / "bad" / "error.json")["code"] == "USER:InvalidConfig"
+
+
+@pytest.mark.parametrize(
+    ("executor", "words"),
+    [
+        ("test-needs-library", "taskbox_no_such_library missing"),  # declared in `requires`: refused before the run
+        ("test-lazy-import", "taskbox_no_such_library missing"),  # imported in execute: translated, not retried
+    ],
+)
+def test_a_missing_library_is_executor_not_installed_not_a_retried_system_error(tmp_path: Path, executor, words):
+    proc = taskbox_run("--executor", executor, "--outputs", str(tmp_path))
+    error = read_json(tmp_path / "error.json")
+    assert error["code"] == "USER:ExecutorNotInstalled", error
+    assert words in error["message"] and "taskbox-testplugins" in error["message"]
+    assert proc.returncode == 1, proc.stderr  # not 75: Argo and Batch would retry it forever
+
+
+def test_sqlite_without_sqlglot_names_the_sqlite_image(tmp_path: Path):
+    """issue 22 item 4: in the base image `taskbox run --executor sqlite` was SYSTEM:ModuleNotFoundError (exit 75)."""
+    import subprocess
+    import sys
+
+    config = json.dumps({"uri": str(tmp_path / "db.sqlite"), "query_template": "SELECT 1"})
+    code = (
+        "import sys; sys.modules['sqlglot'] = None\n"  # as in an image without taskbox[sqlite]
+        "from taskbox.entrypoint.cli import main\n"
+        f"sys.exit(main(['run', '--executor', 'sqlite', '--config', {config!r}, '--outputs', {str(tmp_path)!r}]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    error = read_json(tmp_path / "error.json")
+    assert error["code"] == "USER:ExecutorNotInstalled" and "ghcr.io/taskbox/executor-sqlite" in error["message"]

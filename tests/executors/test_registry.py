@@ -244,3 +244,124 @@ def test_no_entry_point_in_pyproject_is_shadowed_by_a_builtin():
     declared = tomllib.loads(pyproject.read_text()).get("project", {}).get("entry-points", {})
     shadowed = set(declared.get(registry.ENTRY_POINT_GROUP, {})) & set(registry._BY_NAME)
     assert shadowed == set()
+
+
+# ------------------------------------------------------------------ declared interface, requires, summary
+
+
+def _plugin(**attrs):
+    from taskbox.executors import Executor
+
+    def execute(self, context, config, inputs):
+        return {}
+
+    return type("Declared", (Executor,), {"task_type": "x", "execute": execute, **attrs})
+
+
+@pytest.mark.parametrize(
+    ("attrs", "why"),
+    [
+        ({"outputs": {"count": "integr"}}, r"outputs\['count'\]: cannot read the type 'integr'"),
+        ({"inputs": {"text": int}}, r"inputs\['text'\] must be a type-language string"),
+        ({"inputs": ["text"]}, "inputs must be a mapping"),
+        ({"outputs": {"not a name": "int"}}, "outputs names must be identifiers"),
+        ({"requires": "sqlglot"}, "requires must be a tuple of module names"),
+        ({"requires": ("sqlglot", "not a module")}, "requires must be a tuple of module names"),
+        ({"summary": None}, "summary must be a string"),
+        ({"interface": {"inputs": {}}}, "interface must be a classmethod"),
+    ],
+)
+def test_declarations_are_validated_when_loaded(attrs, why):
+    with pytest.raises(PluginInvalid, match=why):
+        registry.validate(_plugin(**attrs), "declared")
+
+
+def test_a_declared_interface_is_the_default_interface():
+    from taskbox_testplugins.executors import WordCountExecutor
+
+    assert registry.load("test-wordcount") is WordCountExecutor
+    assert WordCountExecutor.interface({}) == ({"text": "str"}, {"count": "int"})
+    # the caller's declarations win and add; a LiteralType is said in the type language
+    from taskbox.typespec import parse_type
+
+    assert WordCountExecutor.interface({}, {"lang": parse_type("str?")}, {"count": "float"}) == (
+        {"text": "str", "lang": "str?"},
+        {"count": "float"},
+    )
+    from taskbox.executors.base import Executor
+
+    assert WordCountExecutor.infer_outputs({}, {}, {})["count"] == parse_type("int")
+    assert Executor.infer_outputs({}, {}, {}) == {}
+
+
+def test_interface_of_the_builtins_keeps_their_conventions():
+    from taskbox.errors import ConfigError
+    from taskbox.executors.echo import EchoExecutor
+    from taskbox.executors.http import HTTPExecutor
+    from taskbox.executors.sqlite import SQLiteExecutor
+
+    sqlite = {"uri": "db.sqlite", "query_template": "SELECT * FROM t WHERE id = {{ .inputs.id }}"}
+    assert SQLiteExecutor.interface(sqlite, {"id": "int"}) == ({"id": "int"}, {"results": "table"})
+    assert SQLiteExecutor.interface(sqlite, {"id": "int"}, {"n": "int"}) == ({"id": "int"}, {"n": "int"})
+    assert EchoExecutor.interface({}, {"x": "list[int]"}) == ({"x": "list[int]"}, {"x": "list[int]"})
+    http = {"url": "https://example.com/{{ .inputs.path }}", "status_output": "status"}
+    assert HTTPExecutor.interface(http, {"path": "str"}) == ({"path": "str"}, {"status": "int"})
+    with pytest.raises(ConfigError, match="'id' of no declared type"):
+        SQLiteExecutor.interface(sqlite)
+
+
+def test_format_type_is_the_inverse_of_parse_type():
+    from taskbox.errors import ConfigError
+    from taskbox.typespec import format_type, parse_type
+
+    specs = ["int", "float", "str", "bool", "datetime", "duration", "json", "none", "file", "file[csv]", "dir",
+             "table", "table[csv]", "list[int]", "dict[str, list[table]]", "int?", "int | str", "list[int?]",
+             "enum[a, b]"]  # fmt: skip
+    for spec in specs:
+        assert parse_type(format_type(parse_type(spec))) == parse_type(spec), spec
+    assert format_type(parse_type("optional[list[int]]")) == "list[int]?"
+    with pytest.raises(ConfigError, match="no name in the type language"):
+        format_type(parse_type({"simple": "BINARY"}))
+
+
+def test_requires_decides_availability_and_names_the_image(monkeypatch):
+    from taskbox.executors.sqlite import SQLiteExecutor
+
+    assert registry.ensure_installed(registry.load("echo")) is EchoExecutor
+    monkeypatch.setitem(sys.modules, "sqlglot", None)  # blocked: as in the base image
+    assert registry.missing_modules(SQLiteExecutor) == ["sqlglot"]
+    cls = registry.load("sqlite")  # defining a task for it still works (authoring loads the class only)
+    with pytest.raises(ExecutorNotInstalled) as caught:
+        registry.ensure_installed(cls, "sqlite")
+    message = str(caught.value)
+    assert "sqlglot missing" in message and "ghcr.io/taskbox/executor-sqlite" in message
+    assert "pip install 'taskbox[sqlite]'" in message
+    info = {i.name: i for i in registry.describe()}["sqlite"]
+    assert info.status.startswith("unavailable: executor 'sqlite' is not installed") and info.summary
+
+
+def test_a_plugin_without_its_library_is_not_available():
+    cls = registry.load("test-needs-library")
+    assert registry.missing_modules(cls) == ["taskbox_no_such_library"]
+    with pytest.raises(ExecutorNotInstalled, match="taskbox_no_such_library missing.*install taskbox-testplugins"):
+        registry.ensure_installed(cls)
+    infos = {i.name: i for i in registry.describe()}
+    assert infos["test-needs-library"].status.startswith("unavailable:")
+    assert infos["test-needs-library"].requires == ("taskbox_no_such_library", "json")
+    assert infos["test-wordcount"].status == "available"
+    assert (infos["test-wordcount"].inputs, infos["test-wordcount"].outputs) == ({"text": "str"}, {"count": "int"})
+
+
+def test_cli_shows_summary_and_declared_interface():
+    env = {"PYTHONPATH": "tests/plugins", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "taskbox", "executors", "--json"], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    infos = {i["name"]: i for i in json.loads(out)}
+    assert infos["echo"]["summary"] == EchoExecutor.summary
+    assert infos["test-wordcount"]["outputs"] == {"count": "int"}
+    text = subprocess.run(
+        [sys.executable, "-m", "taskbox", "executors"], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert EchoExecutor.summary in text
+    assert "inputs: text: str" in text and "outputs: count: int" in text

@@ -336,7 +336,7 @@ def test_without_the_sdk_the_error_names_taskbox_flyte2(tmp_path, jobs):
     run = Execute(tmp_path, custom(jobs, {"polls": 1}))
     code, err = finish(run.start(str(tmp_path / "cp"), executable=TASKBOX))  # .venv: no flyte SDK
     assert code == 0, err
-    error = assert_error(run.prefix, "USER:FlyteSDKMissing", False, "USER")
+    error = assert_error(run.prefix, "USER:ExecutorNotInstalled", False, "USER")  # its `requires`
     assert "taskbox[flyte2]" in error.message and jobs.submissions == []
 
 

@@ -28,6 +28,7 @@ STR = simple("STRING")
 def greet_image(docker_client, variant_image):
     parent = variant_image("base")
     tag = f"taskbox-test/greet:{parent.rsplit(':', 1)[1]}"
+    dangling_before = {i.id for i in docker_client.images.list(filters={"dangling": True})}
     proc = subprocess.run(
         [TASKBOX, "image", "build", "--executor", str(EXAMPLE), "--tag", tag, "--base-image", parent, "--quiet"],
         capture_output=True,
@@ -38,7 +39,29 @@ def greet_image(docker_client, variant_image):
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.splitlines()[0] == tag
     assert "executor greet (task types: greet): available" in proc.stdout
+    left = {i.id for i in docker_client.images.list(filters={"dangling": True})} - dangling_before
+    assert not left, f"the build left untagged images behind: {sorted(left)}"
     return tag, parent
+
+
+def test_the_image_is_labelled_as_what_it_is(docker_client, greet_image):
+    tag, parent = greet_image
+    labels = docker_client.images.get(tag).labels
+    parent_attrs = docker_client.images.get(parent).attrs
+    assert labels["dev.taskbox.variant"] == "custom"
+    assert labels["dev.taskbox.executors"] == "greet"
+    assert labels["dev.taskbox.packages"] == "taskbox-greet==0.1.0"
+    assert labels["org.opencontainers.image.title"] == "taskbox executor image: greet"
+    assert (
+        "greet" in labels["org.opencontainers.image.description"]
+        and parent in labels["org.opencontainers.image.description"]
+    )
+    assert labels["org.opencontainers.image.base.name"] == labels["dev.taskbox.parent"] == parent
+    assert labels["dev.taskbox.parent.digest"] in {
+        parent_attrs["Id"],
+        *(d.rsplit("@", 1)[1] for d in parent_attrs["RepoDigests"]),
+    }
+    assert "dev.taskbox.executor" not in labels  # no build-context path
 
 
 def test_image_adds_only_the_executor(docker_client, greet_image):

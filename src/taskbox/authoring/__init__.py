@@ -13,9 +13,19 @@ from __future__ import annotations
 
 from taskbox._lazy import lazy_attributes
 
-__all__ = ["HTTPJobTask", "HTTPTask", "SQLTask", "SQLiteTask", "TaskFailed", "TemplateTask", "run_template"]
+__all__ = [
+    "ExecutorTask",
+    "HTTPJobTask",
+    "HTTPTask",
+    "SQLTask",
+    "SQLiteTask",
+    "TaskFailed",
+    "TemplateTask",
+    "run_template",
+]
 
 _LAZY = {
+    "ExecutorTask": "taskbox.authoring.executor",
     "HTTPJobTask": "taskbox.authoring.http_job",
     "HTTPTask": "taskbox.authoring.http",
     "SQLTask": "taskbox.authoring.sql",

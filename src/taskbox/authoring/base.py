@@ -21,10 +21,10 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import Any
 
-from taskbox import __version__
 from taskbox.entrypoint.cmdline import template_task_args
+from taskbox.entrypoint.taskspec import IMAGE_VARIANTS, SecretSpec, declared_secrets
 from taskbox.errors import TaskboxError
 
 __all__ = [
@@ -45,42 +45,6 @@ DEFAULT_IMAGE_REGISTRY = "ghcr.io/taskbox"
 #: The args of a prebuilt-executor template, less the executor's name (built by
 #: :func:`taskbox.entrypoint.cmdline.template_task_args`).
 CONTAINER_ARGS_PREFIX = tuple(template_task_args(None))
-
-
-#: The image catalog's variant that holds each built-in executor (``echo`` is in every image, ``base`` first).
-IMAGE_VARIANTS = {"echo": "base", "http": "http", "http-job": "http", "sql": "sql", "sqlite": "sqlite"}
-
-
-class SecretSpec(NamedTuple):
-    """A Flyte secret a configuration reads: a reference (group, key, version, custom environment variable)."""
-
-    group: str
-    key: str | None = None
-    group_version: str | None = None
-    env_var: str | None = None
-
-
-def declared_secrets(config: Any) -> tuple[SecretSpec, ...]:
-    """The secrets a validated executor config reads, each once, in order.
-
-    A config model names them with ``secret_refs()`` (the HTTP models; a plugin's model may define it too)
-    or ``secret_connect_args`` (the SQL model); each reference has ``group``, ``key``, ``group_version`` and
-    optionally ``env_var``.
-
-    Args:
-        config: The executor's config model instance, or ``None``.
-    """
-    if config is None:
-        return ()
-    refs: list[Any] = []
-    if callable(getattr(config, "secret_refs", None)):
-        refs = list(config.secret_refs())
-    elif getattr(config, "secret_connect_args", None):
-        refs = list(config.secret_connect_args.values())
-    seen: dict[SecretSpec, None] = {}
-    for ref in refs:
-        seen.setdefault(SecretSpec(ref.group, ref.key, ref.group_version, getattr(ref, "env_var", None)), None)
-    return tuple(seen)
 
 
 def default_image(variant: str) -> str:
@@ -110,8 +74,8 @@ class TemplateTask:
     Args:
         name: The task's name (``TaskTemplate.id.name``).
         config: The executor's config model instance (becomes ``custom``).
-        inputs: Input name -> Python type.
-        outputs: Output name -> Python type.
+        inputs: Input name -> Python type (or a type-language string, ``"list[int]"``, or a ``LiteralType``).
+        outputs: Output name -> type, as ``inputs``.
         image: Container image; defaults to :func:`default_image` of :attr:`image_variant`.
         retries: Flyte retries for recoverable failures.
         secrets: Flyte secrets the pod needs, as ``(group, key, group_version)``; requested in the
@@ -119,9 +83,12 @@ class TemplateTask:
 
     """
 
-    task_type: ClassVar[str] = ""
-    executor: ClassVar[str] = ""
-    image_variant: ClassVar[str] = ""
+    #: The template's ``type`` (class-level in the executor-specific subclasses, per task in :class:`ExecutorTask`).
+    task_type: str = ""
+    #: The executor's registry name, carried by the container args.
+    executor: str = ""
+    #: The image catalog's variant of the default image (the executor's name if empty).
+    image_variant: str = ""
 
     def __init__(
         self,
@@ -151,42 +118,23 @@ class TemplateTask:
         return template_task_args(self.executor)
 
     def to_template(self, *, project: str = "", domain: str = "", version: str = "") -> Any:
-        """Build the ``flyteidl.core.tasks_pb2.TaskTemplate``."""
-        from flyteidl.core import identifier_pb2, interface_pb2, security_pb2, tasks_pb2
-        from google.protobuf import struct_pb2
+        """Build the ``flyteidl.core.tasks_pb2.TaskTemplate`` (:func:`taskbox.entrypoint.taskspec.build_template`)."""
+        from taskbox.entrypoint.taskspec import build_template
 
-        from taskbox.literals import TypeEngine
-
-        def variables(types: Mapping[str, Any]) -> Any:
-            return interface_pb2.VariableMap(
-                variables={
-                    n: interface_pb2.Variable(type=TypeEngine.to_literal_type(t), description=n)
-                    for n, t in types.items()
-                }
-            )
-
-        template = tasks_pb2.TaskTemplate(
-            id=identifier_pb2.Identifier(
-                resource_type=identifier_pb2.TASK, project=project, domain=domain, name=self.name, version=version
-            ),
-            type=self.task_type,
-            metadata=tasks_pb2.TaskMetadata(
-                runtime=tasks_pb2.RuntimeMetadata(
-                    type=tasks_pb2.RuntimeMetadata.OTHER, version=__version__, flavor="taskbox"
-                ),
-                retries=_retry(self.retries),
-            ),
-            interface=interface_pb2.TypedInterface(inputs=variables(self.inputs), outputs=variables(self.outputs)),
-            container=tasks_pb2.Container(image=self.image, args=self.container_args()),
+        return build_template(
+            name=self.name,
+            task_type=self.task_type,
+            custom=self.custom(),
+            inputs=self.inputs,
+            outputs=self.outputs,
+            image=self.image,
+            args=self.container_args(),
+            retries=self.retries,
+            secrets=self.secrets,
+            project=project,
+            domain=domain,
+            version=version,
         )
-        custom = struct_pb2.Struct()
-        custom.update(self.custom())
-        template.custom.CopyFrom(custom)
-        for group, key, group_version in self.secrets:
-            template.security_context.secrets.append(
-                security_pb2.Secret(group=group, key=key or "", group_version=group_version or "")
-            )
-        return template
 
     def run(self, *, workdir: str | None = None, **inputs: Any) -> dict[str, Any]:
         """Run the task in this process, through the same entrypoint as the container.
@@ -204,12 +152,6 @@ class TemplateTask:
 
         """
         return run_template(self.to_template(), inputs, workdir=workdir, executor=self.executor)
-
-
-def _retry(retries: int) -> Any:
-    from flyteidl.core import literals_pb2
-
-    return literals_pb2.RetryStrategy(retries=retries)
 
 
 def run_template(

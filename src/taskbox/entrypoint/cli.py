@@ -72,8 +72,13 @@ def cmd_executors(argv: list[str]) -> int:
     """``taskbox executors``: list executors, their task types, status and config schema."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="taskbox executors", description="List the executors this image can run.")
-    p.add_argument("--json", action="store_true", help="print JSON (with each config's JSON schema)")
+    p = argparse.ArgumentParser(
+        prog="taskbox executors",
+        description="List the executors installed here; 'available' means it can run here (its libraries import).",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print JSON (summary, declared interface, requires, config JSON schema)"
+    )
     ns = p.parse_args(argv)
     from taskbox.executors.registry import describe
 
@@ -84,63 +89,32 @@ def cmd_executors(argv: list[str]) -> int:
         print(json.dumps([i._asdict() for i in infos], indent=2))
         return 0
     width = max((len(info.name) for info in infos), default=0) + 1
+    pad = " " * width
     for info in infos:
         fields = ", ".join(sorted((info.config_schema or {}).get("properties", {}))) or "-"
         print(f"{info.name:<{width}} task types: {', '.join(info.task_types):<20} {info.source:<16} {info.status}")
-        print(f"{'':<{width}} config: {fields}")
+        if info.summary:
+            print(f"{pad} {info.summary}")
+        for section in ("inputs", "outputs"):
+            declared = getattr(info, section)
+            if declared:
+                print(f"{pad} {section}: {', '.join(f'{n}: {t}' for n, t in declared.items())}")
+        print(f"{pad} config: {fields}")
     return 0
-
-
-_INSPECT_TYPES = {
-    "literals": ("flyteidl.core.literals_pb2", "LiteralMap"),
-    "literal": ("flyteidl.core.literals_pb2", "Literal"),
-    "error": ("flyteidl.core.errors_pb2", "ErrorDocument"),
-    "template": ("flyteidl.core.tasks_pb2", "TaskTemplate"),
-}
-
-
-def _guess_inspect_type(uri: str) -> str:
-    name = uri.rstrip("/").rsplit("/", 1)[-1]
-    if name.startswith("error"):
-        return "error"
-    if name.endswith("_offloaded_metadata.pb"):
-        return "literal"
-    if name in ("task.pb", "task_template.pb") or "template" in name:
-        return "template"
-    return "literals"
 
 
 def cmd_inspect(argv: list[str]) -> int:
-    """``taskbox inspect``: decode a protobuf file written or read by the entrypoint."""
-    import argparse
+    """``taskbox inspect``: decode a protobuf file written or read by the entrypoint (:mod:`.inspection`)."""
+    from taskbox.entrypoint.inspection import main as inspect_main
 
-    p = argparse.ArgumentParser(prog="taskbox inspect", description="Print a Flyte .pb file as JSON.")
-    p.add_argument("uri", help="path or URI of the file")
-    p.add_argument("--type", choices=sorted(_INSPECT_TYPES), help="message type (guessed from the file name)")
-    p.add_argument(
-        "--flyte2",
-        action="store_true",
-        help="a Flyte 2 (a0) file: inputs/outputs as flyteidl2's Inputs/Outputs (ordered entries, context)",
-    )
-    ns = p.parse_args(argv)
-    import importlib
+    return inspect_main(argv)
 
-    from google.protobuf.json_format import MessageToJson
 
-    from taskbox import storage
+def cmd_template(argv: list[str]) -> int:
+    """``taskbox template``: write a TaskTemplate (and inputs.pb) from a YAML/JSON spec (:mod:`.templatecmd`)."""
+    from taskbox.entrypoint.templatecmd import main as template_main
 
-    kind = ns.type or _guess_inspect_type(ns.uri)
-    if ns.flyte2 and kind == "literals":
-        from taskbox.entrypoint.v2messages import v2_message
-
-        name = ns.uri.rstrip("/").rsplit("/", 1)[-1]
-        message = v2_message("outputs" if name.startswith("outputs") else "inputs")()
-    else:
-        module_name, cls_name = _INSPECT_TYPES[kind]
-        message = getattr(importlib.import_module(module_name), cls_name)()
-    message.ParseFromString(storage.read_bytes(ns.uri))
-    print(MessageToJson(message, indent=2))
-    return 0
+    return template_main(argv)
 
 
 def cmd_version(argv: list[str]) -> int:
@@ -173,6 +147,7 @@ COMMANDS = {
     "bundle": (cmd_bundle, "pack a source tree into a content-addressed code bundle and upload it"),
     "executors": (cmd_executors, "list the executors this installation can run, with their config schemas"),
     "inspect": (cmd_inspect, "print a .pb file (inputs, outputs, error document, task template) as JSON"),
+    "template": (cmd_template, "write a task template (task.pb) and inputs.pb for an executor from a YAML/JSON spec"),
     "version": (cmd_version, "print taskbox's version"),
     "images": (cmd_images, "print the executor image catalog (each variant's reference, digest-pinned once pushed)"),
     "image": (cmd_image, "build a variant or custom executor image and check it; push variants; measure sizes"),

@@ -17,6 +17,40 @@ from taskbox.errors import InputTooLarge, StorageTooLarge, UserError
 M = TypeVar("M")
 
 
+def read_capped(uri: str, *, limit_env: str, default_limit: int, what: str) -> bytes:
+    """Read the whole file at ``uri`` under its size cap.
+
+    Raises:
+        InputTooLarge: The file is over the cap (refused before it is downloaded).
+        StorageError: The file cannot be read.
+    """
+    limit = settings.integer(limit_env, default_limit)
+    try:
+        return storage.read_bytes(uri, max_size=limit)
+    except StorageTooLarge as exc:
+        raise InputTooLarge(f"the {what} file is too large: {exc} (raise {limit_env} to allow it)") from None
+
+
+def parse_into(
+    data: bytes, message: M, *, uri: str, error: type[UserError], what: str, nested_error: type[UserError] | None = None
+) -> M:
+    """Fill ``message`` from ``data`` (read from ``uri``); errors as :func:`read_message`."""
+    from google.protobuf.message import DecodeError
+
+    msg: Any = message
+    try:
+        msg.ParseFromString(data)
+    except DecodeError as exc:
+        from taskbox.literals.wire import too_deep
+
+        if too_deep(exc):
+            raise (nested_error or error)(
+                f"{uri} is nested deeper than protobuf's limit: not a serialized {what} taskbox can read ({exc})"
+            ) from None
+        raise error(f"{uri} is not a serialized {what}: {exc}") from None
+    return message
+
+
 def read_message(
     uri: str,
     message: M,
@@ -46,22 +80,5 @@ def read_message(
         UserError: ``error``, for bytes that do not parse; ``nested_error`` for bytes nested too deep.
         StorageError: The file cannot be read (not found, denied, transient failures past the retries).
     """
-    from google.protobuf.message import DecodeError
-
-    limit = settings.integer(limit_env, default_limit)
-    try:
-        data = storage.read_bytes(uri, max_size=limit)
-    except StorageTooLarge as exc:
-        raise InputTooLarge(f"the {what} file is too large: {exc} (raise {limit_env} to allow it)") from None
-    msg: Any = message
-    try:
-        msg.ParseFromString(data)
-    except DecodeError as exc:
-        from taskbox.literals.wire import too_deep
-
-        if too_deep(exc):
-            raise (nested_error or error)(
-                f"{uri} is nested deeper than protobuf's limit: not a serialized {what} taskbox can read ({exc})"
-            ) from None
-        raise error(f"{uri} is not a serialized {what}: {exc}") from None
-    return message
+    data = read_capped(uri, limit_env=limit_env, default_limit=default_limit, what=what)
+    return parse_into(data, message, uri=uri, error=error, what=what, nested_error=nested_error)

@@ -10,7 +10,11 @@ Whatever the source, the run then goes through the same resolver, literal engine
 Interface inference (``--executor``) belongs to the executor (``Executor.config_inputs`` and
 ``Executor.infer_outputs``, docs/plugins.md), so a plugin gets it too; each inferred name is overridable
 by a declaration (``interface: {inputs: {...}, outputs: {...}}`` in the config file, or ``--interface``) in
-the type language of :func:`taskbox.typespec.parse_type`. Example: ``--executor sqlite`` with
+the type language of :func:`taskbox.typespec.parse_type`. The executor's own declarations (``Executor.inputs``
+and ``Executor.outputs``) come first; the user's override them. The config file's top-level ``interface`` key
+is ``taskbox run``'s (:data:`INTERFACE_KEY`): it is removed before the executor's config model validates the
+rest, so it is allowed even where the model rejects unknown keys, and never reaches the template's ``custom``
+(an executor cannot have a config field of that name under ``taskbox run``). Example: ``--executor sqlite`` with
 ``SELECT * FROM t WHERE id = {{ .inputs.id }}`` and ``--input id=3`` gives inputs ``id: int`` and outputs
 ``results: table``.
 
@@ -36,6 +40,9 @@ from taskbox.errors import ConfigError, InputError, TemplateError
 __all__ = ["RawInputs", "RunSpec", "build_template", "gather_inputs", "input_literals", "read_template", "resolve"]
 
 INPUT_ENV_PREFIX = "TASKBOX_INPUT_"
+#: The key of a ``--config`` document that is ``taskbox run``'s interface declaration: removed before the
+#: executor's config model sees the config, and never part of the template's ``custom``.
+INTERFACE_KEY = "interface"
 _DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
 
 
@@ -112,48 +119,23 @@ def gather_inputs(
 # ------------------------------------------------------------------ templates
 
 
-def _normalize_interface(doc: dict[str, Any]) -> None:
-    """Let a template document declare ``interface.inputs``/``outputs`` as ``{name: type}`` shorthand."""
-    from google.protobuf.json_format import MessageToDict
-
-    interface = doc.get("interface")
-    if not isinstance(interface, dict):
-        return
-    for section in ("inputs", "outputs"):
-        value = interface.get(section)
-        if isinstance(value, dict) and "variables" not in value:
-            interface[section] = {
-                "variables": {n: {"type": MessageToDict(plainio.parse_type(t))} for n, t in value.items()}
-            }
-
-
 def read_template(ref: str) -> Any:
     """Read a ``TaskTemplate`` from a ``.pb`` file, a ``.json``/``.yaml`` document or inline JSON/YAML.
+
+    A file of another name is told by its content (:func:`taskbox.entrypoint.template.read_template`).
 
     Raises:
         TemplateError: Unreadable, malformed, or not a TaskTemplate.
 
     """
-    from flyteidl.core import tasks_pb2
-    from google.protobuf.json_format import ParseDict, ParseError
+    from taskbox.entrypoint.template import read_template as read_file
+    from taskbox.entrypoint.template import template_from_document
 
     inline = ref.lstrip().startswith("{") or "\n" in ref
     if not inline and not ref.lower().endswith(_DOCUMENT_SUFFIXES):
-        from taskbox.entrypoint.template import read_template as read_pb
-
-        return read_pb(ref)
+        return read_file(ref)
     doc = plainio.load_document(ref, what="template", error=TemplateError)
-    if not isinstance(doc, dict):
-        raise TemplateError(f"template {ref} must be an object (a TaskTemplate in protobuf's JSON mapping)")
-    try:
-        _normalize_interface(doc)
-        template = ParseDict(doc, tasks_pb2.TaskTemplate())
-    except (ParseError, ConfigError, ValueError, ArithmeticError) as exc:  # e.g. a number no double holds
-        raise TemplateError(f"template {ref if not inline else '(inline)'} is not a TaskTemplate: {exc}") from None
-    from taskbox.entrypoint.template import check_readable
-
-    check_readable(template, f"template {ref if not inline else '(inline)'}")  # what Flyte would read back
-    return template
+    return template_from_document(doc, f"template {ref if not inline else '(inline)'}")
 
 
 def _placeholders(cls: Any, config: Mapping[str, Any]) -> list[str]:
@@ -234,18 +216,22 @@ def _build_template(
     from taskbox.executors import registry
     from taskbox.executors.base import validate_config
 
-    cls = registry.load(executor_ref)
+    cls = registry.ensure_installed(registry.load(executor_ref), executor_ref)
     if not isinstance(config_doc or {}, dict):
         raise ConfigError(f"the config of executor {executor_ref!r} must be an object")
     config = dict(config_doc or {})
-    interface = config.pop("interface", None) or {}
+    interface = config.pop(INTERFACE_KEY, None) or {}  # taskbox run's, never the executor's
     if interface_doc is not None:
         interface = interface_doc
     if not isinstance(interface, dict) or set(interface) - {"inputs", "outputs"}:
         raise ConfigError("an interface is an object with 'inputs' and/or 'outputs': {name: type}")
+    for section in ("inputs", "outputs"):
+        if not isinstance(interface.get(section) or {}, dict):
+            raise ConfigError(f"interface.{section} is an object of name: type, got {interface[section]!r}")
     validate_config(cls, config)
-    declared_in = {n: plainio.parse_type(t) for n, t in (interface.get("inputs") or {}).items()}
-    declared_out = {n: plainio.parse_type(t) for n, t in (interface.get("outputs") or {}).items()}
+    # The executor's own declarations (Executor.inputs/outputs), then the user's, which win.
+    declared_in = {n: plainio.parse_type(t) for n, t in {**cls.inputs, **(interface.get("inputs") or {})}.items()}
+    declared_out = {n: plainio.parse_type(t) for n, t in {**cls.outputs, **(interface.get("outputs") or {})}.items()}
 
     found: dict[str, None] = dict.fromkeys(declared_in)
     found.update(dict.fromkeys(_placeholders(cls, config)))

@@ -16,6 +16,13 @@ Invariants:
       :mod:`taskbox.errors` types for the failures it understands.
     * ``config_inputs`` and ``infer_outputs`` (``taskbox run --executor``'s interface inference) are
       classmethods of the plain config mapping: pure, no I/O, and cheap (no import at module level).
+    * ``inputs`` and ``outputs`` declare the interface every config of the executor has, in the type language
+      of :func:`taskbox.typespec.parse_type` (``{"count": "int"}``); the registry parses them when the plugin
+      loads. :meth:`Executor.interface` is the default interface of one config: those declarations, the
+      config's inputs (``config_inputs``) and its outputs (``infer_outputs``), as type-language strings.
+    * ``requires`` names the modules ``execute`` imports (lazily): the executor can run here only when each is
+      importable (``importlib.util.find_spec``, nothing imported); the registry checks it before a run
+      (:func:`taskbox.executors.registry.ensure_installed`) and ``taskbox executors`` reports it.
 """
 
 from __future__ import annotations
@@ -80,6 +87,62 @@ class Executor:
     Config: ClassVar[type[Any] | None] = None
     #: One line shown by ``taskbox executors``.
     summary: ClassVar[str] = ""
+    #: Inputs every config of this executor takes, name -> type-language string (``{"text": "str"}``).
+    inputs: ClassVar[Mapping[str, str]] = {}
+    #: Outputs every config of this executor returns, name -> type-language string (``{"count": "int"}``).
+    outputs: ClassVar[Mapping[str, str]] = {}
+    #: Top-level or dotted module names ``execute`` needs (``("sqlglot", "pyarrow")``); without one of them the
+    #: executor is not available here (``USER:ExecutorNotInstalled``), instead of failing mid-run.
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def interface(
+        cls,
+        config: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None = None,
+        outputs: Mapping[str, Any] | None = None,
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Return the default interface of ``config``: ``(inputs, outputs)``, name -> type-language string.
+
+        Inputs are the declared ones (``inputs`` here, then the class's :attr:`inputs`) followed by the names
+        :meth:`config_inputs` finds; outputs are what :meth:`infer_outputs` answers for the declared ones
+        (``outputs`` here over the class's :attr:`outputs`). Pure: no I/O, nothing run.
+
+        Args:
+            config: ``TaskTemplate.custom`` as plain data (valid for :attr:`Config`; not validated here).
+            inputs: Input types the caller declares, name -> type-language string or ``LiteralType`` (they win).
+            outputs: Output types the caller declares, likewise.
+
+        Returns:
+            ``(inputs, outputs)``, each name -> type-language string (a caller's strings are kept as given).
+
+        Raises:
+            ConfigError: The config uses an input whose type nobody declares (declare it in ``inputs``), a
+                declared type does not parse, or an inferred type has no name in the type language.
+
+        Example:
+            >>> from taskbox.executors.echo import EchoExecutor
+            >>> EchoExecutor.interface({}, {"x": "int"})
+            ({'x': 'int'}, {'x': 'int'})
+
+        """
+        from taskbox.typespec import format_type, parse_type
+
+        said_in = {**cls.inputs, **(inputs or {})}
+        said_out = {**cls.outputs, **(outputs or {})}
+        untyped = [n for n in cls.config_inputs(config) if n not in said_in]
+        if untyped:
+            raise ConfigError(
+                f"the {cls.task_type} config uses input(s) {', '.join(map(repr, untyped))} of no declared type: "
+                "declare their types (inputs={name: type})"
+            )
+        in_types = {n: parse_type(t) for n, t in said_in.items()}
+        out_types = cls.infer_outputs(config, in_types, {n: parse_type(t) for n, t in said_out.items()})
+
+        def said(given: Mapping[str, Any], types: Mapping[str, Any]) -> dict[str, str]:
+            return {n: given[n] if isinstance(given.get(n), str) else format_type(t) for n, t in types.items()}
+
+        return said(said_in, in_types), said(said_out, out_types)
 
     @classmethod
     def config_inputs(cls, config: Mapping[str, Any]) -> list[str]:
@@ -104,8 +167,9 @@ class Executor:
     ) -> dict[str, LiteralType]:
         """Return the task's outputs: the declared ones, completed by what the config implies.
 
-        ``taskbox run --executor`` calls it to build the template's interface. The default returns
-        ``declared``; an executor whose config implies outputs adds them (the SQL executors a
+        ``taskbox run --executor`` calls it to build the template's interface (with the class's
+        :attr:`outputs` among ``declared``). The default returns ``declared``, and the class's :attr:`outputs`
+        when called without them; an executor whose config implies outputs adds them (the SQL executors a
         ``results`` table, the ``http`` executor its status/headers/body outputs, ``echo`` one output per
         input). Build types with :func:`taskbox.typespec.parse_type` (``parse_type("list[json]")``).
 
@@ -121,7 +185,11 @@ class Executor:
             ConfigError: An output the config implies has a type that cannot be told (ask for a declaration).
 
         """
-        return dict(declared)
+        if not cls.outputs:
+            return dict(declared)
+        from taskbox.typespec import parse_type
+
+        return {**{n: parse_type(t) for n, t in cls.outputs.items()}, **declared}
 
     def execute(self, context: ExecutionContext, config: Any, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """Run the task.

@@ -16,8 +16,9 @@ Config (the template's ``custom``, :class:`ConnectorConfig`)::
      "timeout_seconds": 3600, ...}                                  # the loop's settings (JobConfig)
 
 Invariants:
-    * The flyte SDK is imported only when a job is created, polled or deleted; without it the run fails with
-      ``USER:FlyteSDKMissing`` naming ``taskbox[flyte2]``.
+    * The flyte SDK is imported only when a job is created, polled or deleted, and declared in ``requires``:
+      without it the run fails with ``USER:ExecutorNotInstalled`` naming ``taskbox[flyte2]`` before any input
+      is read; an SDK without its connector API is ``USER:FlyteSDKMissing``.
     * The handle (:class:`ConnectorHandle`) holds ``ResourceMeta.encode()``'s bytes (base64), the connector's
       task type and the ``output_prefix`` given to ``create``; ``get``/``delete`` decode it with the connector's
       ``metadata_type``, so they work from the handle alone in a later attempt. Secrets never enter it: they
@@ -222,6 +223,7 @@ class ConnectorExecutor(AsyncExecutor):
     Config = ConnectorConfig
     Handle = ConnectorHandle
     summary = "runs a flyte-sdk AsyncConnector in the pod; resumes its job after restarts, deletes it on SIGTERM"
+    requires = ("flyte",)  # the flyte SDK, imported when a job is created, polled or deleted
 
     def __init__(self) -> None:
         self._metas: dict[str, Any] = {}  # handle.resource_meta -> the object create returned (no decode)

@@ -50,6 +50,7 @@ class HTTPExecutor(Executor):
     task_type = "http"
     Config = HTTPConfig
     summary = "calls an HTTP API (SSRF-guarded, retried, size-capped); JSON pointers to outputs; runs webhook templates"
+    requires = ("httpx",)
 
     @classmethod
     def config_inputs(cls, config: Mapping[str, Any]) -> list[str]:

@@ -214,6 +214,7 @@ class HTTPJobExecutor(AsyncExecutor):
     Config = HTTPJobConfig
     Handle = HTTPJobHandle
     summary = "starts a job through a submit/poll/cancel HTTP API; resumes it after restarts, cancels it on SIGTERM"
+    requires = ("httpx",)
 
     def create(self, context: ExecutionContext, config: HTTPJobConfig, inputs: Mapping[str, Any]) -> HTTPJobHandle:
         """Send the submit request and build the handle from its response."""

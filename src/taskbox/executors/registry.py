@@ -11,9 +11,15 @@ is not a built-in, because scanning installed distributions costs about 0.1 s. C
 Invariants:
     * A class is validated when it is loaded (pluggy's rule), never when it is called: a broken plugin
       is reported as ``PluginInvalid`` naming what is wrong, before any input is read.
-    * A known executor whose dependencies are missing raises ``ExecutorNotInstalled`` with the
-      ``pip install 'taskbox[extra]'`` hint; an unknown name or task type raises ``ExecutorNotFound``
-      listing what is available.
+    * A known executor whose dependencies are missing raises ``ExecutorNotInstalled`` naming the catalog
+      image that carries it and the ``pip install 'taskbox[extra]'`` hint; an unknown name or task type raises
+      ``ExecutorNotFound`` listing what is available.
+    * Loading a class (:func:`load`, :func:`for_task_type`) imports its module only: authoring code defines
+      tasks for executors it cannot run. Running one (:mod:`taskbox.entrypoint.template`) first calls
+      :func:`ensure_installed`, which checks the class's ``requires`` with ``importlib.util.find_spec`` (nothing
+      is imported), so a missing library is ``USER:ExecutorNotInstalled`` before any input is read, not a
+      ``ModuleNotFoundError`` in the middle of the run (SYSTEM, retried forever). :func:`describe` says
+      ``available`` only for executors that pass the same check.
     * flytekit's executor class paths map to the taskbox executor of the same task type, so
       templates serialized by flytekit run without flytekit; so does ``taskbox.flytekit.executors.<name>``
       (the class path of :mod:`taskbox.flytekit`'s tasks), which names executor ``<name>`` and is never imported.
@@ -24,10 +30,12 @@ Invariants:
 from __future__ import annotations
 
 import importlib
+import re
 from collections import namedtuple
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from taskbox.errors import ExecutorNotFound, ExecutorNotInstalled, PluginInvalid
+from taskbox.errors import ConfigError, ExecutorNotFound, ExecutorNotInstalled, PluginInvalid
 from taskbox.executors.base import Executor
 
 if TYPE_CHECKING:
@@ -37,7 +45,7 @@ ENTRY_POINT_GROUP = "taskbox.executors"
 
 
 # collections.namedtuple, not typing.NamedTuple: the latter compiles string annotations at import.
-class KnownExecutor(namedtuple("KnownExecutor", "name target task_types extra", defaults=(None,))):
+class KnownExecutor(namedtuple("KnownExecutor", "name target task_types extra variant", defaults=(None, "base"))):
     """A built-in executor, described without importing it.
 
     Attributes:
@@ -45,6 +53,7 @@ class KnownExecutor(namedtuple("KnownExecutor", "name target task_types extra", 
         target: ``"module:Class"``.
         task_types: Template types it serves; the first is its own.
         extra: The ``taskbox[...]`` extra that installs its dependencies, if any.
+        variant: The image variant that carries it (``taskbox.images`` catalog: ``executor-<variant>``).
     """
 
     __slots__ = ()
@@ -53,11 +62,14 @@ class KnownExecutor(namedtuple("KnownExecutor", "name target task_types extra", 
 # Kept sorted by name (checked below), like fsspec's known_implementations.
 BUILTINS: tuple[KnownExecutor, ...] = (
     KnownExecutor("echo", "taskbox.executors.echo:EchoExecutor", ("echo",)),
-    KnownExecutor("flyte-connector", "taskbox.executors.connector:ConnectorExecutor", ("flyte-connector",), "flyte2"),
-    KnownExecutor("http", "taskbox.executors.http:HTTPExecutor", ("http", "webhook"), "http"),
-    KnownExecutor("http-job", "taskbox.executors.http_job:HTTPJobExecutor", ("http-job",), "http"),
-    KnownExecutor("sql", "taskbox.executors.sql:SQLExecutor", ("sqlalchemy", "sql"), "sql"),
-    KnownExecutor("sqlite", "taskbox.executors.sqlite:SQLiteExecutor", ("sqlite",), "sqlite"),
+    # The python variant with the flyte2 extra (docs/images.md: --build-arg EXTRAS=...,flyte2).
+    KnownExecutor(
+        "flyte-connector", "taskbox.executors.connector:ConnectorExecutor", ("flyte-connector",), "flyte2", "python"
+    ),
+    KnownExecutor("http", "taskbox.executors.http:HTTPExecutor", ("http", "webhook"), "http", "http"),
+    KnownExecutor("http-job", "taskbox.executors.http_job:HTTPJobExecutor", ("http-job",), "http", "http"),
+    KnownExecutor("sql", "taskbox.executors.sql:SQLExecutor", ("sqlalchemy", "sql"), "sql", "sql"),
+    KnownExecutor("sqlite", "taskbox.executors.sqlite:SQLiteExecutor", ("sqlite",), "sqlite", "sqlite"),
 )
 
 
@@ -130,7 +142,7 @@ def validate(obj: Any, source: str) -> type[Executor]:
         raise broken("it does not implement execute(context, config, inputs)")
     if not _accepts_positional(obj.execute, 4):
         raise broken("execute must accept (self, context, config, inputs)")
-    for method in ("config_inputs", "infer_outputs"):  # taskbox run calls them on the class
+    for method in ("config_inputs", "infer_outputs", "interface"):  # taskbox run calls them on the class
         if not isinstance(_static(obj, method), (classmethod, staticmethod)):
             raise broken(f"{method} must be a classmethod (see docs/plugins.md)")
     if obj.Config is not None:
@@ -138,11 +150,46 @@ def validate(obj: Any, source: str) -> type[Executor]:
 
         if not (isinstance(obj.Config, type) and issubclass(obj.Config, BaseModel)):
             raise broken("Config must be a pydantic BaseModel subclass or None")
+    why = _declaration_problems(obj)
+    if why:
+        raise broken(why)
     contract = getattr(obj, "contract_problems", None)  # AsyncExecutor: create/get/delete, Handle
     why = contract() if callable(contract) else None
     if why:
         raise broken(why)
     return obj
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
+
+
+def _declaration_problems(cls: type[Executor]) -> str | None:
+    """What is wrong with the class's ``summary``, ``requires``, ``inputs`` and ``outputs``, or ``None``."""
+    if not isinstance(cls.summary, str):
+        return "summary must be a string"
+    requires = cls.requires
+    if not isinstance(requires, (tuple, list)) or not all(
+        isinstance(m, str) and _MODULE_NAME.match(m) for m in requires
+    ):
+        return f"requires must be a tuple of module names, got {requires!r}"
+    for section in ("inputs", "outputs"):
+        declared = getattr(cls, section)
+        if not isinstance(declared, Mapping):
+            return f"{section} must be a mapping of names to types (such as {{'count': 'int'}}), got {declared!r}"
+        if not declared:
+            continue
+        from taskbox.typespec import parse_type  # only a class that declares types pays for the literal engine
+
+        for name, spec in declared.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                return f"{section} names must be identifiers, got {name!r}"
+            if not isinstance(spec, str):
+                return f"{section}[{name!r}] must be a type-language string (such as 'int'), got {spec!r}"
+            try:
+                parse_type(spec)
+            except ConfigError as exc:
+                return f"{section}[{name!r}]: {exc}"
+    return None
 
 
 def _static(cls: type, name: str) -> Any:
@@ -163,15 +210,37 @@ def _accepts_positional(fn: Any, count: int) -> bool:
     return required <= count and (varargs or code.co_argcount >= count)
 
 
+def _image_of(variant: str) -> str:
+    """The catalog image of ``variant`` (``ghcr.io/taskbox/executor-<variant>:<tag>``), for messages."""
+    from taskbox.images import CatalogError, default_image  # only on the error path
+
+    try:
+        return default_image(variant)
+    except CatalogError:
+        return f"ghcr.io/taskbox/executor-{variant}"
+
+
+def _known_hint(known: KnownExecutor) -> str:
+    """How to get a built-in executor: its catalog image, or its extra."""
+    image = _image_of(known.variant)
+    if known.variant == "python" and known.extra:  # the variant carries the extra only when built with it
+        image += f" built with taskbox[{known.extra}] (docs/images.md)"
+    pip = f"pip install 'taskbox[{known.extra}]'" if known.extra else "reinstall taskbox"
+    return f"use the {known.variant} image {image}, or {pip}"
+
+
+def _not_installed(known: KnownExecutor, missing: list[str] | str) -> ExecutorNotInstalled:
+    names = ", ".join(missing) if isinstance(missing, list) else missing
+    return ExecutorNotInstalled(
+        f"executor {known.name!r} is not installed in this image ({names} missing): {_known_hint(known)}"
+    )
+
+
 def _load_known(known: KnownExecutor) -> type[Executor]:
     try:
         obj = _import_target(known.target)
     except ModuleNotFoundError as exc:
-        hint = f"pip install 'taskbox[{known.extra}]'" if known.extra else "reinstall taskbox"
-        raise ExecutorNotInstalled(
-            f"executor {known.name!r} is not installed in this image ({exc.name} is missing): {hint}, "
-            f"or use the taskbox image for {known.name!r}"
-        ) from None
+        raise _not_installed(known, str(exc.name)) from None
     return validate(obj, f"{known.name!r} ({known.target})")
 
 
@@ -263,13 +332,85 @@ def for_task_type(task_type: str) -> type[Executor]:
     )
 
 
+def missing_modules(cls: type[Executor]) -> list[str]:
+    """The modules of ``cls.requires`` that cannot be imported here (found with ``find_spec``; none imported)."""
+    import sys
+    from importlib.util import find_spec
+
+    missing = []
+    for module in cls.requires:
+        if sys.modules.get(module) is not None:  # imported already (None marks a module blocked from import)
+            continue
+        try:
+            found = find_spec(module) is not None
+        except (ImportError, ValueError):  # a dotted name whose parent package is missing, or is not a package
+            found = False
+        if not found:
+            missing.append(module)
+    return missing
+
+
+def ensure_installed(cls: type[Executor], ref: str | None = None) -> type[Executor]:
+    """Return ``cls`` if it can run here: each module of its ``requires`` is importable.
+
+    Args:
+        cls: The executor class (from :func:`load` or :func:`for_task_type`).
+        ref: How the template named it, for the message (its name, class path or task type).
+
+    Raises:
+        ExecutorNotInstalled: A required module is missing; the message names the image variant that carries
+            a built-in executor (``ghcr.io/taskbox/executor-<variant>``), or the distribution of a plugin.
+    """
+    missing = missing_modules(cls)
+    if missing:
+        raise not_installed(cls, missing, ref)
+    return cls
+
+
+def not_installed(cls: type[Executor], missing: list[str], ref: str | None = None) -> ExecutorNotInstalled:
+    """The ``ExecutorNotInstalled`` for ``cls`` without the modules ``missing``, saying where it can run."""
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    for known in BUILTINS:
+        if known.target == target:
+            return _not_installed(known, missing)
+    name = next((n for n, c in _registered.items() if c is cls), None)
+    dist = None
+    if name is None:
+        for ep in _entry_points():  # on the error path only
+            if ep.value == target:
+                name, dist = ep.name, (ep.dist.name if ep.dist is not None else None)
+                break
+    label = name or ref or cls.task_type
+    where = f"install {dist} with its dependencies" if dist else "install the packages that provide them"
+    return ExecutorNotInstalled(
+        f"executor {label!r} cannot run in this image ({', '.join(missing)} missing): {where}, or run it in an "
+        "image that has them (`taskbox image build --executor` installs a distribution with its dependencies)"
+    )
+
+
 def names() -> list[str]:
     """Every executor name: built-ins, installed entry points and executors registered from code."""
     return sorted(set(_BY_NAME) | {ep.name for ep in _entry_points()} | set(_registered))
 
 
-class ExecutorInfo(namedtuple("ExecutorInfo", "name target task_types source status config_schema")):
-    """What ``taskbox executors`` prints about one executor (``config_schema`` is a JSON schema or None)."""
+class ExecutorInfo(
+    namedtuple(
+        "ExecutorInfo",
+        "name target task_types source status config_schema summary inputs outputs requires",
+        defaults=("", {}, {}, ()),
+    )
+):
+    """What ``taskbox executors`` prints about one executor.
+
+    Attributes:
+        status: ``available`` when the executor can run here (its class loads and every module of its
+            ``requires`` is importable), else ``unavailable: <why>``.
+        config_schema: Its config model's JSON schema, or ``None``.
+        summary: Its one-line ``summary`` (``""`` when it has none or did not load).
+        inputs: Its declared ``inputs`` (name -> type-language string).
+        outputs: Its declared ``outputs``.
+        requires: The modules it needs (``requires``).
+    """
 
     __slots__ = ()
 
@@ -291,9 +432,27 @@ def describe() -> list[ExecutorInfo]:
         except (ExecutorNotInstalled, ExecutorNotFound, PluginInvalid) as exc:
             infos.append(ExecutorInfo(name, target, task_types, source, f"unavailable: {exc}", None))
             continue
+        try:
+            ensure_installed(cls, name)
+            status = "available"
+        except ExecutorNotInstalled as exc:
+            status = f"unavailable: {exc}"
         schema = cls.Config.model_json_schema() if cls.Config is not None else None
         types = task_types or (cls.task_type,)
-        infos.append(ExecutorInfo(name, target, types, source, "available", schema))
+        infos.append(
+            ExecutorInfo(
+                name,
+                target,
+                types,
+                source,
+                status,
+                schema,
+                cls.summary,
+                dict(cls.inputs),
+                dict(cls.outputs),
+                tuple(cls.requires),
+            )  # fmt: skip
+        )
     return infos
 
 

@@ -106,6 +106,7 @@ class SQLExecutor(Executor):
     task_type = "sqlalchemy"
     Config = SQLConfig
     summary = "runs one query on any SQLAlchemy database (read-only by default); results as Parquet or one row"
+    requires = ("sqlglot", "sqlalchemy", "pyarrow")  # a database driver (psycopg, pymysql...) is the URI's
 
     @classmethod
     def infer_outputs(

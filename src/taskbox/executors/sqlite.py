@@ -67,6 +67,7 @@ class SQLiteExecutor(Executor):
     task_type = "sqlite"
     Config = SQLiteConfig
     summary = "runs one query on a SQLite file from any storage URI; results as Parquet or one row"
+    requires = ("sqlglot", "pyarrow")  # adbc-driver-sqlite is optional (the sqlite3 path reads without it)
 
     @classmethod
     def infer_outputs(

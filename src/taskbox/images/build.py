@@ -80,6 +80,7 @@ def build(
     labels: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
     nocache: bool = False,
+    log: list[str] | None = None,
 ) -> str:
     """Build ``context`` into ``tag`` with the legacy builder, host networking and no pull.
 
@@ -91,6 +92,7 @@ def build(
         labels: Extra image labels.
         progress: Called with each line of build output (default: nothing is printed).
         nocache: Build every step afresh (``--no-cache``), as a rebuild from scratch would.
+        log: Receives every line of build output (to find the images the build made).
 
     Returns:
         The image id.
@@ -101,7 +103,7 @@ def build(
     """
     from docker.errors import APIError
 
-    lines: list[str] = []
+    lines: list[str] = [] if log is None else log
     try:
         stream = client.api.build(
             path=str(context.path),

@@ -191,17 +191,20 @@ def build_executor_image(
         ImageBuildError: The build failed, the image adds no executor, or one of them does not load.
 
     """
+    from taskbox.images import custom
+
     _parent_id(client, parent)
+    log: list[str] = []
     with build_lock(), tempfile.TemporaryDirectory(prefix="taskbox-image-executor-") as scratch:
         context, requirement = stage_executor(executor, Path(scratch) / "context")
-        image_id = sdk.build(
-            client,
-            context,
-            tag,
-            buildargs={"PARENT": parent, "EXECUTOR": requirement},
-            labels={"dev.taskbox.parent": parent, "dev.taskbox.executor": requirement},
-            progress=progress,
-        )
+        kept = parent  # until the build succeeds, every image it made is a leftover
+        try:
+            image_id = sdk.build(
+                client, context, tag, buildargs={"PARENT": parent, "EXECUTOR": requirement}, progress=progress, log=log
+            )
+            kept = image_id
+        finally:  # the builder stage (parent + pip + overlay) is not left behind, built or not
+            custom.remove_stages(client, log, kept)
     before = {e["name"] for e in sdk.installed_executors(client, parent)}
     added = [e for e in sdk.installed_executors(client, tag) if e["name"] not in before]
     broken = [f"{e['name']}: {e['status']}" for e in added if e["status"] != "available"]
@@ -210,6 +213,8 @@ def build_executor_image(
         if not added:
             raise ImageBuildError(tag, f"{executor} registers no executor (entry point group taskbox.executors)")
         raise ImageBuildError(tag, "executors do not load inside the image: " + "; ".join(broken))
+    labels = custom.labels_for(added, custom.distributions(client, tag), parent, custom.parent_digest(client, parent))
+    image_id = custom.label_build(client, image_id, tag, labels)
     return BuiltImage(tag, image_id, executors=tuple(added))
 
 

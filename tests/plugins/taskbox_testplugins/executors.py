@@ -116,3 +116,43 @@ class ClumsyConventions(Executor):
 
     def execute(self, context, config, inputs):
         return {}
+
+
+class WordCountConfig(ExecutorConfig):
+    min_length: int = Field(default=1, ge=1)
+
+
+class WordCountExecutor(Executor):
+    """A plugin that declares its interface: a ``str`` input, an ``int`` output (no ``interface`` in the config)."""
+
+    task_type = "test-wordcount"
+    Config = WordCountConfig
+    summary = "counts the words of a text"
+    inputs = {"text": "str"}
+    outputs = {"count": "int"}
+
+    def execute(self, context, config: WordCountConfig, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"count": sum(1 for word in inputs["text"].split() if len(word) >= config.min_length)}
+
+
+class NeedsALibrary(Executor):
+    """Declares a module this environment does not have: listed as unavailable, and running it is a USER error."""
+
+    task_type = "test-needs-library"
+    requires = ("taskbox_no_such_library", "json")
+
+    def execute(self, context, config, inputs):
+        import taskbox_no_such_library  # noqa: F401  # never reached: the registry refuses to run it first
+
+        return {}
+
+
+class ImportsLazily(Executor):
+    """Imports a missing module inside ``execute`` without declaring it (``requires``): still not retried forever."""
+
+    task_type = "test-lazy-import"
+
+    def execute(self, context, config, inputs):
+        import taskbox_no_such_library  # noqa: F401
+
+        return {}
