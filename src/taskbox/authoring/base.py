@@ -89,6 +89,9 @@ class TemplateTask:
     executor: str = ""
     #: The image catalog's variant of the default image (the executor's name if empty).
     image_variant: str = ""
+    #: An asynchronous executor: the args carry the checkpoint placeholders, and a local run records the
+    #: job's handle in ``<workdir>/checkpoint`` (a second run with that ``workdir`` resumes the job).
+    checkpoints: bool = False
 
     def __init__(
         self,
@@ -114,8 +117,8 @@ class TemplateTask:
         return self.config.model_dump(mode="json", exclude_none=True)
 
     def container_args(self) -> list[str]:
-        """Return the container args (``taskbox execute ... -- {{.taskTemplatePath}} NAME``)."""
-        return template_task_args(self.executor)
+        """Return the container args: ``taskbox execute ... -- {{.taskTemplatePath}} NAME`` (+ checkpoints)."""
+        return template_task_args(self.executor, checkpoints=self.checkpoints)
 
     def to_template(self, *, project: str = "", domain: str = "", version: str = "") -> Any:
         """Build the ``flyteidl.core.tasks_pb2.TaskTemplate`` (:func:`taskbox.entrypoint.taskspec.build_template`)."""
@@ -151,7 +154,39 @@ class TemplateTask:
             TaskFailed: The run committed an error document.
 
         """
-        return run_template(self.to_template(), inputs, workdir=workdir, executor=self.executor)
+        return self.run_with(inputs, workdir=workdir)
+
+    def run_with(
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        workdir: str | None = None,
+        checkpoint_path: str | None = None,
+        prev_checkpoint: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`run` with the run's options (names that cannot clash with the task's inputs).
+
+        Args:
+            inputs: Input values by name.
+            workdir: As :meth:`run`'s.
+            checkpoint_path: ``--checkpoint-path``; with :attr:`checkpoints`, ``<workdir>/checkpoint`` if omitted.
+            prev_checkpoint: ``--prev-checkpoint``.
+
+        Raises:
+            TaskFailed: The run committed an error document (its code, origin and recoverability).
+
+        """
+        if self.checkpoints and not checkpoint_path:
+            workdir = workdir or tempfile.mkdtemp(prefix="taskbox-run-")
+            checkpoint_path = os.path.join(workdir, "checkpoint")
+        return run_template(
+            self.to_template(),
+            inputs,
+            workdir=workdir,
+            executor=self.executor,
+            checkpoint_path=checkpoint_path,
+            prev_checkpoint=prev_checkpoint,
+        )
 
 
 def run_template(

@@ -25,12 +25,10 @@ Invariants:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from taskbox.authoring.base import TemplateTask, run_template
+from taskbox.authoring.base import TemplateTask
 
 __all__ = ["ExecutorTask"]
 
@@ -91,6 +89,7 @@ class ExecutorTask(TemplateTask):
         self.spec = spec
         self.task_type = spec.task_type
         self.executor = spec.name
+        self.checkpoints = spec.checkpoints
         requested = [(s.group, s.key, s.group_version) for s in spec.secrets]
         requested += [s for s in secrets or [] if s not in requested]
         super().__init__(
@@ -111,49 +110,3 @@ class ExecutorTask(TemplateTask):
     def custom(self) -> dict[str, Any]:
         """Return the template's ``custom``: the validated config as JSON types (``{}`` without a config)."""
         return dict(self.spec.custom)
-
-    def container_args(self) -> list[str]:
-        """Return the container args; with the checkpoint placeholders for an asynchronous executor."""
-        return self.spec.container_args()
-
-    def run(self, *, workdir: str | None = None, **inputs: Any) -> dict[str, Any]:
-        """Run the task in this process, through the same entrypoint as the container (see :meth:`run_with`)."""
-        return self.run_with(inputs, workdir=workdir)
-
-    def run_with(
-        self,
-        inputs: Mapping[str, Any],
-        *,
-        workdir: str | None = None,
-        checkpoint_path: str | None = None,
-        prev_checkpoint: str | None = None,
-    ) -> dict[str, Any]:
-        """Run with the run's options (names that cannot clash with the task's inputs).
-
-        An asynchronous executor records its job's handle in ``<workdir>/checkpoint`` unless told otherwise,
-        so a second run with the same ``workdir`` resumes the job, as a retried container would.
-
-        Args:
-            inputs: Input values by name.
-            workdir: Local directory for the run's files (a new temporary one, kept, if omitted).
-            checkpoint_path: ``--checkpoint-path``.
-            prev_checkpoint: ``--prev-checkpoint``.
-
-        Returns:
-            Output name -> Python value (converted by the declared types: tables as
-            :class:`taskbox.literals.StructuredDataset`, files as :class:`taskbox.File`).
-
-        Raises:
-            TaskFailed: The run committed an error document (its code, origin and recoverability).
-        """
-        workdir = workdir or tempfile.mkdtemp(prefix="taskbox-run-")
-        if self.spec.checkpoints and checkpoint_path is None:
-            checkpoint_path = os.path.join(workdir, "checkpoint")
-        return run_template(
-            self.to_template(),
-            inputs,
-            workdir=workdir,
-            executor=self.executor,
-            checkpoint_path=checkpoint_path,
-            prev_checkpoint=prev_checkpoint,
-        )

@@ -34,13 +34,11 @@ Invariants:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from taskbox.authoring.base import TemplateTask, run_template
-from taskbox.entrypoint.cmdline import CHECKPOINT_ARGS, template_task_args
+from taskbox.authoring.base import TemplateTask
+from taskbox.entrypoint.cmdline import CHECKPOINT_ARGS
 
 __all__ = ["CHECKPOINT_ARGS", "HTTPJobTask"]
 
@@ -69,6 +67,7 @@ class HTTPJobTask(TemplateTask):
 
     task_type = "http-job"
     executor = "http-job"
+    checkpoints = True  # the job's handle: a second run(workdir=...) resumes the recorded job
     image_variant = "http"
 
     def __init__(
@@ -107,40 +106,4 @@ class HTTPJobTask(TemplateTask):
             image=image,
             retries=retries,
             secrets=secrets,
-        )
-
-    def container_args(self) -> list[str]:
-        """Return the container args, with the checkpoint placeholders the job's handle needs."""
-        return template_task_args(self.executor, checkpoints=True)
-
-    def run(self, *, workdir: str | None = None, **inputs: Any) -> dict[str, Any]:
-        """Run the job in this process; the handle is recorded in ``<workdir>/checkpoint``.
-
-        A second ``run`` with the same ``workdir`` resumes the recorded job (or re-reads a finished
-        job's outputs) instead of submitting again. See :meth:`run_with` to choose the checkpoints.
-        """
-        return self.run_with(inputs, workdir=workdir)
-
-    def run_with(
-        self,
-        inputs: Mapping[str, Any],
-        *,
-        workdir: str | None = None,
-        checkpoint_path: str | None = None,
-        prev_checkpoint: str | None = None,
-    ) -> dict[str, Any]:
-        """Run with explicit checkpoint locations (``--checkpoint-path`` / ``--prev-checkpoint``).
-
-        Raises:
-            TaskFailed: The run committed an error document.
-
-        """
-        workdir = workdir or tempfile.mkdtemp(prefix="taskbox-run-")
-        return run_template(
-            self.to_template(),
-            inputs,
-            workdir=workdir,
-            executor=self.executor,
-            checkpoint_path=checkpoint_path or os.path.join(workdir, "checkpoint"),
-            prev_checkpoint=prev_checkpoint,
         )
