@@ -165,9 +165,8 @@ def _exported(server: ServerT, env: pytest.MonkeyPatch) -> Iterator[ServerT]:
 @pytest.fixture(scope="session")
 def s3_server(servers_venv: Path, _loopback_env: pytest.MonkeyPatch) -> Iterator[servers.S3Server]:
     """moto on 127.0.0.1 with bucket ``taskbox-test``; its env is exported for the session."""
-    with servers.start_moto(venv=servers_venv) as process:
-        server = servers.S3Server(process, S3_BUCKET)
-        server.create_bucket(S3_BUCKET)
+    server = servers.start_moto_with_bucket(S3_BUCKET, venv=servers_venv)
+    with server.process:
         yield from _exported(server, _loopback_env)
 
 
