@@ -13,8 +13,11 @@
     ``variant_image("sqlite")`` -> the tag of that variant built on ``base_image``
     (``variant_image("python", extras="s3,gcs,azure,tables,run,flyte2")``: with other pip extras). Each variant is built
     once per session, in series, and tagged ``taskbox-test/<variant>:<build key>``: an image with the same
-    key (same Dockerfile, wheel contents, build arguments and base) is reused across sessions. Images of
-    earlier sources are left alone (another session may still be using them): ``make image-clean``.
+    key (same Dockerfile, wheel contents, build arguments and base) is reused across sessions. When the
+    session ends, ``taskbox-test/*`` tags it did not use whose images are older than
+    :data:`STALE_AFTER`, and dangling images as old, are removed (a machine whose Docker state outlives its
+    runs, as CI's does, would otherwise fill its disk one source change at a time); younger ones are left
+    alone (another session may still be using them). ``make image-clean`` removes them all.
 
 ``container_env`` (function)
     The environment a container needs to reach the loopback S3 server (the containers share the host's
@@ -25,7 +28,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,8 @@ from taskbox.images.variants import build_variant
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("TASKBOX_TEST_BASE_IMAGE", "taskbox-base:bookworm")
 REVISION = "test"
+#: Test images unused for this long are removed when an image session ends.
+STALE_AFTER = timedelta(hours=6)
 
 
 def _start_engine() -> str:
@@ -75,7 +81,7 @@ def base_image(docker_client: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def variant_image(docker_client: Any, base_image: str) -> Callable[..., str]:
+def variant_image(docker_client: Any, base_image: str) -> Iterator[Callable[..., str]]:
     built: dict[str, str | ImageBuildError] = {}
 
     def get(variant: str, extras: str | None = None) -> str:
@@ -100,7 +106,24 @@ def variant_image(docker_client: Any, base_image: str) -> Callable[..., str]:
             pytest.fail(f"building the {key} image failed: {result}", pytrace=False)
         return result
 
-    return get
+    yield get
+    _remove_stale(docker_client, keep={tag for tag in built.values() if isinstance(tag, str)})
+
+
+def _remove_stale(client: Any, keep: set[str]) -> None:
+    """Remove ``taskbox-test/*`` tags not in ``keep`` and dangling images, older than :data:`STALE_AFTER`."""
+    from docker.errors import APIError
+
+    cutoff = datetime.now(UTC) - STALE_AFTER
+    for image in client.images.list(name="taskbox-test/*"):
+        created = datetime.fromisoformat(image.attrs["Created"][:19]).replace(tzinfo=UTC)
+        for tag in image.tags:
+            if created < cutoff and tag.startswith("taskbox-test/") and tag not in keep:
+                try:
+                    client.images.remove(tag)
+                except APIError:  # a container still uses it: kept
+                    pass
+    client.images.prune(filters={"dangling": True, "until": f"{int(STALE_AFTER.total_seconds())}s"})
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ def greet_image(docker_client, variant_image):
     parent = variant_image("base")
     tag = f"taskbox-test/greet:{parent.rsplit(':', 1)[1]}"
     dangling_before = {i.id for i in docker_client.images.list(filters={"dangling": True})}
+    previous = _image_id(docker_client, tag)  # an earlier run's image: untagged by this build, not made by it
     proc = subprocess.run(
         [TASKBOX, "image", "build", "--executor", str(EXAMPLE), "--tag", tag, "--base-image", parent, "--quiet"],
         capture_output=True,
@@ -39,9 +40,20 @@ def greet_image(docker_client, variant_image):
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.splitlines()[0] == tag
     assert "executor greet (task types: greet): available" in proc.stdout
-    left = {i.id for i in docker_client.images.list(filters={"dangling": True})} - dangling_before
+    left = {i.id for i in docker_client.images.list(filters={"dangling": True})} - dangling_before - {previous}
     assert not left, f"the build left untagged images behind: {sorted(left)}"
+    if previous and previous != docker_client.images.get(tag).id:  # as `docker build` does, the build keeps it
+        docker_client.images.remove(previous)  # this machine's Docker state outlives the run: do not pile up
     return tag, parent
+
+
+def _image_id(docker_client, reference):
+    from docker.errors import ImageNotFound
+
+    try:
+        return docker_client.images.get(reference).id
+    except ImageNotFound:
+        return None
 
 
 def test_the_image_is_labelled_as_what_it_is(docker_client, greet_image):
