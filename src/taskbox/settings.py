@@ -157,6 +157,12 @@ def _entries() -> tuple[Setting, ...]:
         s("AZURE_STORAGE_CLIENT_SECRET", "str", None, "Azure service principal's secret (adlfs; a secret)"),
         s("AZURE_STORAGE_ANON", "str", None, "anonymous Azure access when no credential is set (adlfs' rule)"),
         s("AZURE_STORAGE_ENDPOINT", "str", None, "Azure blob service URL (emulators, private endpoints)"),
+        s(
+            "TASKBOX_AZURE_ENDPOINT_SUFFIXES",
+            "list",
+            (),
+            "Azure endpoint suffixes an abfs:// URI may name beyond Azure's clouds' (Azure Stack Hub)",
+        ),
         # Dagster Pipes (set by Dagster's Pipes clients; entrypoint/pipes.py reads them with dagster-pipes).
         s(
             "DAGSTER_PIPES_CONTEXT",

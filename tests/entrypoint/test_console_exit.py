@@ -6,10 +6,15 @@ under test, not a command), then ``console_main`` ends the process.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
+
+from helpers import TASKBOX
 
 
 def _run(body: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -66,3 +71,16 @@ def test_a_daemon_thread_does_not_hold_the_exit(tmp_path):
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["executors"], ["executors", "--json"], ["images"], ["version"]])
+def test_a_reader_that_went_away_ends_the_command_quietly(argv):
+    """``taskbox executors | head -1``: the write fails with EPIPE; no traceback, SIGPIPE's exit code."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write: every write fails
+    try:
+        proc = subprocess.run([TASKBOX, *argv], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr == ""

@@ -107,3 +107,31 @@ def test_image_reference_takes_variants_and_references():
     assert image_reference("sqlite") == default_image("sqlite")
     assert image_reference("taskbox-test/sqlite:abc") == "taskbox-test/sqlite:abc"
     assert re.match(r"^ghcr\.io/taskbox/executor-http:", image_reference("http"))
+
+
+def test_credential_files_of_the_passed_on_environment_are_mounted_read_only(tmp_path: Path):
+    from taskbox.entrypoint.runimage import _environment
+
+    key = tmp_path / "secrets" / "sa.json"
+    key.parent.mkdir()
+    key.write_text("{}")
+    token = tmp_path / "cwd" / "token"  # inside a folder mounted anyway: not mounted twice
+    token.parent.mkdir()
+    token.write_text("t")
+    environ = _environment({
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key), "AZURE_FEDERATED_TOKEN_FILE": str(token),
+        "AZURE_STORAGE_ACCOUNT_NAME": "acct", "AWS_CONFIG_FILE": str(tmp_path / "missing"),
+        "AWS_SHARED_CREDENTIALS_FILE": "relative/creds", "HOME": "/root", "DAGSTER_PIPES_CONTEXT": "x",
+    })  # fmt: skip
+    assert set(environ) == {
+        "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_STORAGE_ACCOUNT_NAME",
+        "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+    }  # fmt: skip
+    ns = SimpleNamespace(
+        input=[], template=None, config=None, interface=None, inputs=None, outputs=None, raw_output_prefix=None,
+        checkpoint_path=None, prev_checkpoint=None, progress_file=None, output_file=[],
+    )  # fmt: skip
+    assert mounts(ns, str(tmp_path / "cwd"), environ) == {
+        str(tmp_path / "cwd"): {"bind": str(tmp_path / "cwd"), "mode": "rw"},
+        str(key): {"bind": str(key), "mode": "ro"},
+    }

@@ -186,6 +186,32 @@ def test_an_endpoint_is_never_used_for_another_account() -> None:
     assert azure.choose(env, azure.Location("mine", "core.windows.net")).account_url == "http://127.0.0.1:9/mine"
 
 
+@pytest.mark.parametrize(
+    "suffix", ["attacker.example", "core.windows.net.attacker.example", "127.0.0.1.nip.io", "localhost"]
+)
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"AZURE_STORAGE_SAS_TOKEN": "sv=1&sig=s"}, dict(SP)],
+    ids=["workload identity", "SAS token", "service principal"],
+)
+def test_a_uri_cannot_send_a_credential_to_a_host_outside_azure(env: dict[str, str], suffix: str) -> None:
+    """``abfs://c@acct.dfs.attacker.example/x`` in an input would get the pod's token or SAS: refused first."""
+    with pytest.raises(StorageError, match="TASKBOX_AZURE_ENDPOINT_SUFFIXES") as info:
+        azure.choose(env, azure.Location("acct", suffix))
+    assert info.value.recoverable is False and "sig=s" not in str(info.value)
+
+
+def test_more_endpoint_suffixes_are_configured_and_an_endpoint_ignores_the_uris() -> None:
+    stack = azure.Location("acct", "azs.contoso.local")
+    env = {"TASKBOX_AZURE_ENDPOINT_SUFFIXES": "other.example, AZS.contoso.local"}
+    assert azure.choose(env, stack).account_url == "https://acct.blob.azs.contoso.local"
+    for cloud in azure.CLOUD_SUFFIXES:
+        assert azure.choose({}, azure.Location("acct", cloud)).account_url == f"https://acct.blob.{cloud}"
+    endpoint = {"AZURE_STORAGE_ENDPOINT": "http://127.0.0.1:9/acct"}  # the configured endpoint is the one used
+    assert azure.choose(endpoint, stack).account_url == "http://127.0.0.1:9/acct"
+    assert azure.choose({"AZURE_STORAGE_CONNECTION_STRING": CS}, stack).account_url is None
+
+
 def test_no_account_is_a_permanent_configuration_error() -> None:
     with pytest.raises(StorageError, match="no Azure storage account") as info:
         azure.choose({}, None)

@@ -184,8 +184,14 @@ def console_main() -> None:
     main thread is alone, exit handlers run (logging flushes its handlers there) and the standard streams
     are flushed as at a normal exit, then ``os._exit`` skips the teardown. With other non-daemon threads alive
     (user code may have started some) the exit is the normal one, which waits for them.
+
+    A reader that goes away (``taskbox executors | head -1``) ends the process as ``SIGPIPE`` ends other
+    command-line tools: quietly, exit code 141 (128 + SIGPIPE), no traceback.
     """
-    code = main()
+    try:
+        code = main()
+    except BrokenPipeError:
+        code = _reader_gone()
     threading = sys.modules.get("threading")
     if threading is not None and any(not t.daemon and t is not threading.main_thread() for t in threading.enumerate()):
         sys.exit(code)  # a normal exit waits for non-daemon threads; daemon ones die either way
@@ -198,6 +204,18 @@ def console_main() -> None:
         except (OSError, ValueError):  # a closed pipe: what a normal exit would also lose
             pass
     os._exit(code)
+
+
+def _reader_gone() -> int:
+    """Point stdout at /dev/null (what is still buffered cannot reach anyone) and give SIGPIPE's exit code."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (replaced, closed): nothing to redirect
+        pass
+    finally:
+        os.close(devnull)
+    return 128 + 13  # SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,12 +11,14 @@ Invariants:
       ``--interface``, ``--inputs``, ``--outputs``, ``--raw-output-prefix``, checkpoints, the progress
       file, ``--output-file`` targets), and of every existing absolute path named in the config, a
       JSON/YAML template or inputs, or an ``--input`` value (a SQLite file, an input file), read-only.
-      URIs and inline JSON are passed on untouched.
+      URIs and inline JSON are passed on untouched. Credential files named by a passed-on variable
+      (:data:`_CREDENTIAL_FILES`: a service-account key, shared AWS config, a workload-identity token, a CA
+      bundle) are mounted read-only, each file alone at its own path.
     * Without ``--outputs`` the outputs go to a new local temporary directory (a directory inside the
       container would vanish with it), which is then named in the arguments.
     * The container runs as the calling user (files it writes are the caller's), with the host's network
-      (loopback endpoints work unchanged), and the taskbox, Flyte, secret and storage variables of this
-      environment; ``TASKBOX_IMAGE`` is not passed on. The exit code is the container's.
+      (loopback endpoints work unchanged), and the taskbox, Flyte, secret and storage (AWS, GCS, Azure)
+      variables of this environment; ``TASKBOX_IMAGE`` is not passed on. The exit code is the container's.
     * ``docker`` is imported only here (``pip install 'taskbox[images]'``).
 """
 
@@ -40,8 +42,18 @@ _PATH_OPTIONS = (
     "prev_checkpoint",
     "progress_file",
 )
-_ENV_PREFIXES = ("TASKBOX_", "FLYTE_", "_F_", "_FSEC_", "AWS_", "ARGO_")
-_ENV_NAMES = ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "NO_PROXY", "no_proxy")
+_ENV_PREFIXES = ("TASKBOX_", "FLYTE_", "_F_", "_FSEC_", "AWS_", "AZURE_", "GOOGLE_", "ARGO_")
+_ENV_NAMES = ("STORAGE_EMULATOR_HOST", "NO_PROXY", "no_proxy")
+#: Passed-on variables that name a file the storage clients read (mounted read-only when it exists).
+_CREDENTIAL_FILES = (
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CA_BUNDLE",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+)
 
 
 def image_reference(value: str) -> str:
@@ -59,8 +71,15 @@ def _local(value: str | None) -> str | None:
     return os.path.abspath(value)
 
 
-def mounts(ns: Any, cwd: str) -> dict[str, dict[str, str]]:
-    """Return the Docker SDK ``volumes`` for a run: each needed local folder at its own path (module doc)."""
+def mounts(ns: Any, cwd: str, environ: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """Return the Docker SDK ``volumes`` for a run: each needed local folder at its own path (module doc).
+
+    Args:
+        ns: The parsed ``taskbox run`` options.
+        cwd: The working directory (mounted read-write).
+        environ: The environment passed on; its credential files are mounted read-only.
+
+    """
     folders = {cwd: "rw"}
     paths = [(key, _local(getattr(ns, key))) for key in _PATH_OPTIONS]
     paths += [("output_file", _local(pair.partition("=")[2])) for pair in ns.output_file]
@@ -81,6 +100,12 @@ def mounts(ns: Any, cwd: str) -> dict[str, dict[str, str]]:
         if inside is not None and (kept[inside]["mode"] == "rw" or folders[folder] == "ro"):
             continue
         kept[folder] = {"bind": folder, "mode": folders[folder]}
+    for name in _CREDENTIAL_FILES:
+        path = (environ or {}).get(name, "")
+        if not (os.path.isabs(path) and os.path.isfile(path)):
+            continue  # relative or missing: the client in the container reports it
+        if not any(path.startswith(k.rstrip("/") + "/") for k in kept):
+            kept[path] = {"bind": path, "mode": "ro"}
     return kept
 
 
@@ -152,6 +177,7 @@ def run_in_image(ns: Any, argv: list[str], environ: Mapping[str, str]) -> int:
         ns.outputs = added = default_outputs_dir()
         print(f"taskbox run: outputs under {added}", file=sys.stderr)
     cwd = os.getcwd()
+    environment = _environment(environ)
     try:
         client = docker_client()
     except TaskboxError as exc:
@@ -163,8 +189,8 @@ def run_in_image(ns: Any, argv: list[str], environ: Mapping[str, str]) -> int:
         container = client.containers.run(
             reference,
             _arguments(argv, added),
-            volumes=mounts(ns, cwd),
-            environment=_environment(environ),
+            volumes=mounts(ns, cwd, environment),
+            environment=environment,
             working_dir=cwd,
             user=f"{os.getuid()}:{os.getgid()}",
             network_mode="host",

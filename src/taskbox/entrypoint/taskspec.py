@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from taskbox.errors import ConfigError, PluginInvalid, TaskboxError
+from taskbox.executors.registry import BUILTINS
 
 __all__ = [
     "IMAGE_VARIANTS",
@@ -43,8 +44,10 @@ __all__ = [
     "resolve_executor_task",
 ]
 
-#: The image catalog's variant that holds each built-in executor (``echo`` is in every image, ``base`` first).
-IMAGE_VARIANTS = {"echo": "base", "http": "http", "http-job": "http", "sql": "sql", "sqlite": "sqlite"}
+#: The image catalog's variant that holds each built-in executor (``echo`` is in every image, ``base`` first),
+#: from the registry's table; an executor that needs an extra the catalog's variant is not built with
+#: (``flyte-connector``: the python variant with ``flyte2``) has no catalog image.
+IMAGE_VARIANTS = {k.name: k.variant for k in BUILTINS if not (k.variant == "python" and k.extra)}
 
 #: An executor reference a template's args can carry and an image resolves by name (a built-in, an entry point).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")

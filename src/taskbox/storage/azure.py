@@ -27,7 +27,8 @@ same order here:
 Account: ``FLYTE_AZURE_STORAGE_ACCOUNT_NAME``, else ``AZURE_STORAGE_ACCOUNT_NAME``, else the URI's, else a
 connection string's ``AccountName``. Endpoint: the connection string's; else ``AZURE_STORAGE_ENDPOINT`` (a
 whole URL, e.g. Azurite's ``http://127.0.0.1:10000/devstoreaccount1``); else, as in production,
-``https://ACCOUNT.blob.core.windows.net`` (the URI's suffix for other clouds).
+``https://ACCOUNT.blob.core.windows.net`` (the URI's suffix for other clouds: Azure's sovereign clouds'
+suffixes, and those listed in ``TASKBOX_AZURE_ENDPOINT_SUFFIXES`` for Azure Stack Hub).
 
 Invariants:
     * Importing this module imports neither adlfs nor the Azure SDK: they load when the first Azure
@@ -42,6 +43,10 @@ Invariants:
       List; only a Put Blob whose body was already handed to the connection may still complete.
     * A shared key (account key, SAS token, connection string) belongs to one account: a URI naming
       another account is refused with ``StorageDenied`` before any request is made.
+    * Requests go only to Azure's storage hosts, or to the endpoint configured: a URI's endpoint suffix
+      (``container@account.dfs.SUFFIX``) must be one of :data:`CLOUD_SUFFIXES` or listed in
+      ``TASKBOX_AZURE_ENDPOINT_SUFFIXES``, else the URI is refused before any request (a URI from an input
+      would otherwise send the pod's bearer token or a SAS token to a host of its choosing).
     * Every secret read here (keys, SAS tokens and their signatures, client secrets, a connection
       string's key) is registered with :mod:`taskbox.redaction`, so no log line or error shows it.
     * The SDK's request log (every request and response, headers included, at INFO: about 12 lines a
@@ -83,6 +88,8 @@ _BLOCK_SIZE = 4 * 2**20
 _CONCURRENCY = 1
 
 _DEFAULT_SUFFIX = "core.windows.net"
+#: Blob endpoint suffixes of Azure's clouds (public, China, US Government, the retired Germany cloud).
+CLOUD_SUFFIXES = (_DEFAULT_SUFFIX, "core.chinacloudapi.cn", "core.usgovcloudapi.net", "core.cloudapi.de")
 _SDK_REQUEST_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
 _AUTHORITY = re.compile(r"^(?P<container>[^@/:]+)@(?P<account>[a-z0-9]{3,24})\.(?:dfs|blob)\.(?P<suffix>[a-z0-9.-]+)$")
 _FALSE_WORDS = ("false", "0", "f", "")
@@ -299,6 +306,14 @@ def choose(env: Mapping[str, str], location: Location | None) -> Choice:
             recoverable=False,
         )
     suffix = location.suffix if location is not None else _DEFAULT_SUFFIX
+    allowed = (*CLOUD_SUFFIXES, *(x.lower() for x in settings.items("TASKBOX_AZURE_ENDPOINT_SUFFIXES", environ=env)))
+    if not endpoint and suffix not in allowed:
+        raise StorageError(
+            f"the URI names the endpoint suffix {suffix!r}, which is not an Azure cloud's "
+            f"({', '.join(CLOUD_SUFFIXES)}): list it in TASKBOX_AZURE_ENDPOINT_SUFFIXES (Azure Stack Hub) "
+            "or set AZURE_STORAGE_ENDPOINT",
+            recoverable=False,
+        )
     url = endpoint.rstrip("/") if endpoint else f"https://{account}.blob.{suffix}"
     if key:
         account = shared_key_account("account key", configured, key_source)
