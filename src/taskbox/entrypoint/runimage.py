@@ -94,18 +94,16 @@ def mounts(ns: Any, cwd: str, environ: Mapping[str, str] | None = None) -> dict[
             folders.setdefault(folder, "ro")
     for path in _referenced_paths(ns):
         folders.setdefault(path if os.path.isdir(path) else os.path.dirname(path), "ro")
+    for name in _CREDENTIAL_FILES:  # each file alone: its folder may hold other secrets
+        path = (environ or {}).get(name, "")
+        if os.path.isabs(path) and os.path.isfile(path):  # relative or missing: the client inside reports it
+            folders.setdefault(path, "ro")
     kept: dict[str, dict[str, str]] = {}
     for folder in sorted(folders, key=len):
         inside = next((k for k in kept if folder == k or folder.startswith(k.rstrip("/") + "/")), None)
         if inside is not None and (kept[inside]["mode"] == "rw" or folders[folder] == "ro"):
             continue
         kept[folder] = {"bind": folder, "mode": folders[folder]}
-    for name in _CREDENTIAL_FILES:
-        path = (environ or {}).get(name, "")
-        if not (os.path.isabs(path) and os.path.isfile(path)):
-            continue  # relative or missing: the client in the container reports it
-        if not any(path.startswith(k.rstrip("/") + "/") for k in kept):
-            kept[path] = {"bind": path, "mode": "ro"}
     return kept
 
 

@@ -47,7 +47,7 @@ __all__ = [
 #: The image catalog's variant that holds each built-in executor (``echo`` is in every image, ``base`` first),
 #: from the registry's table; an executor that needs an extra the catalog's variant is not built with
 #: (``flyte-connector``: the python variant with ``flyte2``) has no catalog image.
-IMAGE_VARIANTS = {k.name: k.variant for k in BUILTINS if not (k.variant == "python" and k.extra)}
+IMAGE_VARIANTS = {k.name: k.variant for k in BUILTINS if k.in_catalog_image}
 
 #: An executor reference a template's args can carry and an image resolves by name (a built-in, an entry point).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")

@@ -58,6 +58,14 @@ class KnownExecutor(namedtuple("KnownExecutor", "name target task_types extra va
 
     __slots__ = ()
 
+    @property
+    def in_catalog_image(self) -> bool:
+        """Whether the catalog's image of :attr:`variant` carries it.
+
+        The python variant carries an extra only when built with it (``--build-arg EXTRAS=...``).
+        """
+        return not (self.variant == "python" and self.extra)
+
 
 # Kept sorted by name (checked below), like fsspec's known_implementations.
 BUILTINS: tuple[KnownExecutor, ...] = (
@@ -223,7 +231,7 @@ def _image_of(variant: str) -> str:
 def _known_hint(known: KnownExecutor) -> str:
     """How to get a built-in executor: its catalog image, or its extra."""
     image = _image_of(known.variant)
-    if known.variant == "python" and known.extra:  # the variant carries the extra only when built with it
+    if not known.in_catalog_image:
         image += f" built with taskbox[{known.extra}] (docs/images.md)"
     pip = f"pip install 'taskbox[{known.extra}]'" if known.extra else "reinstall taskbox"
     return f"use the {known.variant} image {image}, or {pip}"

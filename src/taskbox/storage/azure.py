@@ -60,6 +60,7 @@ import functools
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -132,6 +133,7 @@ def cache_key(uri: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True, repr=False)
 class Choice:
     """What to connect to and how: the outcome of the precedence in the module docstring.
 
@@ -141,30 +143,20 @@ class Choice:
         account: The storage account (``None`` only with a connection string or an endpoint URL).
         account_url: The blob service URL (``None`` with a connection string, which names its own).
         source: The variables the credential came from (for messages; never their values).
+        secret: The key, SAS token, client secret or connection string (keyword only).
+        client_id: A service principal's, or the user-assigned identity to use (keyword only).
+        tenant_id: A service principal's tenant (keyword only).
 
-    Secrets are kept in private attributes; ``repr`` shows none of them.
+    ``repr`` shows no secret.
     """
 
-    __slots__ = ("_client_id", "_secret", "_tenant_id", "account", "account_url", "mode", "source")
-
-    def __init__(
-        self,
-        mode: str,
-        account: str | None,
-        account_url: str | None,
-        source: str,
-        *,
-        secret: str | None = None,
-        client_id: str | None = None,
-        tenant_id: str | None = None,
-    ) -> None:
-        self.mode = mode
-        self.account = account
-        self.account_url = account_url
-        self.source = source
-        self._secret = secret
-        self._client_id = client_id
-        self._tenant_id = tenant_id
+    mode: str
+    account: str | None
+    account_url: str | None
+    source: str
+    secret: str | None = field(default=None, kw_only=True)
+    client_id: str | None = field(default=None, kw_only=True)
+    tenant_id: str | None = field(default=None, kw_only=True)
 
     def __repr__(self) -> str:
         where = self.account_url or "the connection string's endpoint"
@@ -175,21 +167,21 @@ class Choice:
         if self.mode == "account-key":
             from azure.core.credentials import AzureNamedKeyCredential
 
-            return AzureNamedKeyCredential(self.account or "", self._secret or "")
+            return AzureNamedKeyCredential(self.account or "", self.secret or "")
         if self.mode == "sas":
             from azure.core.credentials import AzureSasCredential
 
-            return AzureSasCredential(self._secret or "")
+            return AzureSasCredential(self.secret or "")
         if self.mode == "service-principal":
             from azure.identity.aio import ClientSecretCredential
 
-            return ClientSecretCredential(self._tenant_id or "", self._client_id or "", self._secret or "")
+            return ClientSecretCredential(self.tenant_id or "", self.client_id or "", self.secret or "")
         if self.mode == "default-credential":
             from azure.identity.aio import DefaultAzureCredential
 
-            if self._client_id:  # a user-assigned identity: managed identity or AKS workload identity
+            if self.client_id:  # a user-assigned identity: managed identity or AKS workload identity
                 return DefaultAzureCredential(
-                    managed_identity_client_id=self._client_id, workload_identity_client_id=self._client_id
+                    managed_identity_client_id=self.client_id, workload_identity_client_id=self.client_id
                 )
             return DefaultAzureCredential()
         return None
@@ -207,7 +199,7 @@ class Choice:
             "user_agent": "taskbox",
         }
         if self.mode == "connection-string":
-            return BlobServiceClient.from_connection_string(self._secret or "", **options)
+            return BlobServiceClient.from_connection_string(self.secret or "", **options)
         return BlobServiceClient(self.account_url or "", credential=credential, **options)
 
 
@@ -389,5 +381,5 @@ def filesystem_options(env: Mapping[str, str], uri: str) -> tuple[type, dict[str
         "max_concurrency": _CONCURRENCY,
     }
     if choice.mode == "connection-string":
-        options["connection_string"] = choice._secret
+        options["connection_string"] = choice.secret
     return _filesystem_class(), options
